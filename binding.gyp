@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "vhost_switch",
+      "sources": [
+        "native/binding.cc",
+        "native/binding_socket.cc",
+        "native/unix_socket.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-O2", "-g", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"]
+    }
+  ]
+}

@@ -1,0 +1,171 @@
+// The typed surface of the native addon (build/Release/vhost_switch.node).
+// Everything here is a thin wrapper over native/*.cc; no JavaScript runs per packet.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Bytes and file descriptors received by one recvmsg() call. */
+export interface RecvResult {
+  data: Buffer;
+  fds: number[];
+}
+
+/** One region of SET_MEM_TABLE, as the frontend sent it, plus the fd that came with it. */
+export interface MemRegion {
+  guestPhysAddr: bigint;
+  size: bigint;
+  userAddr: bigint;
+  mmapOffset: bigint;
+  fd: number;
+}
+
+/** SET_VRING_ADDR payload: frontend (QEMU) virtual addresses of the ring parts. */
+export interface VringAddr {
+  flags: number;
+  desc: bigint;
+  used: bigint;
+  avail: bigint;
+  log: bigint;
+}
+
+export interface PortOptions {
+  name: string;
+  /** 0: untagged / default bridge domain; 1..4094: access port of that VLAN. */
+  vlan: number;
+  /** Maximum queue pairs the port offers (GET_QUEUE_NUM). */
+  queuePairs: number;
+  mtu: number;
+}
+
+export interface QueueStats {
+  index: number;
+  started: boolean;
+  enabled: boolean;
+  packets: bigint;
+  bytes: bigint;
+}
+
+export interface PortStats {
+  id: number;
+  name: string;
+  /** Frames the switch received from the guest (guest TX virtqueues). */
+  rxPackets: bigint;
+  rxBytes: bigint;
+  /** Frames the switch delivered to the guest (guest RX virtqueues). */
+  txPackets: bigint;
+  txBytes: bigint;
+  /** Drops by reason. */
+  drops: Record<string, bigint>;
+  /** True once a ring was marked broken (bad descriptors) until the frontend resets it. */
+  broken: boolean;
+  queues: QueueStats[];
+}
+
+export interface ThreadStats {
+  thread: number;
+  busyCycles: bigint;
+  idleCycles: bigint;
+  packets: bigint;
+  /** busyCycles / packets, 0 when no packets. */
+  cyclesPerPacket: number;
+  sleeping: boolean;
+}
+
+export interface FdbEntry {
+  mac: string;
+  vlan: number;
+  portId: number;
+  static: boolean;
+  ageSeconds: number;
+}
+
+export interface SwitchOptions {
+  /** Number of poll threads (default 1). */
+  threads?: number;
+  /** CPU to pin each poll thread to (index = thread); -1 or missing = no pinning. */
+  cpus?: number[];
+  /** MAC aging in seconds (default 300). */
+  agingSeconds?: number;
+}
+
+/**
+ * The data plane. Ports are numbered by addPort(). All setters mirror vhost-user messages and are applied
+ * on the poll thread between bursts (the call returns once applied). Setters throw Error with a message
+ * on bad input; they never crash the process.
+ *
+ * Ownership: every fd passed in (mem regions, kick, call, err) belongs to the native side from then on
+ * (closed when replaced, on resetPort, or on error).
+ *
+ * Ring life cycle (vhost-user spec): setVringKick starts the ring (fd -1 = VHOST_USER_VRING_NOFD_MASK:
+ * the ring is polled without kicks); getVringBase stops it and returns the next avail index to process.
+ * A started ring carries packets only while enabled (setVringEnable).
+ */
+export interface NativeSwitch {
+  addPort(opts: PortOptions): number;
+  removePort(id: number): void;
+  /** Frontend went away or RESET_OWNER: stop all rings, unmap memory, close fds, forget features. */
+  resetPort(id: number): void;
+  setFeatures(id: number, features: bigint): void;
+  setMemTable(id: number, regions: MemRegion[]): void;
+  setVringNum(id: number, index: number, num: number): void;
+  setVringAddr(id: number, index: number, addr: VringAddr): void;
+  setVringBase(id: number, index: number, base: number): void;
+  getVringBase(id: number, index: number): number;
+  setVringKick(id: number, index: number, fd: number): void;
+  setVringCall(id: number, index: number, fd: number): void;
+  setVringErr(id: number, index: number, fd: number): void;
+  setVringEnable(id: number, index: number, enable: boolean): void;
+  portStats(id: number): PortStats;
+  threadStats(): ThreadStats[];
+  fdbList(): FdbEntry[];
+  fdbAdd(mac: string, vlan: number, portId: number): void;
+  fdbFlush(portId?: number): void;
+  close(): void;
+}
+
+export interface FdWatcher {
+  /** Watch for readability (and writability if asked); cb runs on the JS thread. */
+  start(readable: boolean, writable: boolean): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  /** Non-blocking listening AF_UNIX stream socket bound at path (the caller removes stale files first). */
+  unixListen(path: string, backlog: number): number;
+  /** Non-blocking connect; throws an Error with .code (ENOENT, ECONNREFUSED, ...) on failure. */
+  unixConnect(path: string): number;
+  /** Accepts one connection; -1 when none is pending. */
+  unixAccept(fd: number): number;
+  /** One recvmsg of up to maxBytes with SCM_RIGHTS; null on EAGAIN; empty data and no fds = EOF. */
+  recvMsg(fd: number, maxBytes: number): RecvResult | null;
+  /** sendmsg with optional SCM_RIGHTS; returns bytes sent; throws on error. */
+  sendMsg(fd: number, data: Buffer, fds: number[]): number;
+  closeFd(fd: number): void;
+  /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
+  FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
+  Switch: new (opts: SwitchOptions) => NativeSwitch;
+}
+
+const require = createRequire(import.meta.url);
+
+function findAddon(): string {
+  // dist/src/native.js or src/native.ts: the project root is where binding.gyp lives.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = path.join(dir, 'build', 'Release', 'vhost_switch.node');
+    try {
+      require.resolve(candidate);
+      return candidate;
+    } catch {
+      dir = path.dirname(dir);
+    }
+  }
+  throw new Error('native addon build/Release/vhost_switch.node not found: run `npm run build:native`');
+}
+
+let cached: NativeAddon | undefined;
+export function native(): NativeAddon {
+  cached ??= require(findAddon()) as NativeAddon;
+  return cached;
+}
