@@ -1,0 +1,77 @@
+// The run directory holds the control socket, state.json and (by default) the port sockets. One rule picks it
+// for the daemon and the CLI alike, so `vhost-switch port list` finds the daemon without flags.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export const CONTROL_SOCKET_NAME = 'control.sock';
+export const STATE_FILE_NAME = 'state.json';
+/** The control socket is group-accessible so an operators' group can drive the switch without root. */
+export const CONTROL_SOCKET_MODE = 0o660;
+
+export interface RunDirInputs {
+  flag?: string;
+  env?: NodeJS.ProcessEnv;
+  uid?: number;
+  cwd?: string;
+}
+
+/** --run-dir, else VHOST_SWITCH_RUN_DIR, else /run/vhost-switch (root), $XDG_RUNTIME_DIR/vhost-switch, ./run. */
+export function resolveRunDir(inputs: RunDirInputs = {}): string {
+  const env = inputs.env ?? process.env;
+  const cwd = inputs.cwd ?? process.cwd();
+  const uid = inputs.uid ?? (process.getuid ? process.getuid() : -1);
+  const chosen =
+    nonEmpty(inputs.flag) ??
+    nonEmpty(env.VHOST_SWITCH_RUN_DIR) ??
+    (uid === 0
+      ? '/run/vhost-switch'
+      : nonEmpty(env.XDG_RUNTIME_DIR)
+        ? path.join(env.XDG_RUNTIME_DIR as string, 'vhost-switch')
+        : path.join(cwd, 'run'));
+  return path.resolve(cwd, chosen);
+}
+
+function nonEmpty(s: string | undefined): string | undefined {
+  return s !== undefined && s !== '' ? s : undefined;
+}
+
+export function controlSocketPath(runDir: string): string {
+  return path.join(runDir, CONTROL_SOCKET_NAME);
+}
+
+/** --control, else VHOST_SWITCH_CONTROL, else RUN_DIR/control.sock. */
+export function resolveControlSocket(flag: string | undefined, runDirInputs: RunDirInputs = {}): string {
+  const env = runDirInputs.env ?? process.env;
+  const explicit = nonEmpty(flag) ?? nonEmpty(env.VHOST_SWITCH_CONTROL);
+  if (explicit) return path.resolve(runDirInputs.cwd ?? process.cwd(), explicit);
+  return controlSocketPath(resolveRunDir(runDirInputs));
+}
+
+/**
+ * Creates the run directory (0755: QEMU, often another user, must reach the port sockets inside; the sockets
+ * carry their own modes). An existing directory keeps its mode: the operator may have chosen a stricter one.
+ */
+export async function prepareRunDir(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  const st = await fs.stat(dir);
+  if (!st.isDirectory()) throw new Error(`run directory ${dir} exists and is not a directory`);
+}
+
+/**
+ * Removes a leftover control socket from a previous daemon, but only if nobody answers on it: two daemons on
+ * one run directory would fight over the port sockets and state.json.
+ */
+export async function claimSocketPath(socketPath: string, isAlive: (p: string) => Promise<boolean>): Promise<void> {
+  let st;
+  try {
+    st = await fs.lstat(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to replace it`);
+  if (await isAlive(socketPath)) {
+    throw new Error(`another vhost-switch is already listening on ${socketPath}`);
+  }
+  await fs.unlink(socketPath);
+}
