@@ -1,0 +1,270 @@
+// The config file (JSON) and the shapes shared by the config, the API and state.json. One schema per thing, so a
+// port described in a config file, POSTed to /v1/ports or restored from state.json is checked by the same rules
+// and a bad field gets the same message everywhere: "ports[1].mtu: must be at most 9710".
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const PORT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+export const MAX_QUEUE_PAIRS = 64;
+export const MIN_MTU = 68;
+export const MAX_MTU = 9710;
+/** sun_path is 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** zod calls this for a wrong type; a missing field has no input, and deserves a different message. */
+export const expected =
+  (what: string) =>
+  (issue: { input?: unknown }): string =>
+    issue.input === undefined ? 'is required' : `must be ${what}`;
+
+const int = (what: string, min: number, max: number) =>
+  z
+    .number({ error: expected(`a number (${what})`) })
+    .int({ error: 'must be an integer' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+export const portNameSchema = z
+  .string({ error: expected('a string') })
+  .regex(PORT_NAME_RE, { error: 'must be 1-64 characters of A-Z a-z 0-9 _ . - and start with a letter or digit' });
+
+/** A unicast MAC, normalised to lower case (multicast/broadcast cannot be a port's or a static entry's address). */
+export const macSchema = z
+  .string({ error: expected('a string') })
+  .regex(MAC_RE, { error: 'must be a MAC address like 52:54:00:12:34:56' })
+  .transform((s) => s.toLowerCase())
+  .refine((s) => (parseInt(s.slice(0, 2), 16) & 1) === 0, { error: 'must be a unicast address (first octet even)' })
+  .refine((s) => s !== '00:00:00:00:00:00', { error: 'must not be all zeros' });
+
+export const vlanSchema = int('VLAN id, 0 = untagged', 0, 4094);
+
+/** "0660", "660" or the number 0o660 (432); JSON has no octal literals, hence the string form. */
+export const socketModeSchema = z
+  .union([z.string(), z.number()], { error: expected('an octal string like "0660" or a number') })
+  .transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : /^0?[0-7]{3}$/.test(v) ? parseInt(v, 8) : NaN;
+    if (!Number.isInteger(n) || n < 0 || n > 0o777) {
+      ctx.addIssue({ code: 'custom', message: 'must be permission bits like "0660" (0 to 0777)' });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+/** A user or group: a name from /etc/passwd|group or a numeric id. */
+export const principalSchema = z.union(
+  [
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$/, { error: 'must be a user/group name' }),
+    int('id', 0, 0xfffffffe),
+  ],
+  { error: expected('a user/group name or a numeric id') },
+);
+
+export const portSpecSchema = z.strictObject({
+  name: portNameSchema,
+  type: z.literal('vhost-user', { error: expected('"vhost-user"') }).default('vhost-user'),
+  /** The switch's side: server = the switch listens and QEMU connects (Nova/libvirt call that QEMU "client"). */
+  mode: z.enum(['server', 'client'], { error: expected('"server" or "client"') }).default('server'),
+  /** Relative paths are inside the run directory; default RUN_DIR/NAME.sock. */
+  socket: z
+    .string({ error: expected('a string') })
+    .min(1, { error: 'must not be empty' })
+    .refine((s) => !s.includes('\0'), { error: 'must not contain NUL' })
+    .optional(),
+  queues: int('queue pairs', 1, MAX_QUEUE_PAIRS).default(1),
+  mtu: int('bytes', MIN_MTU, MAX_MTU).default(1500),
+  vlan: vlanSchema.default(0),
+  /** The guest's MAC: installed as a static FDB entry for this port and used by `vif` output. */
+  mac: macSchema.optional(),
+  /** Offer checksum/TSO offloads to the guest. */
+  offloads: z.boolean({ error: expected('true or false') }).default(false),
+  socketMode: socketModeSchema.default(0o660),
+  socketOwner: principalSchema.optional(),
+  socketGroup: principalSchema.optional(),
+}, { error: expected('a port object') });
+export type PortSpecInput = z.input<typeof portSpecSchema>;
+export type PortSpec = z.output<typeof portSpecSchema>;
+
+export const fdbSpecSchema = z.strictObject({
+  mac: macSchema,
+  vlan: vlanSchema.default(0),
+  port: portNameSchema,
+}, { error: expected('an FDB entry object') });
+export type FdbSpec = z.output<typeof fdbSpecSchema>;
+
+/** "0-3,6" or [0,1,2,3,6]. */
+export const cpuListSchema = z.union([z.string(), z.array(z.number())], { error: expected('a CPU list like "2,3" or [2,3]') }).transform((v, ctx) => {
+  try {
+    return typeof v === 'string' ? parseCpuList(v) : v.map((n) => checkCpu(n));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const switchSectionSchema = z.strictObject({
+  threads: int('poll threads', 1, 256).optional(),
+  cpus: cpuListSchema.optional(),
+  agingSeconds: int('seconds', 1, 86400).default(300),
+  runDir: z.string({ error: expected('a string') }).min(1).optional(),
+  stateDir: z.string({ error: expected('a string') }).min(1).optional(),
+  /** Directories besides the run directory where port sockets may live. */
+  socketDirs: z.array(z.string({ error: expected('a string') }).min(1), { error: expected('an array of directories') }).default([]),
+}, { error: expected('an object') });
+
+export const configSchema = z
+  .strictObject(
+    {
+      switch: switchSectionSchema.default({ agingSeconds: 300, socketDirs: [] }),
+      ports: z.array(portSpecSchema, { error: expected('an array of ports') }).default([]),
+      fdb: z.array(fdbSpecSchema, { error: expected('an array of entries') }).default([]),
+    },
+    { error: expected('a JSON object') },
+  )
+  .superRefine((cfg, ctx) => {
+    const names = new Map<string, number>();
+    cfg.ports.forEach((p, i) => {
+      if (names.has(p.name)) {
+        ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}" (also ports[${names.get(p.name)}])` });
+      } else names.set(p.name, i);
+    });
+    cfg.fdb.forEach((e, i) => {
+      if (!names.has(e.port)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'port'], message: `no port named "${e.port}" in ports` });
+    });
+    const { threads, cpus } = cfg.switch;
+    if (threads !== undefined && cpus !== undefined && cpus.length !== threads) {
+      ctx.addIssue({ code: 'custom', path: ['switch', 'cpus'], message: `lists ${cpus.length} CPUs for ${threads} threads` });
+    }
+  });
+export type Config = z.output<typeof configSchema>;
+
+/** The config used when `run` gets no --config: two server-mode ports, sockets in the run directory. */
+export const DEFAULT_CONFIG_JSON = {
+  switch: { threads: 1, agingSeconds: 300 },
+  ports: [
+    { name: 'vhu0', type: 'vhost-user', mode: 'server', socket: 'vhu0.sock', queues: 1, mtu: 1500 },
+    { name: 'vhu1', type: 'vhost-user', mode: 'server', socket: 'vhu1.sock', queues: 1, mtu: 1500 },
+  ],
+  fdb: [],
+} as const;
+
+export interface FieldIssue {
+  field: string;
+  reason: string;
+}
+
+/** A validation failure that names each bad field and why. */
+export class ValidationError extends Error {
+  constructor(
+    readonly issues: FieldIssue[],
+    prefix = '',
+  ) {
+    super(prefix + issues.map((i) => (i.field ? `${i.field}: ${i.reason}` : i.reason)).join('; '));
+    this.name = 'ValidationError';
+  }
+}
+
+/** "ports[0].mtu" from ['ports', 0, 'mtu']. */
+export function fieldPath(p: readonly PropertyKey[]): string {
+  return p.reduce<string>((acc, k) => (typeof k === 'number' ? `${acc}[${k}]` : acc ? `${acc}.${String(k)}` : String(k)), '');
+}
+
+export function issuesOf(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return { field: fieldPath([...issue.path, issue.keys[0] ?? '']), reason: `unknown field${issue.keys.length > 1 ? `s ${issue.keys.join(', ')}` : ''}` };
+    }
+    return { field: fieldPath(issue.path), reason: issue.message };
+  });
+}
+
+/** Parses with a schema or throws a ValidationError naming the fields. */
+export function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix = ''): z.output<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ValidationError(issuesOf(r.error), prefix);
+  return r.data;
+}
+
+export function parseCpuList(list: string): number[] {
+  const out: number[] = [];
+  for (const part of list.split(',').map((s) => s.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not a CPU number or range (e.g. "2", "4-7")`);
+    const lo = checkCpu(Number(m[1]));
+    const hi = m[2] === undefined ? lo : checkCpu(Number(m[2]));
+    if (hi < lo) throw new Error(`range "${part}" is backwards`);
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
+function checkCpu(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 4095) throw new Error(`CPU ${n} is not an integer 0-4095`);
+  return n;
+}
+
+/** Reads and validates a config file; errors start with the file name. */
+export async function loadConfigFile(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`config ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`config ${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  return parseWith(configSchema, raw, `config ${file}: `);
+}
+
+export function defaultConfig(): Config {
+  return parseWith(configSchema, DEFAULT_CONFIG_JSON, 'embedded default config: ');
+}
+
+/** Where a port's socket lives: relative paths are inside the run directory. */
+export function resolveSocketPath(runDir: string, name: string, socket: string | undefined): string {
+  return path.resolve(runDir, socket ?? `${name}.sock`);
+}
+
+export interface ResolvedSwitchSettings {
+  threads: number;
+  cpus?: number[];
+  agingSeconds: number;
+  runDir: string;
+  stateDir: string;
+  socketDirs: string[];
+}
+
+export interface SettingOverrides {
+  runDir?: string;
+  stateDir?: string;
+  threads?: number;
+  cpus?: number[];
+}
+
+/**
+ * Flags win over the environment, which wins over the config file, which wins over the built-in defaults.
+ * Relative directories in the file are relative to the file's directory (baseDir).
+ */
+export function resolveSettings(
+  cfg: Config,
+  flags: SettingOverrides,
+  defaults: { runDir: string },
+  baseDir: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedSwitchSettings {
+  const s = cfg.switch;
+  const fromFile = (p: string | undefined) => (p === undefined ? undefined : path.resolve(baseDir, p));
+  const runDir = path.resolve(flags.runDir ?? (env.VHOST_SWITCH_RUN_DIR || undefined) ?? fromFile(s.runDir) ?? defaults.runDir);
+  const stateDir = path.resolve(flags.stateDir ?? (env.VHOST_SWITCH_STATE_DIR || undefined) ?? fromFile(s.stateDir) ?? runDir);
+  const cpus = flags.cpus ?? s.cpus;
+  const threads = flags.threads ?? s.threads ?? cpus?.length ?? 1;
+  if (cpus !== undefined && cpus.length !== threads) {
+    throw new ValidationError([{ field: 'cpus', reason: `lists ${cpus.length} CPUs for ${threads} threads` }]);
+  }
+  return { threads, cpus, agingSeconds: s.agingSeconds, runDir, stateDir, socketDirs: s.socketDirs.map((d) => path.resolve(baseDir, d)) };
+}
