@@ -268,3 +268,23 @@ export function resolveSettings(
   }
   return { threads, cpus, agingSeconds: s.agingSeconds, runDir, stateDir, socketDirs: s.socketDirs.map((d) => path.resolve(baseDir, d)) };
 }
+
+/**
+ * A user or group name → numeric id, from /etc/passwd or /etc/group (Node has no getpwnam). Numbers pass through.
+ * NSS sources beyond the files (LDAP, sssd) are not consulted: use numeric ids for those.
+ */
+export async function lookupId(kind: 'user' | 'group', who: string | number, etc = '/etc'): Promise<number> {
+  if (typeof who === 'number') return who;
+  const file = path.join(etc, kind === 'user' ? 'passwd' : 'group');
+  let text = '';
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch {
+    // Treated as "not found" below: the message names the file we looked in.
+  }
+  for (const line of text.split('\n')) {
+    const [name, , id] = line.split(':');
+    if (name === who && id !== undefined && /^\d+$/.test(id)) return Number(id);
+  }
+  throw new Error(`no ${kind} named "${who}" in ${file}`);
+}

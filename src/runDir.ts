@@ -1,6 +1,7 @@
 // The run directory holds the control socket, state.json and (by default) the port sockets. One rule picks it
 // for the daemon and the CLI alike, so `vhost-switch port list` finds the daemon without flags.
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
@@ -74,4 +75,20 @@ export async function claimSocketPath(socketPath: string, isAlive: (p: string) =
     throw new Error(`another vhost-switch is already listening on ${socketPath}`);
   }
   await fs.unlink(socketPath);
+}
+
+/** True if something accepts connections on the unix socket at `socketPath` (within timeoutMs). */
+export function socketIsAlive(socketPath: string, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ path: socketPath });
+    const done = (alive: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(alive);
+    };
+    // A listener that never accepts (backlog full, stopped process) counts as alive: not ours to delete.
+    const timer = setTimeout(() => done(true), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
 }
