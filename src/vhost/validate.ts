@@ -1,0 +1,38 @@
+// Semantic checks on decoded request values, shared by the backend (which refuses them) and tests. The
+// wire-level checks live in protocol.ts; these are about what a virtio-net split ring can be.
+import { requestName } from './protocol.js';
+
+/** A well-formed request the backend refuses. `fatal`: the connection cannot continue after it. */
+export class RequestError extends Error {
+  readonly request: number | undefined;
+  readonly fatal: boolean;
+  constructor(message: string, request?: number, fatal = false) {
+    super(request === undefined ? message : `${requestName(request)}: ${message}`);
+    this.name = 'RequestError';
+    this.request = request;
+    this.fatal = fatal;
+  }
+}
+
+/** Virtio split ring: Queue Size is a power of 2, at most 32768. */
+export const VIRTQUEUE_MAX_SIZE = 32768;
+
+export function checkRingSize(num: number, request?: number): void {
+  if (num < 1 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1)) !== 0) {
+    throw new RequestError(`ring size ${num} is not a power of 2 in 1..${VIRTQUEUE_MAX_SIZE}`, request);
+  }
+}
+
+/** The split ring's avail index is a u16 (packed rings, which put a wrap bit in it, are not offered). */
+export function checkVringBase(base: number, request?: number): void {
+  if (base > 0xffff) throw new RequestError(`vring base ${base} does not fit in 16 bits`, request);
+}
+
+/** The smallest IPv4 MTU (RFC 791) up to what the port was configured with. */
+export const MIN_MTU = 68;
+
+export function checkMtu(mtu: bigint, maxMtu: number, request?: number): void {
+  if (mtu < BigInt(MIN_MTU) || mtu > BigInt(maxMtu)) {
+    throw new RequestError(`mtu ${mtu} outside ${MIN_MTU}..${maxMtu}`, request);
+  }
+}
