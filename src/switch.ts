@@ -31,8 +31,10 @@ export interface EndpointLike {
   on(event: 'state', listener: (state: EndpointState) => void): unknown;
 }
 
+/** Everything an endpoint needs; the daemon's factory maps it onto VhostUserEndpoint's constructor. */
 export interface EndpointParams {
-  native: NativeAddon;
+  addon: NativeAddon;
+  dataPlane: NativeSwitch;
   portId: number;
   name: string;
   mode: 'server' | 'client';
@@ -152,7 +154,8 @@ export class VSwitch {
       let endpoint: EndpointLike | undefined;
       try {
         endpoint = this.opts.endpointFactory({
-          native: this.opts.native,
+          addon: this.opts.native,
+          dataPlane: this.dataPlane,
           portId: id,
           name: spec.name,
           mode: spec.mode,

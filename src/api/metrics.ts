@@ -1,0 +1,94 @@
+// GET /v1/metrics in the Prometheus text exposition format (version 0.0.4), so node_exporter's textfile collector
+// or a scrape through a unix-socket proxy can chart the switch without a custom exporter.
+import type { ThreadStats } from '../native.js';
+import type { EndpointState, PortInfo } from '../switch.js';
+import type { FdbView } from '../switch.js';
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface PortSample {
+  name: string;
+  state: EndpointState;
+  protocolErrors: number;
+  rxPackets: bigint;
+  rxBytes: bigint;
+  txPackets: bigint;
+  txBytes: bigint;
+  drops: Record<string, bigint>;
+  broken: boolean;
+}
+
+export interface MetricsInput {
+  version: string;
+  uptimeSeconds: number;
+  ports: PortSample[];
+  portInfo: PortInfo[];
+  threads: ThreadStats[];
+  fdb: FdbView[];
+}
+
+const STATES: EndpointState[] = ['listening', 'connecting', 'connected', 'ready', 'closed'];
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function labels(l: Record<string, string | number>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+class Writer {
+  private lines: string[] = [];
+  family(name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Record<string, string | number>, bigint | number]>): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of samples) this.lines.push(`${name}${labels(l)} ${typeof v === 'bigint' ? v.toString() : formatNumber(v)}`);
+  }
+  text(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
+
+function formatNumber(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '-Inf';
+  return String(v);
+}
+
+export function renderMetrics(m: MetricsInput): string {
+  const w = new Writer();
+  const p = m.ports;
+  w.family('vhost_switch_info', 'gauge', 'Build information; always 1.', [[{ version: m.version }, 1]]);
+  w.family('vhost_switch_uptime_seconds', 'gauge', 'Seconds since the daemon started.', [[{}, Math.floor(m.uptimeSeconds)]]);
+  w.family('vhost_switch_port_rx_packets_total', 'counter', 'Frames received from the guest (its TX queues).', p.map((s) => [{ port: s.name }, s.rxPackets]));
+  w.family('vhost_switch_port_rx_bytes_total', 'counter', 'Bytes received from the guest.', p.map((s) => [{ port: s.name }, s.rxBytes]));
+  w.family('vhost_switch_port_tx_packets_total', 'counter', 'Frames delivered to the guest (its RX queues).', p.map((s) => [{ port: s.name }, s.txPackets]));
+  w.family('vhost_switch_port_tx_bytes_total', 'counter', 'Bytes delivered to the guest.', p.map((s) => [{ port: s.name }, s.txBytes]));
+  w.family(
+    'vhost_switch_port_drops_total',
+    'counter',
+    'Frames dropped, by reason.',
+    p.flatMap((s) => Object.entries(s.drops).map(([reason, v]) => [{ port: s.name, reason }, v] as [Record<string, string>, bigint])),
+  );
+  w.family('vhost_switch_port_protocol_errors_total', 'counter', 'vhost-user protocol errors from the frontend.', p.map((s) => [{ port: s.name }, s.protocolErrors]));
+  w.family('vhost_switch_port_broken', 'gauge', '1 while a ring of the port is marked broken.', p.map((s) => [{ port: s.name }, s.broken ? 1 : 0]));
+  w.family(
+    'vhost_switch_port_state',
+    'gauge',
+    '1 for the vhost-user state the port is in.',
+    p.flatMap((s) => STATES.map((st) => [{ port: s.name, state: st }, s.state === st ? 1 : 0] as [Record<string, string>, number])),
+  );
+  w.family('vhost_switch_port_queue_pairs', 'gauge', 'Queue pairs the port offers.', m.portInfo.map((i) => [{ port: i.name }, i.queues]));
+  const t = m.threads;
+  w.family('vhost_switch_thread_busy_cycles_total', 'counter', 'CPU cycles a poll thread spent moving packets.', t.map((s) => [{ thread: s.thread }, s.busyCycles]));
+  w.family('vhost_switch_thread_idle_cycles_total', 'counter', 'CPU cycles a poll thread spent polling empty rings.', t.map((s) => [{ thread: s.thread }, s.idleCycles]));
+  w.family('vhost_switch_thread_packets_total', 'counter', 'Packets a poll thread forwarded.', t.map((s) => [{ thread: s.thread }, s.packets]));
+  w.family('vhost_switch_thread_cycles_per_packet', 'gauge', 'Busy cycles per packet since start.', t.map((s) => [{ thread: s.thread }, s.cyclesPerPacket]));
+  w.family('vhost_switch_thread_sleeping', 'gauge', '1 while a poll thread sleeps for lack of traffic.', t.map((s) => [{ thread: s.thread }, s.sleeping ? 1 : 0]));
+  const statics = m.fdb.filter((e) => e.static).length;
+  w.family('vhost_switch_fdb_entries', 'gauge', 'Forwarding table entries.', [
+    [{ type: 'static' }, statics],
+    [{ type: 'learned' }, m.fdb.length - statics],
+  ]);
+  return w.text();
+}

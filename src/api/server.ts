@@ -1,0 +1,190 @@
+// The control API: HTTP/1.1 + JSON on RUN_DIR/control.sock, in the style of Firecracker's and Cloud Hypervisor's
+// unix-socket REST APIs. Routes are a small table; every request is validated before anything changes, and each
+// refusal carries {error, field, reason}. docs/openapi.yaml describes the same routes and is served at /v1/openapi.
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../log.js';
+import { CONTROL_SOCKET_MODE } from '../runDir.js';
+import type { VSwitch } from '../switch.js';
+import { errorResponse, HttpError, MAX_BODY_BYTES, readJson, send } from './http.js';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
+
+/** The part of VSwitch the API drives (a fake in tests). */
+export type SwitchApi = Pick<
+  VSwitch,
+  'addPort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'fdbList' | 'fdbAdd' | 'fdbFlush'
+>;
+
+export interface ApiOptions {
+  vswitch: SwitchApi;
+  version: string;
+  features: string[];
+  log: Logger;
+  /** docs/openapi.yaml; found next to the package when not given. */
+  openapiPath?: string;
+  maxBodyBytes?: number;
+  startedAt?: number;
+}
+
+interface Request {
+  req: http.IncomingMessage;
+  params: Record<string, string>;
+  query: URLSearchParams;
+}
+type Handler = (r: Request) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
+interface Route {
+  pattern: RegExp;
+  keys: string[];
+  methods: Record<string, Handler>;
+  /** Query parameters the route understands; others are refused so a typo cannot widen a DELETE. */
+  query?: Record<string, string[]>;
+}
+
+function route(template: string, methods: Record<string, Handler>, query?: Record<string, string[]>): Route {
+  const keys: string[] = [];
+  const pattern = new RegExp('^' + template.replace(/\{(\w+)\}/g, (_m, k: string) => (keys.push(k), '([^/]+)')) + '/?$');
+  return { pattern, keys, methods, query };
+}
+
+async function locateOpenapi(explicit: string | undefined): Promise<string> {
+  if (explicit) return explicit;
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = path.join(dir, 'docs', 'openapi.yaml');
+    if (await fs.stat(candidate).then(() => true, () => false)) return candidate;
+    dir = path.dirname(dir);
+  }
+  throw new HttpError(404, 'docs/openapi.yaml is not installed with this build');
+}
+
+export function createApiServer(opts: ApiOptions): http.Server {
+  const vs = opts.vswitch;
+  const startedAt = opts.startedAt ?? Date.now();
+  const limit = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  const ok = (body?: unknown, status = 200) => Promise.resolve({ status, body });
+
+  const routes: Route[] = [
+    route('/v1/health', { GET: () => ok({ status: 'ok', uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), ports: vs.listPorts().length }) }),
+    route('/v1/version', { GET: () => ok({ version: opts.version, api: 'v1', features: opts.features }) }),
+    route('/v1/ports', {
+      GET: () => ok({ ports: vs.listPorts() }),
+      POST: async ({ req }) => {
+        const port = await vs.addPort(await readJson(req, limit), 'api');
+        return { status: 201, body: port, headers: { Location: `/v1/ports/${encodeURIComponent(port.name)}` } };
+      },
+    }),
+    route('/v1/ports/{name}', {
+      GET: async ({ params }) => ok(vs.getPort(params.name!)),
+      DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
+    }),
+    route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
+    route('/v1/stats', { GET: () => ok(vs.stats()) }),
+    route(
+      '/v1/fdb',
+      {
+        GET: () => ok({ entries: vs.fdbList() }),
+        POST: async ({ req }) => ({ status: 201, body: await vs.fdbAdd(await readJson(req, limit), 'api') }),
+        DELETE: async ({ query }) => (await vs.fdbFlush(query.get('port') ?? undefined), { status: 204 }),
+      },
+      { DELETE: ['port'] },
+    ),
+    route('/v1/metrics', {
+      GET: async () => {
+        const stats = vs.stats();
+        const text = renderMetrics({
+          version: opts.version,
+          uptimeSeconds: (Date.now() - startedAt) / 1000,
+          ports: stats.ports,
+          portInfo: vs.listPorts(),
+          threads: stats.threads,
+          fdb: vs.fdbList(),
+        });
+        return { status: 200, body: text, headers: { 'Content-Type': METRICS_CONTENT_TYPE } };
+      },
+    }),
+    route('/v1/openapi', {
+      GET: async () => {
+        const text = await fs.readFile(await locateOpenapi(opts.openapiPath), 'utf8');
+        return { status: 200, body: text, headers: { 'Content-Type': 'application/yaml; charset=utf-8' } };
+      },
+    }),
+  ];
+
+  const dispatch = async (req: http.IncomingMessage): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }> => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      throw new HttpError(400, `malformed request target ${JSON.stringify(req.url)}`);
+    }
+    for (const r of routes) {
+      const m = r.pattern.exec(url.pathname);
+      if (!m) continue;
+      const method = req.method ?? 'GET';
+      const handler = r.methods[method];
+      const allow = Object.keys(r.methods).join(', ');
+      if (!handler) throw new HttpError(405, `${method} is not allowed on ${url.pathname}; allowed: ${allow}`, undefined, undefined, { Allow: allow });
+      const params: Record<string, string> = {};
+      for (const [i, k] of r.keys.entries()) {
+        try {
+          params[k] = decodeURIComponent(m[i + 1]!);
+        } catch {
+          throw new HttpError(400, `malformed percent-encoding in ${url.pathname}`, k, 'bad percent-encoding');
+        }
+      }
+      const known = r.query?.[method] ?? [];
+      for (const key of url.searchParams.keys()) {
+        if (!known.includes(key)) {
+          throw new HttpError(400, `unknown query parameter "${key}"${known.length ? ` (known: ${known.join(', ')})` : ''}`, key, 'unknown query parameter');
+        }
+      }
+      return handler({ req, params, query: url.searchParams });
+    }
+    throw new HttpError(404, `no resource at ${url.pathname}`);
+  };
+
+  const server = http.createServer(async (req, res) => {
+    const t0 = process.hrtime.bigint();
+    let status: number;
+    try {
+      const out = await dispatch(req);
+      status = out.status;
+      send(res, out.status, out.body, out.headers);
+    } catch (err) {
+      const { status: s, body, headers } = errorResponse(err);
+      status = s;
+      if (s === 500) opts.log.error('request failed', { method: req.method, url: req.url, err: err as Error });
+      // After a 413 the rest of the body is not worth reading: answer, then drop the connection.
+      if (s === 413) {
+        headers.Connection = 'close';
+        res.on('finish', () => req.destroy());
+      }
+      send(res, s, body, headers);
+    }
+    // Drain what the handler did not read (GET with a body), or keep-alive would parse it as the next request.
+    req.resume();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    opts.log.debug('request', { method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10 });
+  });
+  // Clients on a local socket are operators and scripts; a stuck one must not pin a connection forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  return server;
+}
+
+/**
+ * Listens on `socketPath`, then narrows it to 0660. Between bind() and chmod() the socket has the mode the umask
+ * gives (0755 under the usual 022), which already denies connect() to others: connecting needs write permission.
+ */
+export async function listenUnix(server: http.Server, socketPath: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  await fs.chmod(socketPath, CONTROL_SOCKET_MODE);
+}
