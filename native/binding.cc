@@ -3,9 +3,7 @@
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vs::InitSocket(env, exports);
-#ifdef VS_HAVE_SWITCH
   vs::InitSwitch(env, exports);
-#endif
   return exports;
 }
 

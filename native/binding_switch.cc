@@ -1,0 +1,334 @@
+// N-API surface of the data plane: a thin, typed wrapper over vs::Switch (see src/native.ts).
+#include <napi.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "binding.h"
+#include "switch.h"
+
+namespace vs {
+
+namespace {
+
+uint64_t to_u64(const Napi::Value& v, const char* what) {
+  if (v.IsBigInt()) {
+    bool lossless;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(v.Env(), std::string(what) + " does not fit in 64 bits");
+    return x;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+      throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
+    return static_cast<uint64_t>(d);
+  }
+  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a bigint or number");
+}
+
+uint32_t to_u32(const Napi::Value& v, const char* what) {
+  uint64_t x = to_u64(v, what);
+  if (x > 0xffffffffull) throw Napi::RangeError::New(v.Env(), std::string(what) + " out of range");
+  return static_cast<uint32_t>(x);
+}
+
+int to_fd(const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), "fd must be a number");
+  int fd = v.As<Napi::Number>().Int32Value();
+  return fd < 0 ? -1 : fd;
+}
+
+Napi::BigInt big(Napi::Env env, uint64_t x) { return Napi::BigInt::New(env, x); }
+
+void check(Napi::Env env, const std::string& err) {
+  if (!err.empty()) throw Napi::Error::New(env, err);
+}
+
+std::string mac_string(uint64_t key) {
+  uint8_t m[6];
+  Fdb::mac_of(key, m);
+  char s[18];
+  snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return s;
+}
+
+bool parse_mac(const std::string& s, uint8_t* m) {
+  unsigned v[6];
+  char tail;
+  if (sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+    return false;
+  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(v[i]);
+  return true;
+}
+
+}  // namespace
+
+class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Switch",
+                       {
+                           InstanceMethod("addPort", &SwitchWrap::AddPort),
+                           InstanceMethod("removePort", &SwitchWrap::RemovePort),
+                           InstanceMethod("resetPort", &SwitchWrap::ResetPort),
+                           InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
+                           InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
+                           InstanceMethod("setVringNum", &SwitchWrap::SetVringNum),
+                           InstanceMethod("setVringAddr", &SwitchWrap::SetVringAddr),
+                           InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
+                           InstanceMethod("getVringBase", &SwitchWrap::GetVringBase),
+                           InstanceMethod("setVringKick", &SwitchWrap::SetVringKick),
+                           InstanceMethod("setVringCall", &SwitchWrap::SetVringCall),
+                           InstanceMethod("setVringErr", &SwitchWrap::SetVringErr),
+                           InstanceMethod("setVringEnable", &SwitchWrap::SetVringEnable),
+                           InstanceMethod("portStats", &SwitchWrap::PortStats),
+                           InstanceMethod("threadStats", &SwitchWrap::ThreadStats),
+                           InstanceMethod("fdbList", &SwitchWrap::FdbList),
+                           InstanceMethod("fdbAdd", &SwitchWrap::FdbAdd),
+                           InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
+                           InstanceMethod("close", &SwitchWrap::Close),
+                       });
+  }
+
+  SwitchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchWrap>(info) {
+    Napi::Env env = info.Env();
+    SwitchOptions o;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object opts = info[0].As<Napi::Object>();
+      if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
+        uint32_t t = to_u32(opts.Get("threads"), "threads");
+        if (t < 1 || t > 64) throw Napi::RangeError::New(env, "threads must be 1..64");
+        o.threads = static_cast<int>(t);
+      }
+      if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
+        Napi::Array a = opts.Get("cpus").As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); i++) o.cpus.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+      }
+      if (opts.Has("agingSeconds") && !opts.Get("agingSeconds").IsUndefined())
+        o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
+      if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
+        uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
+        if (l < 8 || l > 24) throw Napi::RangeError::New(env, "fdbSizeLog2 must be 8..24");
+        o.fdb_log2 = l;
+      }
+      if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
+        o.idle_us = to_u32(opts.Get("idleMicros"), "idleMicros");
+    }
+    sw_ = std::make_unique<Switch>(o);
+  }
+
+  ~SwitchWrap() override {
+    if (sw_) sw_->close();
+  }
+
+ private:
+  Switch& sw(Napi::Env env) {
+    if (!sw_) throw Napi::Error::New(env, "switch is closed");
+    return *sw_;
+  }
+
+  Napi::Value AddPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    PortConfig c;
+    c.name = o.Get("name").As<Napi::String>().Utf8Value();
+    uint32_t vlan = to_u32(o.Get("vlan"), "vlan");
+    uint32_t qp = to_u32(o.Get("queuePairs"), "queuePairs");
+    uint32_t mtu = to_u32(o.Get("mtu"), "mtu");
+    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
+    if (qp < 1 || qp > 64) throw Napi::RangeError::New(env, "queuePairs must be 1..64");
+    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    c.vlan = static_cast<uint16_t>(vlan);
+    c.queue_pairs = static_cast<uint16_t>(qp);
+    c.mtu = mtu;
+    return Napi::Number::New(env, sw(env).add_port(c));
+  }
+
+  Napi::Value RemovePort(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).remove_port(to_u32(info[0], "port")));
+    return info.Env().Undefined();
+  }
+  Napi::Value ResetPort(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).reset_port(to_u32(info[0], "port")));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_features(to_u32(info[0], "port"), to_u64(info[1], "features")));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetMemTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Array arr = info[1].As<Napi::Array>();
+    std::vector<MemRegionSpec> specs;
+    // Collect every fd first so that all of them are closed even if a later field is malformed.
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object r = arr.Get(i).As<Napi::Object>();
+      specs.push_back({0, 0, 0, 0, to_fd(r.Get("fd"))});
+    }
+    try {
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Object r = arr.Get(i).As<Napi::Object>();
+        specs[i].guest_phys_addr = to_u64(r.Get("guestPhysAddr"), "guestPhysAddr");
+        specs[i].size = to_u64(r.Get("size"), "size");
+        specs[i].user_addr = to_u64(r.Get("userAddr"), "userAddr");
+        specs[i].mmap_offset = to_u64(r.Get("mmapOffset"), "mmapOffset");
+      }
+    } catch (...) {
+      for (auto& s : specs)
+        if (s.fd >= 0) ::close(s.fd);
+      throw;
+    }
+    check(env, sw(env).set_mem_table(id, specs));
+    return env.Undefined();
+  }
+
+  Napi::Value SetVringNum(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_num(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                   to_u32(info[2], "num")));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
+    Napi::Object a = info[2].As<Napi::Object>();
+    check(info.Env(), sw(info.Env()).set_vring_addr(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                    to_u64(a.Get("desc"), "desc"), to_u64(a.Get("used"), "used"),
+                                                    to_u64(a.Get("avail"), "avail")));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                    to_u32(info[2], "base")));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetVringBase(const Napi::CallbackInfo& info) {
+    uint32_t base = 0;
+    check(info.Env(), sw(info.Env()).get_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"), &base));
+    return Napi::Number::New(info.Env(), base);
+  }
+  Napi::Value SetVringFd(const Napi::CallbackInfo& info, int which) {
+    Napi::Env env = info.Env();
+    int fd = to_fd(info[2]);
+    uint32_t id, index;
+    try {
+      id = to_u32(info[0], "port");
+      index = to_u32(info[1], "index");
+    } catch (...) {
+      if (fd >= 0) ::close(fd);
+      throw;
+    }
+    check(env, sw(env).set_vring_fd(id, index, which, fd));
+    return env.Undefined();
+  }
+  Napi::Value SetVringKick(const Napi::CallbackInfo& info) { return SetVringFd(info, 0); }
+  Napi::Value SetVringCall(const Napi::CallbackInfo& info) { return SetVringFd(info, 1); }
+  Napi::Value SetVringErr(const Napi::CallbackInfo& info) { return SetVringFd(info, 2); }
+  Napi::Value SetVringEnable(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_enable(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                      info[2].ToBoolean()));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value PortStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    PortStatsSnapshot s;
+    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw Napi::Error::New(env, "no such port");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", s.id);
+    o.Set("name", s.name);
+    o.Set("rxPackets", big(env, s.rx_packets));
+    o.Set("rxBytes", big(env, s.rx_bytes));
+    o.Set("txPackets", big(env, s.tx_packets));
+    o.Set("txBytes", big(env, s.tx_bytes));
+    Napi::Object drops = Napi::Object::New(env);
+    for (int r = 0; r < kDropReasonCount; r++) drops.Set(kDropReasonNames[r], big(env, s.drops[r]));
+    o.Set("drops", drops);
+    o.Set("broken", s.broken);
+    Napi::Array qs = Napi::Array::New(env, s.queues.size());
+    for (size_t i = 0; i < s.queues.size(); i++) {
+      const VringStatsSnapshot& q = s.queues[i];
+      Napi::Object qo = Napi::Object::New(env);
+      qo.Set("index", q.index);
+      qo.Set("started", q.started);
+      qo.Set("enabled", q.enabled);
+      qo.Set("broken", q.broken);
+      qo.Set("packets", big(env, q.packets));
+      qo.Set("bytes", big(env, q.bytes));
+      Napi::Object qd = Napi::Object::New(env);
+      for (int r = 0; r < kDropReasonCount; r++) qd.Set(kDropReasonNames[r], big(env, q.drops[r]));
+      qo.Set("drops", qd);
+      qs.Set(static_cast<uint32_t>(i), qo);
+    }
+    o.Set("queues", qs);
+    return o;
+  }
+
+  Napi::Value ThreadStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    Napi::Array out = Napi::Array::New(env, s.thread_count());
+    for (int t = 0; t < s.thread_count(); t++) {
+      const ThreadCounters& c = s.thread_counters(t);
+      Napi::Object o = Napi::Object::New(env);
+      uint64_t busy = c.busy_cycles.get(), pk = c.packets.get();
+      o.Set("thread", t);
+      o.Set("busyCycles", big(env, busy));
+      o.Set("idleCycles", big(env, c.idle_cycles.get()));
+      o.Set("packets", big(env, pk));
+      o.Set("sleeps", big(env, c.sleeps.get()));
+      o.Set("cyclesPerPacket", pk ? static_cast<double>(busy) / static_cast<double>(pk) : 0.0);
+      o.Set("sleeping", c.sleeping.load(std::memory_order_relaxed));
+      out.Set(static_cast<uint32_t>(t), o);
+    }
+    return out;
+  }
+
+  Napi::Value FdbList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    auto entries = s.fdb().list(s.now());
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mac", mac_string(entries[i].key));
+      o.Set("vlan", Fdb::vlan_of(entries[i].key));
+      o.Set("portId", entries[i].port);
+      o.Set("static", entries[i].is_static);
+      o.Set("ageSeconds", entries[i].age);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value FdbAdd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[0].IsString() || !parse_mac(info[0].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    if (m[0] & 1) throw Napi::RangeError::New(env, "mac must be unicast");
+    uint32_t vlan = to_u32(info[1], "vlan");
+    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
+    check(env, sw(env).fdb_add(Fdb::key(m, static_cast<uint16_t>(vlan)), to_u32(info[2], "port")));
+    return env.Undefined();
+  }
+
+  Napi::Value FdbFlush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t port = (info.Length() > 0 && !info[0].IsUndefined()) ? to_u32(info[0], "port") : kNoPort;
+    sw(env).fdb().flush(port, false);
+    return env.Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (sw_) sw_->close();
+    sw_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Switch> sw_;
+};
+
+void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
+
+}  // namespace vs

@@ -1,0 +1,228 @@
+#include "datapath.h"
+
+#include "sg.h"
+#include "switch.h"
+
+namespace vs {
+
+namespace {
+
+constexpr uint32_t kEthHdr = 14;
+constexpr uint32_t kVlanTag = 4;
+constexpr uint64_t kMaxFrame = 65535 + kEthHdr + kVlanTag;  // the largest GSO frame a guest may hand us
+
+// The header of the frame being forwarded, parsed once from the source chain.
+struct Frame {
+  const Buf* bufs;
+  int nbufs;
+  uint32_t src_hdr_len;  // virtio-net header bytes in front of the frame in the source chain
+  uint64_t len;          // frame bytes after the header
+  VirtioNetHdr hdr;
+  uint8_t eth[kEthHdr + kVlanTag];
+};
+
+// Builds the destination's virtio-net header, or returns a drop reason when the destination cannot take
+// the frame as it is (a GSO frame it did not negotiate). *sw_csum: we must fill in the checksum ourselves.
+int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csum) {
+  *out = {};
+  *sw_csum = false;
+  const VirtioNetHdr& h = f.hdr;
+  if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+    if (dst.has(VIRTIO_NET_F_GUEST_CSUM)) {
+      out->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      out->csum_start = h.csum_start;
+      out->csum_offset = h.csum_offset;
+    } else {
+      *sw_csum = true;
+    }
+  } else if ((h.flags & VIRTIO_NET_HDR_F_DATA_VALID) && dst.has(VIRTIO_NET_F_GUEST_CSUM)) {
+    out->flags = VIRTIO_NET_HDR_F_DATA_VALID;
+  }
+  uint8_t gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+  if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+    // Segmentation in software is not done here: a GSO frame goes only to a port that takes GSO frames.
+    bool ok = (gso == VIRTIO_NET_HDR_GSO_TCPV4 && dst.has(VIRTIO_NET_F_GUEST_TSO4)) ||
+              (gso == VIRTIO_NET_HDR_GSO_TCPV6 && dst.has(VIRTIO_NET_F_GUEST_TSO6)) ||
+              (gso == VIRTIO_NET_HDR_GSO_UDP && dst.has(VIRTIO_NET_F_GUEST_UFO));
+    if (!ok || ((h.gso_type & VIRTIO_NET_HDR_GSO_ECN) && !dst.has(VIRTIO_NET_F_GUEST_ECN))) return kDropOffload;
+    out->gso_type = h.gso_type;
+    out->gso_size = h.gso_size;
+    out->hdr_len = h.hdr_len;
+  }
+  return -1;
+}
+
+// Copies the frame into one receive queue of dst. Returns -1 on success or the drop reason.
+int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
+  VirtioNetHdr hdr;
+  bool sw_csum;
+  int reason = dest_header(dst, f, &hdr, &sw_csum);
+  if (reason >= 0) return reason;
+  if (rxq.broken) return kDropRingBroken;
+  uint16_t avail = rxq.avail_count();
+  if (avail == 0) return rxq.broken ? kDropRingBroken : kDropNoRxBuffer;
+  const GuestMemory& mem = *dst.mem;
+  const bool mergeable = dst.has(VIRTIO_NET_F_MRG_RXBUF);
+  const uint64_t need = dst.hdr_len + f.len;
+
+  // Gather receive chains until they hold the header and the frame. Nothing is consumed until it fits.
+  uint16_t heads[kMaxRxChains];
+  uint32_t caps[kMaxRxChains];
+  int nchains = 0, nb = 0;
+  uint64_t cap = 0;
+  while (cap < need) {
+    if (nchains == avail || nchains == kMaxRxChains) return kDropNoRxBuffer;
+    if (nchains == 1 && !mergeable) return kDropRxBufferTooSmall;
+    uint16_t head = rxq.avail_head(nchains);
+    int cnt;
+    uint64_t len;
+    ChainStatus st = rxq.walk(mem, head, true, c.dst + nb, &cnt, &len, kMaxChainBufs - nb);
+    if (st == ChainStatus::kTooManyBufs && nb > 0) return kDropNoRxBuffer;  // our scratch is full, not a guest bug
+    if (st != ChainStatus::kOk) {
+      // A receive chain the guest built wrongly: the queue stays stopped until the driver resets it.
+      rxq.counters.drops[kDropBadDescriptor].inc();
+      rxq.mark_broken();
+      return kDropRingBroken;
+    }
+    heads[nchains] = head;
+    caps[nchains] = static_cast<uint32_t>(len > need ? need : len);
+    nchains++;
+    nb += cnt;
+    cap += len;
+  }
+
+  hdr.num_buffers = static_cast<uint16_t>(mergeable ? nchains : 1);
+  // Safe: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total.
+  sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
+  sg_copy(f.bufs, f.nbufs, f.src_hdr_len, c.dst, nb, dst.hdr_len, f.len);
+  if (sw_csum) {
+    uint16_t sum = sg_csum(c.dst, nb, dst.hdr_len + f.hdr.csum_start, f.len - f.hdr.csum_start);
+    uint16_t be = static_cast<uint16_t>(~sum);
+    uint8_t bytes[2] = {uint8_t(be >> 8), uint8_t(be)};
+    sg_write(c.dst, nb, dst.hdr_len + f.hdr.csum_start + f.hdr.csum_offset, bytes, 2);
+  }
+
+  uint64_t left = need;
+  for (int i = 0; i < nchains; i++) {
+    uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
+    rxq.put_used(heads[i], used);
+    left -= used;
+  }
+  rxq.last_avail_idx = static_cast<uint16_t>(rxq.last_avail_idx + nchains);
+  rxq.counters.packets.inc();
+  rxq.counters.bytes.add(f.len);
+  return -1;
+}
+
+// Delivers to one destination port: picks this thread's receive queue and publishes (now, or at the end of
+// the burst when this thread is the only writer of the queue).
+void deliver(PollContext& c, Port& dst, const Frame& f, Vring& src_txq, bool flooding) {
+  if (dst.rx_ready.empty()) {
+    if (!flooding) src_txq.counters.drops[kDropPortDown].inc();
+    return;
+  }
+  Vring& rxq = *dst.rx_ready[c.thread % dst.rx_ready.size()];
+  const bool shared = c.sw->shared_rx();
+  if (shared)
+    while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+  int reason = enqueue(c, dst, rxq, f);
+  if (reason >= 0 && reason != kDropRingBroken) rxq.counters.drops[reason].inc();
+  if (shared) {
+    rxq.publish();
+    rxq.lock.clear(std::memory_order_release);
+  } else if (!rxq.dirty && rxq.used_idx != rxq.published_used) {
+    rxq.dirty = true;
+    c.dirty.push_back(&rxq);
+  }
+}
+
+void forward(PollContext& c, Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total) {
+  Frame f;
+  f.bufs = bufs;
+  f.nbufs = nbufs;
+  f.src_hdr_len = src.hdr_len;
+  if (total < src.hdr_len + kEthHdr) {
+    txq.counters.drops[kDropRunt].inc();
+    return;
+  }
+  f.len = total - src.hdr_len;
+  uint8_t head[12 + kEthHdr + kVlanTag];
+  uint64_t want = src.hdr_len + kEthHdr + kVlanTag;
+  if (want > total) want = total;
+  sg_read(bufs, nbufs, 0, head, want);  // Safe: pieces bounds-checked by walk(); want <= their total
+  f.hdr = {};
+  std::memcpy(&f.hdr, head, src.hdr_len);
+  std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
+  txq.counters.packets.inc();
+  txq.counters.bytes.add(f.len);
+
+  bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
+  if (f.len > kMaxFrame || (!gso && f.len > src.cfg.mtu + kEthHdr + kVlanTag)) {
+    txq.counters.drops[kDropMtu].inc();
+    return;
+  }
+  if ((f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+      uint64_t(f.hdr.csum_start) + f.hdr.csum_offset + 2 > f.len) {
+    txq.counters.drops[kDropBadHeader].inc();
+    return;
+  }
+  const uint16_t vlan = src.cfg.vlan;
+  const uint16_t ethertype = uint16_t(f.eth[12] << 8 | f.eth[13]);
+  if (vlan && (ethertype == 0x8100 || ethertype == 0x88a8)) {
+    txq.counters.drops[kDropVlanFilter].inc();  // an access port carries untagged frames only
+    return;
+  }
+  const uint8_t* dmac = f.eth;
+  const uint8_t* smac = f.eth + 6;
+  Fdb& fdb = c.sw->fdb();
+  if (!(smac[0] & 1)) fdb.learn(Fdb::key(smac, vlan), src.id, c.now);
+
+  if (!(dmac[0] & 1)) {
+    uint32_t to = fdb.lookup(Fdb::key(dmac, vlan));
+    if (to == src.id) {
+      txq.counters.drops[kDropHairpin].inc();
+      return;
+    }
+    if (Port* dst = c.sw->port_by_id(to)) {
+      deliver(c, *dst, f, txq, false);
+      return;
+    }
+  }
+  // Broadcast, multicast or unknown unicast: every other port of the same VLAN.
+  for (Port* dst : c.sw->ports())
+    if (dst != &src && dst->cfg.vlan == vlan) deliver(c, *dst, f, txq, true);
+}
+
+}  // namespace
+
+uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
+  if (txq.broken) return 0;
+  uint16_t n = txq.avail_count();
+  if (n == 0) return 0;
+  if (n > kBurst) n = kBurst;
+  const GuestMemory& mem = *src.mem;
+  for (uint16_t i = 0; i < n; i++) {
+    uint16_t head = txq.avail_head(i);
+    if (i + 1 < n) __builtin_prefetch(&txq.desc[txq.avail_head(i + 1) % txq.num]);
+    int nb;
+    uint64_t total;
+    ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
+    if (st == ChainStatus::kOk) {
+      forward(c, src, txq, c.src, nb, total);
+    } else {
+      // Returned to the driver unread, so a bad chain costs the guest its buffer, not the ring.
+      txq.counters.drops[kDropBadDescriptor].inc();
+    }
+    txq.put_used(head, 0);
+  }
+  txq.last_avail_idx = static_cast<uint16_t>(txq.last_avail_idx + n);
+  txq.publish();
+  return n;
+}
+
+void flush_rx(PollContext& c) {
+  for (Vring* v : c.dirty) v->publish();
+  c.dirty.clear();
+}
+
+}  // namespace vs

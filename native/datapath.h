@@ -1,0 +1,32 @@
+// The packet path: take a burst from one guest transmit queue, look each frame up in the FDB, and copy it
+// once, straight from the source guest's buffers into each destination guest's receive buffers.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "port.h"
+#include "vring.h"
+
+namespace vs {
+
+class Switch;
+
+constexpr uint16_t kBurst = 32;
+constexpr int kMaxRxChains = 64;  // receive chains one frame may span with MRG_RXBUF
+
+// One poll thread's scratch space, reused for every frame (no allocation on the packet path).
+struct PollContext {
+  Switch* sw;
+  int thread;
+  uint32_t now;                // seconds, for FDB learning
+  std::vector<Vring*> dirty;   // receive queues with used entries to publish at the end of the burst
+  Buf src[kMaxChainBufs];
+  Buf dst[kMaxChainBufs];
+};
+
+// Returns the number of frames taken from txq.
+uint32_t poll_txq(PollContext& c, Port& src, Vring& txq);
+// Publishes used entries of receive queues written during the burst, and signals their calls.
+void flush_rx(PollContext& c);
+
+}  // namespace vs

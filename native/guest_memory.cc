@@ -1,0 +1,83 @@
+#include "guest_memory.h"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace vs {
+
+std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& specs, std::string& err) {
+  std::unique_ptr<GuestMemory> mem(new GuestMemory());
+  auto close_all = [&]() {
+    for (const MemRegionSpec& s : specs)
+      if (s.fd >= 0) close(s.fd);
+  };
+  if (specs.empty() || specs.size() > kMaxMemRegions) {
+    err = "memory table must have 1.." + std::to_string(kMaxMemRegions) + " regions, got " +
+          std::to_string(specs.size());
+    close_all();
+    return nullptr;
+  }
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  for (size_t i = 0; i < specs.size(); i++) {
+    const MemRegionSpec& s = specs[i];
+    std::string where = "region " + std::to_string(i) + ": ";
+    if (s.size == 0 || s.guest_phys_addr + s.size < s.guest_phys_addr || s.user_addr + s.size < s.user_addr ||
+        s.mmap_offset + s.size < s.mmap_offset) {
+      err = where + "zero size or address range wraps";
+      close_all();
+      return nullptr;
+    }
+    // Overlapping regions would make address translation ambiguous: refuse the table.
+    for (size_t j = 0; j < i; j++) {
+      const MemRegionSpec& o = specs[j];
+      bool gpa_overlap = s.guest_phys_addr < o.guest_phys_addr + o.size && o.guest_phys_addr < s.guest_phys_addr + s.size;
+      bool uva_overlap = s.user_addr < o.user_addr + o.size && o.user_addr < s.user_addr + s.size;
+      if (gpa_overlap || uva_overlap) {
+        err = where + "overlaps region " + std::to_string(j);
+        close_all();
+        return nullptr;
+      }
+    }
+    // The file must really be that large: touching a page past its end would SIGBUS the switch.
+    struct stat st;
+    if (fstat(s.fd, &st) < 0) {
+      err = where + "fstat: " + std::strerror(errno);
+      close_all();
+      return nullptr;
+    }
+    if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < s.mmap_offset + s.size) {
+      err = where + "file is smaller than mmap_offset + size";
+      close_all();
+      return nullptr;
+    }
+    // mmap needs a page-aligned offset; map from the page boundary and point into it.
+    uint64_t aligned = s.mmap_offset & ~(page - 1);
+    uint64_t lead = s.mmap_offset - aligned;
+    size_t len = static_cast<size_t>(s.size + lead);
+    void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, static_cast<off_t>(aligned));
+    if (base == MAP_FAILED) {
+      err = where + "mmap of " + std::to_string(s.size) + " bytes failed: " + std::strerror(errno);
+      close_all();
+      return nullptr;
+    }
+    mem->regions_.push_back(
+        {s.guest_phys_addr, s.size, s.user_addr, static_cast<uint8_t*>(base) + lead, base, len});
+  }
+  close_all();
+  return mem;
+}
+
+GuestMemory::~GuestMemory() {
+  for (const Region& r : regions_) munmap(r.map_base, r.map_len);
+}
+
+uint64_t GuestMemory::total_size() const {
+  uint64_t t = 0;
+  for (const Region& r : regions_) t += r.size;
+  return t;
+}
+
+}  // namespace vs

@@ -1,0 +1,67 @@
+// A switch port backed by a vhost-user frontend: its guest memory, negotiated features and virtqueues.
+// Queue 2k is the guest's receive queue k (the switch enqueues), 2k+1 its transmit queue k (the switch
+// dequeues). Mutated only while every poll thread is parked (Switch::exec), read freely by poll threads.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "guest_memory.h"
+#include "vring.h"
+
+namespace vs {
+
+struct PortConfig {
+  std::string name;
+  uint16_t vlan = 0;        // 0: untagged default domain; else access port of that VLAN
+  uint16_t queue_pairs = 1;
+  uint32_t mtu = 1500;
+};
+
+struct Port {
+  uint32_t id;
+  PortConfig cfg;
+  uint64_t features = 0;
+  uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
+  std::unique_ptr<GuestMemory> mem;
+  std::vector<std::unique_ptr<Vring>> vrings;  // 2 * queue_pairs
+  // Derived on every reconfiguration: the receive queues that can take frames now.
+  std::vector<Vring*> rx_ready;
+
+  Port(uint32_t id_, PortConfig c) : id(id_), cfg(std::move(c)) {
+    for (int i = 0; i < 2 * cfg.queue_pairs; i++) vrings.emplace_back(new Vring());
+  }
+  ~Port() {
+    for (auto& v : vrings) v->close_fds();
+  }
+  bool has(int bit) const { return has_feature(features, bit); }
+  void set_features(uint64_t f) {
+    features = f;
+    hdr_len = (has(VIRTIO_F_VERSION_1) || has(VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
+    for (auto& v : vrings) v->event_idx = has(VIRTIO_RING_F_EVENT_IDX);
+  }
+  // Frontend gone or RESET_OWNER: everything back to the state of a fresh connection.
+  void reset() {
+    for (auto& v : vrings) {
+      v->close_fds();
+      v->forget_translation();
+      v->stop_and_reset_state();
+      v->enabled = false;
+      v->addr_set = false;
+      v->num = 0;
+      v->last_avail_idx = v->used_idx = v->published_used = 0;
+    }
+    mem.reset();
+    features = 0;
+    hdr_len = 12;
+    rx_ready.clear();
+  }
+  void refresh_rx_ready() {
+    rx_ready.clear();
+    for (size_t i = 0; i < vrings.size(); i += 2)
+      if (vrings[i]->ready()) rx_ready.push_back(vrings[i].get());
+  }
+};
+
+}  // namespace vs

@@ -1,0 +1,424 @@
+#include "switch.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include <chrono>
+
+#include "datapath.h"
+
+namespace vs {
+
+namespace {
+
+uint64_t tsc_hz() {
+  static uint64_t hz = [] {
+    auto t0 = std::chrono::steady_clock::now();
+    uint64_t c0 = __rdtsc();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    uint64_t c1 = __rdtsc();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return static_cast<uint64_t>((c1 - c0) / s);
+  }();
+  return hz;
+}
+
+bool is_rx(uint32_t index) { return index % 2 == 0; }
+
+}  // namespace
+
+Switch::Switch(SwitchOptions opts) : opts_(std::move(opts)), fdb_(opts_.fdb_log2) {
+  if (opts_.threads < 1) opts_.threads = 1;
+  tsc_hz();
+  for (int i = 0; i < opts_.threads; i++) {
+    auto t = std::make_unique<Thread>();
+    t->index = i;
+    t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    threads_.push_back(std::move(t));
+  }
+  for (auto& t : threads_) {
+    Thread* tp = t.get();
+    t->th = std::thread([this, tp] { run(tp); });
+    int cpu = tp->index < static_cast<int>(opts_.cpus.size()) ? opts_.cpus[tp->index] : -1;
+    if (cpu >= 0) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(cpu, &set);
+      pthread_setaffinity_np(t->th.native_handle(), sizeof set, &set);
+    }
+    pthread_setname_np(t->th.native_handle(), ("vs-poll" + std::to_string(tp->index)).c_str());
+  }
+  housekeeper_ = std::thread([this] { housekeeping(); });
+}
+
+Switch::~Switch() { close(); }
+
+void Switch::close() {
+  {
+    std::lock_guard<std::mutex> g(hk_mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  hk_cv_.notify_all();
+  housekeeper_.join();
+  {
+    std::lock_guard<std::mutex> g(park_mu_);
+    stopping_ = true;
+  }
+  park_requested_.store(true, std::memory_order_release);
+  for (auto& t : threads_) eventfd_write(t->wake_fd, 1);
+  park_cv_.notify_all();
+  for (auto& t : threads_) {
+    t->th.join();
+    ::close(t->wake_fd);
+    if (t->epoll_fd >= 0) ::close(t->epoll_fd);
+  }
+  ports_.clear();
+  by_id_.clear();
+  list_.clear();
+}
+
+// --- the park protocol ---
+
+void Switch::exec(const std::function<void()>& fn) {
+  std::lock_guard<std::mutex> serial(exec_mu_);
+  std::unique_lock<std::mutex> lk(park_mu_);
+  if (stopping_) {
+    fn();
+    return;
+  }
+  park_requested_.store(true, std::memory_order_release);
+  for (auto& t : threads_) eventfd_write(t->wake_fd, 1);  // a sleeping thread parks too
+  ctl_cv_.wait(lk, [this] { return parked_ == static_cast<int>(threads_.size()); });
+  fn();
+  rebuild();
+  park_requested_.store(false, std::memory_order_release);
+  lk.unlock();
+  park_cv_.notify_all();
+}
+
+void Switch::park() {
+  std::unique_lock<std::mutex> lk(park_mu_);
+  parked_++;
+  ctl_cv_.notify_all();
+  park_cv_.wait(lk, [this] { return !park_requested_.load(std::memory_order_acquire) || stopping_; });
+  parked_--;
+}
+
+// Inside exec(): derive what the poll threads read (id map, flood list, ready receive queues, who polls
+// which transmit queue) from the ports as they are now.
+void Switch::rebuild() {
+  gen_++;
+  by_id_.assign(next_id_, nullptr);
+  list_.clear();
+  for (auto& t : threads_) {
+    t->items.clear();
+    t->nofd_ring = false;
+  }
+  size_t next = 0;
+  for (auto& [id, p] : ports_) {
+    by_id_[id] = p.get();
+    list_.push_back(p.get());
+    p->refresh_rx_ready();
+    for (size_t i = 1; i < p->vrings.size(); i += 2) {
+      Vring* v = p->vrings[i].get();
+      if (!v->ready()) continue;
+      Thread* t = threads_[next++ % threads_.size()].get();
+      t->items.push_back({p.get(), v});
+      if (v->kick_fd < 0) t->nofd_ring = true;
+    }
+  }
+}
+
+// --- poll threads ---
+
+void Switch::run(Thread* t) {
+  PollContext c;
+  c.sw = this;
+  c.thread = t->index;
+  c.dirty.reserve(64);
+  const uint64_t idle_limit = tsc_hz() / 1000000 * opts_.idle_us;
+  uint64_t last_busy = __rdtsc();
+  for (;;) {
+    if (park_requested_.load(std::memory_order_acquire)) {
+      park();
+      if (stopping_) return;
+      last_busy = __rdtsc();
+      continue;
+    }
+    uint64_t t0 = __rdtsc();
+    c.now = now_.load(std::memory_order_relaxed);
+    uint32_t n = 0;
+    for (const Thread::Item& it : t->items) n += poll_txq(c, *it.port, *it.txq);
+    flush_rx(c);
+    uint64_t t1 = __rdtsc();
+    if (n) {
+      t->counters.busy_cycles.add(t1 - t0);
+      t->counters.packets.add(n);
+      last_busy = t1;
+    } else {
+      t->counters.idle_cycles.add(t1 - t0);
+      if (t1 - last_busy > idle_limit) {
+        sleep_on_kicks(t);
+        last_busy = __rdtsc();
+      }
+    }
+  }
+}
+
+// No traffic for a while: ask drivers to kick again and sleep on the kick eventfds, so an idle switch
+// costs no CPU. A frame that arrived while we turned kicks on is caught by the re-check.
+void Switch::sleep_on_kicks(Thread* t) {
+  for (const Thread::Item& it : t->items) it.txq->enable_kicks();
+  bool pending = false;
+  for (const Thread::Item& it : t->items)
+    if (!it.txq->broken && __atomic_load_n(&it.txq->avail->idx, __ATOMIC_ACQUIRE) != it.txq->last_avail_idx)
+      pending = true;
+  if (!pending && !park_requested_.load(std::memory_order_acquire)) {
+    if (t->epoll_gen != gen_) {
+      // The set of kick fds changed since we last slept: build the epoll set anew.
+      if (t->epoll_fd >= 0) ::close(t->epoll_fd);
+      t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = t->wake_fd;
+      epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->wake_fd, &ev);
+      for (const Thread::Item& it : t->items) {
+        if (it.txq->kick_fd < 0) continue;
+        ev.data.fd = it.txq->kick_fd;
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, it.txq->kick_fd, &ev);
+      }
+      t->epoll_gen = gen_;
+    }
+    t->counters.sleeping.store(true, std::memory_order_relaxed);
+    t->counters.sleeps.inc();
+    epoll_event evs[64];
+    int n = epoll_wait(t->epoll_fd, evs, 64, t->nofd_ring ? 1 : 1000);
+    for (int i = 0; i < n; i++) {
+      eventfd_t v;
+      eventfd_read(evs[i].data.fd, &v);  // drain: kicks are level-triggered in epoll
+    }
+    t->counters.sleeping.store(false, std::memory_order_relaxed);
+  }
+  for (const Thread::Item& it : t->items) it.txq->disable_kicks();
+}
+
+void Switch::housekeeping() {
+  auto start = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lk(hk_mu_);
+  while (!closed_) {
+    hk_cv_.wait_for(lk, std::chrono::seconds(1));
+    uint32_t now = static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start).count());
+    now_.store(now, std::memory_order_relaxed);
+    // Aging scans the table off the packet path; lookups stay lock-free meanwhile.
+    fdb_.age(now, opts_.aging);
+  }
+}
+
+// --- control operations ---
+
+uint32_t Switch::add_port(const PortConfig& cfg) {
+  uint32_t id;
+  exec([&] {
+    id = next_id_++;
+    ports_[id] = std::make_unique<Port>(id, cfg);
+  });
+  return id;
+}
+
+std::string Switch::remove_port(uint32_t id) {
+  std::unique_ptr<Port> gone;
+  std::string err;
+  exec([&] {
+    auto it = ports_.find(id);
+    if (it == ports_.end()) {
+      err = "no such port";
+      return;
+    }
+    gone = std::move(it->second);
+    ports_.erase(it);
+    fdb_.flush(id, true);
+  });
+  return err;  // gone unmaps memory and closes fds here, after the poll threads were released
+}
+
+std::string Switch::reset_port(uint32_t id) {
+  std::unique_ptr<GuestMemory> old;
+  std::string err;
+  exec([&] {
+    auto it = ports_.find(id);
+    if (it == ports_.end()) {
+      err = "no such port";
+      return;
+    }
+    old = std::move(it->second->mem);
+    it->second->reset();
+    fdb_.flush(id, false);  // the guest behind it may be another one next time
+  });
+  return err;
+}
+
+std::string Switch::set_features(uint32_t id, uint64_t features) {
+  std::string err;
+  exec([&] {
+    auto it = ports_.find(id);
+    if (it == ports_.end()) {
+      err = "no such port";
+      return;
+    }
+    it->second->set_features(features);
+  });
+  return err;
+}
+
+std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions) {
+  std::string err;
+  // mmap outside exec(): mapping is slow and touches no state the poll threads read.
+  std::unique_ptr<GuestMemory> mem = GuestMemory::Map(regions, err);
+  if (!mem) return err;
+  std::unique_ptr<GuestMemory> old;
+  exec([&] {
+    auto it = ports_.find(id);
+    if (it == ports_.end()) {
+      err = "no such port";
+      return;
+    }
+    Port& p = *it->second;
+    old = std::move(p.mem);
+    p.mem = std::move(mem);
+    // Rings keep their frontend addresses; their host pointers move with the new mapping.
+    for (auto& v : p.vrings)
+      if (v->addr_set && !v->translate(p.mem.get()) && v->started) v->mark_broken();
+  });
+  return err;  // old is unmapped here, once no poll thread can hold a pointer into it
+}
+
+std::string Switch::with_vring(uint32_t id, uint32_t index,
+                               const std::function<std::string(Port&, Vring&)>& fn) {
+  std::string err;
+  exec([&] {
+    auto it = ports_.find(id);
+    if (it == ports_.end()) {
+      err = "no such port";
+      return;
+    }
+    Port& p = *it->second;
+    if (index >= p.vrings.size()) {
+      err = "vring index " + std::to_string(index) + " out of range (port has " +
+            std::to_string(p.vrings.size()) + " vrings)";
+      return;
+    }
+    err = fn(p, *p.vrings[index]);
+  });
+  return err;
+}
+
+std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
+  return with_vring(id, index, [num](Port&, Vring& v) -> std::string {
+    // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
+    if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
+    if (v.started) return "ring is running";
+    v.num = static_cast<uint16_t>(num);
+    return "";
+  });
+}
+
+std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail) {
+  return with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+    v.desc_uva = desc;
+    v.used_uva = used;
+    v.avail_uva = avail;
+    v.addr_set = true;
+    if (!p.mem) return "";  // translated when the memory table arrives
+    if (!v.translate(p.mem.get())) {
+      v.addr_set = false;
+      return "ring addresses are outside guest memory, misaligned, or the size is unset";
+    }
+    return "";
+  });
+}
+
+std::string Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
+  return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
+    if (v.started) return "ring is running";
+    v.last_avail_idx = static_cast<uint16_t>(base);
+    return "";
+  });
+}
+
+std::string Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) {
+  return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
+    // Every used entry is published at the end of each burst, so last_avail_idx is the whole state.
+    v.stop_and_reset_state();
+    *base = v.last_avail_idx;
+    return "";
+  });
+}
+
+std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
+  std::string err = with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+    int* slot = which == 0 ? &v.kick_fd : which == 1 ? &v.call_fd : &v.err_fd;
+    if (*slot >= 0) ::close(*slot);
+    *slot = fd;
+    fd = -1;  // owned by the ring now
+    if (which != 0) return "";
+    // vhost-user: SET_VRING_KICK starts the ring.
+    if (!p.mem || !v.translate(p.mem.get())) return "ring started before its memory table and addresses";
+    v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
+    v.broken = false;
+    v.started = true;
+    v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep
+    return "";
+  });
+  if (fd >= 0) ::close(fd);  // refused before the ring took it
+  return err;
+}
+
+std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
+  return with_vring(id, index, [enable](Port&, Vring& v) -> std::string {
+    v.enabled = enable;
+    return "";
+  });
+}
+
+std::string Switch::fdb_add(uint64_t key, uint32_t port) {
+  if (!port_by_id(port) && ports_.find(port) == ports_.end()) return "no such port";
+  return fdb_.add_static(key, port) ? "" : "forwarding table is full";
+}
+
+bool Switch::port_stats(uint32_t id, PortStatsSnapshot* out) const {
+  // Reads live counters without stopping the poll threads; the port map itself only changes in exec(),
+  // which runs on this (the control) thread.
+  auto it = ports_.find(id);
+  if (it == ports_.end()) return false;
+  const Port& p = *it->second;
+  out->id = id;
+  out->name = p.cfg.name;
+  out->queues.clear();
+  for (size_t i = 0; i < p.vrings.size(); i++) {
+    const Vring& v = *p.vrings[i];
+    VringStatsSnapshot q{static_cast<int>(i), v.started, v.enabled, v.broken, v.counters.packets.get(),
+                         v.counters.bytes.get(), {}};
+    for (int r = 0; r < kDropReasonCount; r++) {
+      q.drops[r] = v.counters.drops[r].get();
+      out->drops[r] += q.drops[r];
+    }
+    if (is_rx(static_cast<uint32_t>(i))) {
+      out->tx_packets += q.packets;  // to the guest
+      out->tx_bytes += q.bytes;
+    } else {
+      out->rx_packets += q.packets;  // from the guest
+      out->rx_bytes += q.bytes;
+    }
+    out->broken |= v.broken;
+    out->queues.push_back(q);
+  }
+  return true;
+}
+
+}  // namespace vs

@@ -1,0 +1,137 @@
+// The switch: ports, the forwarding database and the poll threads that move frames between them.
+//
+// Threading: poll threads own the packet path. The control thread changes ports only inside exec(),
+// which parks every poll thread between bursts (they hold no guest pointers then), applies the change,
+// rebuilds the threads' work lists and releases them: one simple epoch protocol for every control change
+// (new memory table, ring stopped by GET_VRING_BASE, port added or removed), never a lock per packet.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "counters.h"
+#include "fdb.h"
+#include "port.h"
+
+namespace vs {
+
+struct SwitchOptions {
+  int threads = 1;
+  std::vector<int> cpus;   // cpus[t] for poll thread t; -1 or missing: not pinned
+  uint32_t aging = 300;    // seconds
+  uint32_t fdb_log2 = 16;  // FDB slots = 2^fdb_log2
+  uint32_t idle_us = 200;  // busy-poll this long without traffic before sleeping on kicks
+};
+
+struct ThreadCounters {
+  Counter busy_cycles;  // TSC cycles of poll passes that moved packets
+  Counter idle_cycles;  // TSC cycles of poll passes that found nothing
+  Counter packets;      // frames taken from guests' transmit queues
+  Counter sleeps;       // times the thread slept on kick eventfds
+  std::atomic<bool> sleeping{false};
+};
+
+struct VringStatsSnapshot {
+  int index;
+  bool started, enabled, broken;
+  uint64_t packets, bytes;
+  uint64_t drops[kDropReasonCount];
+};
+struct PortStatsSnapshot {
+  uint32_t id;
+  std::string name;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+  uint64_t drops[kDropReasonCount] = {};
+  bool broken = false;
+  std::vector<VringStatsSnapshot> queues;
+};
+
+class Switch {
+ public:
+  explicit Switch(SwitchOptions opts);
+  ~Switch();
+  void close();
+
+  uint32_t add_port(const PortConfig& cfg);
+  // Each control call returns an empty string on success or the reason it was refused.
+  std::string remove_port(uint32_t id);
+  std::string reset_port(uint32_t id);
+  std::string set_features(uint32_t id, uint64_t features);
+  std::string set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds
+  std::string set_vring_num(uint32_t id, uint32_t index, uint32_t num);
+  std::string set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail);
+  std::string set_vring_base(uint32_t id, uint32_t index, uint32_t base);
+  std::string get_vring_base(uint32_t id, uint32_t index, uint32_t* base);
+  std::string set_vring_fd(uint32_t id, uint32_t index, int which, int fd);  // which: 0 kick, 1 call, 2 err; owns fd
+  std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
+
+  bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
+  int thread_count() const { return static_cast<int>(threads_.size()); }
+  const ThreadCounters& thread_counters(int t) const { return threads_[t]->counters; }
+
+  Fdb& fdb() { return fdb_; }
+  uint32_t now() const { return now_.load(std::memory_order_relaxed); }
+  std::string fdb_add(uint64_t key, uint32_t port);
+
+  // --- used by the packet path (datapath.cc) ---
+  Port* port_by_id(uint32_t id) const { return id < by_id_.size() ? by_id_[id] : nullptr; }
+  const std::vector<Port*>& ports() const { return list_; }
+  bool shared_rx() const { return threads_.size() > 1; }
+
+ private:
+  struct Thread {
+    int index;
+    std::thread th;
+    int wake_fd = -1;
+    int epoll_fd = -1;
+    uint64_t epoll_gen = ~0ull;
+    struct Item {
+      Port* port;
+      Vring* txq;
+    };
+    std::vector<Item> items;  // transmit queues this thread polls; rebuilt in exec()
+    bool nofd_ring = false;   // some ring has no kick fd: sleep with a short timeout
+    ThreadCounters counters;
+  };
+
+  void exec(const std::function<void()>& fn);
+  void rebuild();
+  void run(Thread* t);
+  void park();
+  void sleep_on_kicks(Thread* t);
+  void housekeeping();
+  std::string with_vring(uint32_t id, uint32_t index, const std::function<std::string(Port&, Vring&)>& fn);
+
+  SwitchOptions opts_;
+  Fdb fdb_;
+  std::atomic<uint32_t> now_{0};
+  uint32_t next_id_ = 0;
+  std::map<uint32_t, std::unique_ptr<Port>> ports_;  // owned here; changed only inside exec()
+  std::vector<Port*> by_id_;                          // id -> port, for the packet path
+  std::vector<Port*> list_;                           // ports in id order, for flooding
+  std::vector<std::unique_ptr<Thread>> threads_;
+  uint64_t gen_ = 0;  // bumped by every exec(): poll threads rebuild their epoll sets when it moves
+
+  // The park protocol.
+  std::mutex park_mu_;
+  std::condition_variable park_cv_;  // poll threads wait here while parked
+  std::condition_variable ctl_cv_;   // the control thread waits here for all to park
+  std::atomic<bool> park_requested_{false};
+  int parked_ = 0;
+  bool stopping_ = false;
+  std::mutex exec_mu_;  // one control change at a time
+
+  std::thread housekeeper_;
+  std::mutex hk_mu_;
+  std::condition_variable hk_cv_;
+  bool closed_ = false;
+};
+
+}  // namespace vs

@@ -1,0 +1,146 @@
+#include "vring.h"
+
+#include <cstring>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace vs {
+
+const char* chain_status_name(ChainStatus s) {
+  switch (s) {
+    case ChainStatus::kOk: return "ok";
+    case ChainStatus::kLoop: return "loop or chain longer than the table";
+    case ChainStatus::kOutOfBounds: return "address outside guest memory";
+    case ChainStatus::kNestedIndirect: return "nested indirect table";
+    case ChainStatus::kBadIndirect: return "bad indirect table";
+    case ChainStatus::kWrongDirection: return "descriptor direction";
+    case ChainStatus::kTooManyBufs: return "too many pieces";
+  }
+  return "?";
+}
+
+bool Vring::translate(const GuestMemory* mem) {
+  forget_translation();
+  if (!mem || !addr_set || num == 0) return false;
+  // Sizes from virtio 1.1 2.6: with EVENT_IDX both rings carry one extra u16 at the end; we always
+  // require room for it so that toggling the feature never moves a bound.
+  uint64_t desc_len = 16ull * num, avail_len = 6ull + 2ull * num, used_len = 6ull + 8ull * num;
+  uint8_t* d = mem->uva_to_host(desc_uva, desc_len);
+  uint8_t* a = mem->uva_to_host(avail_uva, avail_len);
+  uint8_t* u = mem->uva_to_host(used_uva, used_len);
+  // Alignment per 2.6 (16, 2, 4): misaligned rings are refused rather than accessed unaligned.
+  if (!d || !a || !u || (reinterpret_cast<uintptr_t>(d) & 15) || (reinterpret_cast<uintptr_t>(a) & 1) ||
+      (reinterpret_cast<uintptr_t>(u) & 3))
+    return false;
+  desc = reinterpret_cast<VringDesc*>(d);
+  avail = reinterpret_cast<VringAvail*>(a);
+  used = reinterpret_cast<VringUsed*>(u);
+  return true;
+}
+
+ChainStatus Vring::walk(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
+                        uint64_t* total, int max_bufs) const {
+  const VringDesc* table = desc;
+  uint32_t table_size = num;
+  uint32_t idx = head;
+  uint32_t visited = 0;
+  bool in_indirect = false;
+  int n = 0;
+  uint64_t sum = 0;
+  if (idx >= table_size) return ChainStatus::kOutOfBounds;
+  for (;;) {
+    // A chain can visit each descriptor of its table at most once; more means a loop.
+    if (++visited > table_size) return ChainStatus::kLoop;
+    VringDesc d;
+    std::memcpy(&d, &table[idx], sizeof d);  // one snapshot: the guest may rewrite it concurrently
+    if (d.flags & VRING_DESC_F_INDIRECT) {
+      // 2.6.5.3.1: no nested indirect tables, and INDIRECT together with NEXT is not allowed.
+      if (in_indirect) return ChainStatus::kNestedIndirect;
+      if ((d.flags & VRING_DESC_F_NEXT) || d.len == 0 || d.len % sizeof(VringDesc) ||
+          d.len / sizeof(VringDesc) > kMaxQueueSize)
+        return ChainStatus::kBadIndirect;
+      // Safe: gpa_to_host checked that the whole table [addr, addr+len) lies inside one mapped region.
+      const uint8_t* t = mem.gpa_to_host(d.addr, d.len);
+      if (!t) return ChainStatus::kOutOfBounds;
+      table = reinterpret_cast<const VringDesc*>(t);  // read with memcpy above, so alignment does not matter
+      table_size = d.len / sizeof(VringDesc);
+      idx = 0;
+      visited = 0;
+      in_indirect = true;
+      continue;
+    }
+    if (d.len) {
+      if (static_cast<bool>(d.flags & VRING_DESC_F_WRITE) != want_write) return ChainStatus::kWrongDirection;
+      // Safe: the piece [addr, addr+len) is inside one mapped region or we refuse the chain.
+      uint8_t* p = mem.gpa_to_host(d.addr, d.len);
+      if (!p) return ChainStatus::kOutOfBounds;
+      if (n == max_bufs) return ChainStatus::kTooManyBufs;
+      bufs[n++] = {p, d.len};
+      sum += d.len;
+    }
+    if (!(d.flags & VRING_DESC_F_NEXT)) break;
+    idx = d.next;
+    if (idx >= table_size) return ChainStatus::kOutOfBounds;
+  }
+  *nbufs = n;
+  *total = sum;
+  return ChainStatus::kOk;
+}
+
+void Vring::publish() {
+  dirty = false;
+  if (used_idx == published_used) return;
+  uint16_t old = published_used;
+  __atomic_store_n(&used->idx, used_idx, __ATOMIC_RELEASE);
+  published_used = used_idx;
+  // 2.6.7.2: the used index store must be visible before we read the driver's suppression fields.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool notify;
+  if (event_idx) {
+    uint16_t used_event = __atomic_load_n(&avail->ring[num], __ATOMIC_RELAXED);
+    notify = vring_need_event(used_event, used_idx, old);
+  } else {
+    notify = !(__atomic_load_n(&avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
+  }
+  if (notify && call_fd >= 0) eventfd_write(call_fd, 1);
+}
+
+void Vring::enable_kicks() {
+  if (event_idx) {
+    // avail_event lives after the used ring; the driver kicks when its avail idx passes it.
+    uint16_t* avail_event = reinterpret_cast<uint16_t*>(&used->ring[num]);
+    __atomic_store_n(avail_event, last_avail_idx, __ATOMIC_RELAXED);
+  } else {
+    __atomic_store_n(&used->flags, static_cast<uint16_t>(0), __ATOMIC_RELAXED);
+  }
+  // The caller re-reads avail->idx after this fence, closing the race with a driver that just added buffers.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void Vring::disable_kicks() {
+  // With EVENT_IDX a stale avail_event already suppresses kicks until the index wraps around to it.
+  if (!event_idx) __atomic_store_n(&used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
+void Vring::mark_broken() {
+  if (broken) return;
+  broken = true;
+  counters.drops[kDropRingBroken].inc();
+  // vhost-user: the backend reports a ring error by writing to the SET_VRING_ERR eventfd.
+  if (err_fd >= 0) eventfd_write(err_fd, 1);
+}
+
+void Vring::stop_and_reset_state() {
+  started = false;
+  broken = false;
+  dirty = false;
+}
+
+void Vring::close_fds() {
+  for (int* fd : {&kick_fd, &call_fd, &err_fd}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
+
+}  // namespace vs

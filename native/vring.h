@@ -1,0 +1,94 @@
+// One split virtqueue as the device (the switch) sees it: configuration from SET_VRING_*, the ring parts
+// translated into host pointers, the device's own indices, and the notification logic of virtio 1.1 2.6.7.
+#pragma once
+#include <atomic>
+#include <cstdint>
+
+#include "counters.h"
+#include "guest_memory.h"
+#include "virtio.h"
+
+namespace vs {
+
+// Readable/writable pieces of one descriptor chain, already bounds-checked against guest memory.
+struct Buf {
+  uint8_t* addr;
+  uint32_t len;
+};
+constexpr int kMaxChainBufs = 256;  // more pieces than this in one chain is treated as a bad chain
+
+enum class ChainStatus { kOk, kLoop, kOutOfBounds, kNestedIndirect, kBadIndirect, kWrongDirection, kTooManyBufs };
+const char* chain_status_name(ChainStatus s);
+
+struct Vring {
+  // --- configuration (SET_VRING_NUM / ADDR / BASE / KICK / CALL / ERR / ENABLE) ---
+  uint16_t num = 0;
+  uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
+  bool addr_set = false;
+  int kick_fd = -1, call_fd = -1, err_fd = -1;
+  bool started = false;  // SET_VRING_KICK received, not yet stopped by GET_VRING_BASE
+  bool enabled = false;  // SET_VRING_ENABLE (or implied when protocol features are off)
+  bool event_idx = false;
+
+  // --- translated ring parts, valid for the current GuestMemory ---
+  VringDesc* desc = nullptr;
+  VringAvail* avail = nullptr;
+  VringUsed* used = nullptr;
+
+  // --- device state ---
+  uint16_t last_avail_idx = 0;  // next avail entry the device will take
+  uint16_t used_idx = 0;        // next used entry the device will fill (published to used->idx by flush)
+  uint16_t published_used = 0;  // used->idx as last published, for vring_need_event
+  uint16_t cached_avail = 0;    // avail->idx as last read
+  bool broken = false;          // NEEDS_RESET: stopped until the frontend resets the ring
+  bool dirty = false;           // used entries written but not yet published (in a thread's flush list)
+  std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
+
+  VringCounters counters;
+
+  bool ready() const { return started && enabled && desc && !broken; }
+
+  // Translates desc/avail/used for mem; false (and the ring stays unusable) if any part is outside it.
+  bool translate(const GuestMemory* mem);
+  void forget_translation() { desc = nullptr; avail = nullptr; used = nullptr; }
+
+  // How many entries the driver has made available and the device not yet taken. A jump by more than
+  // num is a driver bug or attack: the ring is marked broken and 0 returned.
+  uint16_t avail_count() {
+    uint16_t idx = __atomic_load_n(&avail->idx, __ATOMIC_ACQUIRE);
+    uint16_t n = static_cast<uint16_t>(idx - last_avail_idx);
+    if (n > num) {
+      mark_broken();
+      return 0;
+    }
+    cached_avail = idx;
+    return n;
+  }
+  uint16_t avail_head(uint16_t i) const { return avail->ring[static_cast<uint16_t>(last_avail_idx + i) % num]; }
+
+  // Walks the chain starting at head; every piece must be device-readable (want_write false) or
+  // device-writable (want_write true). Zero-length pieces are skipped.
+  // At most max_bufs pieces are stored in bufs.
+  ChainStatus walk(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
+                   uint64_t* total, int max_bufs) const;
+
+  // Writes one used element in the shadow index; publish() makes them visible.
+  void put_used(uint16_t id, uint32_t len) {
+    VringUsedElem* e = &used->ring[used_idx % num];
+    e->id = id;
+    e->len = len;
+    used_idx++;
+  }
+  // Publishes used entries and, if the driver wants it (EVENT_IDX or the NO_INTERRUPT flag), signals call.
+  void publish();
+
+  // Kick suppression: while the poll thread busy-polls it asks the driver not to kick.
+  void enable_kicks();
+  void disable_kicks();
+
+  void mark_broken();
+  void stop_and_reset_state();  // GET_VRING_BASE / reset: keeps fds, forgets run state
+  void close_fds();
+};
+
+}  // namespace vs
