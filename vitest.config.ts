@@ -1,0 +1,43 @@
+import { defineConfig } from 'vitest/config';
+
+// Two projects:
+//  - unit: everything under test/ except test/e2e, files in parallel, short timeouts.
+//  - e2e:  test/e2e/**, ONE FILE AT A TIME (2 cores shared by TCG guests and
+//          busy-polling DPDK processes), long timeouts (a TCG guest boots in
+//          ~10-30 s), run after the unit project has finished (groupOrder).
+// test/support/setup.ts kills every child a test file started (QEMU, testpmd, ...)
+// when the file ends, whatever happened.
+export default defineConfig({
+  test: {
+    reporters: process.env.CI ? ['verbose'] : ['default'],
+    teardownTimeout: 60_000,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/e2e/**', '**/node_modules/**'],
+          environment: 'node',
+          testTimeout: 10_000,
+          hookTimeout: 10_000,
+          setupFiles: ['test/support/setup.ts'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks',
+          poolOptions: { forks: { singleFork: true } },
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          setupFiles: ['test/support/setup.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
+  },
+});
