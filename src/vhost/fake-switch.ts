@@ -1,0 +1,132 @@
+// A NativeSwitch stand-in that records the vhost-user setters and honours the fd ownership contract of
+// src/native.ts (fds handed over are closed when replaced, on resetPort, or when the call fails). For
+// unit and integration tests of the control plane while, or without, the data plane being built.
+import type { FdbEntry, MemRegion, NativeSwitch, PortOptions, PortStats, ThreadStats, VringAddr } from '../native.js';
+
+export interface FakeCall {
+  method: string;
+  args: unknown[];
+}
+
+export class FakeNativeSwitch implements NativeSwitch {
+  readonly calls: FakeCall[] = [];
+  /** What getVringBase returns, per "port:index"; 0 by default. */
+  readonly vringBase = new Map<string, number>();
+  /** fds currently owned, per "port:kind:index" (kind mem uses the region number). */
+  readonly owned = new Map<string, number>();
+  private readonly failures = new Map<string, Error>();
+  private nextPort = 0;
+
+  /** closeFd: how owned fds are released; a no-op for fake numbers, fs.closeSync for real ones. */
+  constructor(private readonly closeFd: (fd: number) => void = () => {}) {}
+
+  /** The next call to `method` throws `message` (as native setters do on bad input). */
+  failNext(method: keyof NativeSwitch, message = `${method} refused`): void {
+    this.failures.set(method, new Error(message));
+  }
+
+  callsTo(method: keyof NativeSwitch): unknown[][] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.args);
+  }
+
+  private record(method: string, args: unknown[], fds: number[] = []): void {
+    this.calls.push({ method, args });
+    const err = this.failures.get(method);
+    if (err) {
+      this.failures.delete(method);
+      for (const fd of fds) if (fd >= 0) this.closeFd(fd);
+      throw err;
+    }
+  }
+
+  private own(key: string, fd: number): void {
+    const old = this.owned.get(key);
+    if (old !== undefined) this.closeFd(old);
+    if (fd >= 0) this.owned.set(key, fd);
+    else this.owned.delete(key);
+  }
+
+  private releasePort(id: number): void {
+    for (const [key, fd] of [...this.owned]) {
+      if (key.startsWith(`${id}:`)) {
+        this.closeFd(fd);
+        this.owned.delete(key);
+      }
+    }
+  }
+
+  addPort(opts: PortOptions): number {
+    this.record('addPort', [opts]);
+    return this.nextPort++;
+  }
+  removePort(id: number): void {
+    this.record('removePort', [id]);
+    this.releasePort(id);
+  }
+  resetPort(id: number): void {
+    this.record('resetPort', [id]);
+    this.releasePort(id);
+  }
+  setFeatures(id: number, features: bigint): void {
+    this.record('setFeatures', [id, features]);
+  }
+  setMemTable(id: number, regions: MemRegion[]): void {
+    this.record('setMemTable', [id, regions], regions.map((r) => r.fd));
+    for (const [key, fd] of [...this.owned]) {
+      if (key.startsWith(`${id}:mem:`)) {
+        this.closeFd(fd);
+        this.owned.delete(key);
+      }
+    }
+    regions.forEach((r, i) => this.own(`${id}:mem:${i}`, r.fd));
+  }
+  setVringNum(id: number, index: number, num: number): void {
+    this.record('setVringNum', [id, index, num]);
+  }
+  setVringAddr(id: number, index: number, addr: VringAddr): void {
+    this.record('setVringAddr', [id, index, addr]);
+  }
+  setVringBase(id: number, index: number, base: number): void {
+    this.record('setVringBase', [id, index, base]);
+    this.vringBase.set(`${id}:${index}`, base);
+  }
+  getVringBase(id: number, index: number): number {
+    this.record('getVringBase', [id, index]);
+    return this.vringBase.get(`${id}:${index}`) ?? 0;
+  }
+  setVringKick(id: number, index: number, fd: number): void {
+    this.record('setVringKick', [id, index, fd], [fd]);
+    this.own(`${id}:kick:${index}`, fd);
+  }
+  setVringCall(id: number, index: number, fd: number): void {
+    this.record('setVringCall', [id, index, fd], [fd]);
+    this.own(`${id}:call:${index}`, fd);
+  }
+  setVringErr(id: number, index: number, fd: number): void {
+    this.record('setVringErr', [id, index, fd], [fd]);
+    this.own(`${id}:err:${index}`, fd);
+  }
+  setVringEnable(id: number, index: number, enable: boolean): void {
+    this.record('setVringEnable', [id, index, enable]);
+  }
+  portStats(id: number): PortStats {
+    return { id, name: `port${id}`, rxPackets: 0n, rxBytes: 0n, txPackets: 0n, txBytes: 0n, drops: {}, broken: false, queues: [] };
+  }
+  threadStats(): ThreadStats[] {
+    return [];
+  }
+  fdbList(): FdbEntry[] {
+    return [];
+  }
+  fdbAdd(mac: string, vlan: number, portId: number): void {
+    this.record('fdbAdd', [mac, vlan, portId]);
+  }
+  fdbFlush(portId?: number): void {
+    this.record('fdbFlush', [portId]);
+  }
+  close(): void {
+    this.record('close', []);
+    for (const fd of this.owned.values()) this.closeFd(fd);
+    this.owned.clear();
+  }
+}
