@@ -28,7 +28,7 @@ export interface EndpointLike {
   readonly protocolErrors?: number;
   start(): void | Promise<void>;
   close(): void | Promise<void>;
-  on(event: 'state', listener: (state: EndpointState) => void): unknown;
+  on(event: 'state', listener: (state: EndpointState, previous: EndpointState) => void): unknown;
 }
 
 /** Everything an endpoint needs; the daemon's factory maps it onto VhostUserEndpoint's constructor. */
@@ -168,7 +168,7 @@ export class VSwitch {
           socketGid: gid,
           log: (level, msg, fields) => log[level](msg, fields),
         });
-        endpoint.on('state', (state) => log.info('port state', { state }));
+        endpoint.on('state', (state, previous) => log.info('port state', { state, previous }));
         await endpoint.start();
         if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
       } catch (err) {
@@ -264,12 +264,8 @@ export class VSwitch {
     } catch (err) {
       this.opts.log.warn('endpoint close failed', { port: name, err });
     }
+    // The endpoint removed its own socket file (only if it is still the one it created).
     this.dataPlane.removePort(port.id);
-    if (port.spec.mode === 'server') {
-      // The socket file is ours in server mode; leaving it would make the next add see a stale socket.
-      const st = await fs.lstat(port.spec.socket).catch(() => undefined);
-      if (st?.isSocket()) await fs.unlink(port.spec.socket).catch(() => {});
-    }
   }
 
   private mustGet(name: string): Port {

@@ -1,0 +1,43 @@
+// What every CLI command gets: the API client, --json, and where to write (injectable for tests).
+import { toJson } from '../api/http.js';
+import type { ApiClient } from './client.js';
+
+export interface CliContext {
+  client: ApiClient;
+  json: boolean;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Wrong arguments: exit status 2 and the usage line. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export function printJson(ctx: CliContext, value: unknown): void {
+  ctx.out(JSON.stringify(JSON.parse(toJson(value)), null, 2) + '\n');
+}
+
+/**
+ * Flag values go to the API as typed as they can be ("4" → 4) but are never judged here: the daemon's validation
+ * gives the one message for a bad value, whether it came from the CLI, curl or a config file.
+ */
+export function numeric(v: string | undefined): string | number | undefined {
+  return v !== undefined && /^-?\d+$/.test(v) ? Number(v) : v;
+}
+
+export function exactlyOne(positionals: string[], what: string, usage: string): string {
+  if (positionals.length === 0) throw new UsageError(`missing ${what}`, usage);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, usage);
+  return positionals[0]!;
+}
+
+export function none(positionals: string[], usage: string): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, usage);
+}

@@ -1,0 +1,162 @@
+// `vhost-switch port add|del|list|show`.
+import { parseArgs } from 'node:util';
+import type { PortInfo } from '../switch.js';
+import { qemuPortArgs } from './attach.js';
+import { exactlyOne, none, numeric, printJson, UsageError, type CliContext } from './context.js';
+import { human, num, octal, sumDrops, table } from './format.js';
+
+export const PORT_USAGE = `usage:
+  vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
+                             [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
+  vhost-switch port del NAME
+  vhost-switch port list [--json]
+  vhost-switch port show NAME [--json]`;
+
+export async function portCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'add':
+      return add(ctx, rest);
+    case 'del':
+    case 'delete':
+    case 'rm':
+      return del(ctx, rest);
+    case 'list':
+    case 'ls':
+      return list(ctx, rest);
+    case 'show':
+      return show(ctx, rest);
+    case undefined:
+      throw new UsageError('missing port subcommand (add, del, list, show)', PORT_USAGE);
+    default:
+      throw new UsageError(`unknown port subcommand "${sub}"`, PORT_USAGE);
+  }
+}
+
+async function add(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      mode: { type: 'string' },
+      socket: { type: 'string' },
+      queues: { type: 'string' },
+      vlan: { type: 'string' },
+      mtu: { type: 'string' },
+      mac: { type: 'string' },
+      offloads: { type: 'boolean' },
+      'socket-mode': { type: 'string' },
+      'socket-owner': { type: 'string' },
+      'socket-group': { type: 'string' },
+    },
+  });
+  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+  const body: Record<string, unknown> = {
+    name,
+    type: 'vhost-user',
+    mode: values.mode,
+    socket: values.socket,
+    queues: numeric(values.queues),
+    vlan: numeric(values.vlan),
+    mtu: numeric(values.mtu),
+    mac: values.mac,
+    offloads: values.offloads,
+    socketMode: values['socket-mode'],
+    socketOwner: numeric(values['socket-owner']),
+    socketGroup: numeric(values['socket-group']),
+  };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  const port = await ctx.client.call<PortInfo>('POST', '/v1/ports', body);
+  if (ctx.json) {
+    printJson(ctx, port);
+    return 0;
+  }
+  ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket})\n`);
+  ctx.out(`attach QEMU with:\n  ${qemuPortArgs(port).join(' \\\n  ')}\n`);
+  return 0;
+}
+
+async function del(ctx: CliContext, args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+  await ctx.client.call('DELETE', `/v1/ports/${encodeURIComponent(name)}`);
+  if (ctx.json) printJson(ctx, { removed: name });
+  else ctx.out(`port ${name} removed\n`);
+  return 0;
+}
+
+async function list(ctx: CliContext, args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  none(positionals, PORT_USAGE);
+  const { ports } = await ctx.client.call<{ ports: PortInfo[] }>('GET', '/v1/ports');
+  if (ctx.json) {
+    printJson(ctx, ports);
+    return 0;
+  }
+  if (ports.length === 0) {
+    ctx.out('no ports\n');
+    return 0;
+  }
+  ctx.out(
+    table(
+      ['NAME', 'ID', 'MODE', 'STATE', 'QUEUES', 'VLAN', 'MTU', 'MAC', 'ORIGIN', 'SOCKET'],
+      ports.map((p) => [p.name, p.id, p.mode, p.state, p.queues, p.vlan, p.mtu, p.mac ?? '-', p.origin, p.socket]),
+    ) + '\n',
+  );
+  return 0;
+}
+
+interface PortStatsView {
+  rxPackets: number | string;
+  rxBytes: number | string;
+  txPackets: number | string;
+  txBytes: number | string;
+  drops: Record<string, number | string>;
+  broken: boolean;
+  queues: Array<{ index: number; started: boolean; enabled: boolean; packets: number | string; bytes: number | string }>;
+}
+
+async function show(ctx: CliContext, args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+  const enc = encodeURIComponent(name);
+  const port = await ctx.client.call<PortInfo>('GET', `/v1/ports/${enc}`);
+  const stats = await ctx.client.call<PortStatsView>('GET', `/v1/ports/${enc}/stats`);
+  if (ctx.json) {
+    printJson(ctx, { ...port, stats });
+    return 0;
+  }
+  const rows: Array<[string, string | number]> = [
+    ['name', port.name],
+    ['id', port.id],
+    ['type', port.type],
+    ['mode', `${port.mode} (${port.mode === 'server' ? 'the switch listens' : 'the switch connects'})`],
+    ['socket', port.socket],
+    ['state', port.state],
+    ['origin', port.origin],
+    ['queues', port.queues],
+    ['vlan', port.vlan === 0 ? '0 (untagged)' : port.vlan],
+    ['mtu', port.mtu],
+    ['mac', port.mac ?? '-'],
+    ['offloads', port.offloads ? 'on' : 'off'],
+    ['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`],
+    ['protocol errors', port.protocolErrors],
+    ['rx', `${human(num(stats.rxPackets))} packets, ${human(num(stats.rxBytes))} bytes`],
+    ['tx', `${human(num(stats.txPackets))} packets, ${human(num(stats.txBytes))} bytes`],
+    ['drops', `${sumDrops(stats.drops)}${Object.keys(stats.drops).length ? ' (' + Object.entries(stats.drops).map(([k, v]) => `${k} ${v}`).join(', ') + ')' : ''}`],
+    ['broken', stats.broken ? 'yes' : 'no'],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  ctx.out(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');
+  if (stats.queues.length) {
+    ctx.out(
+      '\n' +
+        table(
+          ['QUEUE', 'STARTED', 'ENABLED', 'PACKETS', 'BYTES'],
+          stats.queues.map((q) => [q.index, q.started ? 'yes' : 'no', q.enabled ? 'yes' : 'no', human(num(q.packets)), human(num(q.bytes))]),
+        ) +
+        '\n',
+    );
+  }
+  return 0;
+}

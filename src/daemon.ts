@@ -1,0 +1,232 @@
+// The daemon: config → run directory → data plane → ports (config first, then stored API ports) → control socket.
+// Order matters: the control socket opens last, so a client that can connect sees every port already restored.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type http from 'node:http';
+import { createApiServer, listenUnix } from './api/server.js';
+import { attachHints } from './cli/attach.js';
+import { defaultConfig, loadConfigFile, resolveSettings, type Config, type SettingOverrides } from './config.js';
+import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
+import { native, type NativeAddon } from './native.js';
+import { claimSocketPath, controlSocketPath, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
+import { StateStore } from './state.js';
+import { VSwitch, type EndpointFactory } from './switch.js';
+
+export const FEATURES = [
+  'vhost-user-server',
+  'vhost-user-client',
+  'multiqueue',
+  'vlan-access-ports',
+  'mac-learning',
+  'static-fdb',
+  'state-restore',
+  'prometheus-metrics',
+];
+
+export interface DaemonOptions extends SettingOverrides {
+  configFile?: string;
+  logLevel?: Level;
+  logFormat?: LogFormat;
+  log?: Logger;
+  /** The native addon; native() by default. */
+  addon?: NativeAddon;
+  /** VhostUserEndpoint by default. */
+  endpointFactory?: EndpointFactory;
+  /** Where the attach hints go (stdout by default). */
+  out?: (text: string) => void;
+}
+
+export interface Daemon {
+  vswitch: VSwitch;
+  server: http.Server;
+  runDir: string;
+  controlSocket: string;
+  stateFile: string;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export async function packageVersion(): Promise<string> {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    try {
+      const pkg = JSON.parse(await fs.readFile(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'vhost-switch' && pkg.version) return pkg.version;
+    } catch {
+      // Not here; look one directory up (src/ → root, dist/src/ → dist → root).
+    }
+    dir = path.dirname(dir);
+  }
+  return '0.0.0-unknown';
+}
+
+/**
+ * Loads the data plane hooks. VHOST_SWITCH_TEST_DATAPLANE names a module exporting {addon?, endpointFactory?}
+ * that replace the native Switch and the vhost-user endpoint: it lets the control plane's integration tests run
+ * the real daemon on machines where the data plane is not built. It is a test hook, not a feature.
+ */
+async function dataPlaneHooks(opts: DaemonOptions, log: Logger): Promise<{ addon: NativeAddon; endpointFactory: EndpointFactory }> {
+  const hookPath = process.env.VHOST_SWITCH_TEST_DATAPLANE;
+  if (hookPath && !opts.addon) {
+    const mod = (await import(pathToFileURL(path.resolve(hookPath)).href)) as {
+      createAddon: () => NativeAddon;
+      endpointFactory: EndpointFactory;
+    };
+    log.warn('using a substitute data plane (VHOST_SWITCH_TEST_DATAPLANE): no traffic will flow', { module: hookPath });
+    return { addon: mod.createAddon(), endpointFactory: opts.endpointFactory ?? mod.endpointFactory };
+  }
+  const addon = opts.addon ?? native();
+  if (typeof addon.Switch !== 'function') {
+    throw new Error('the native addon has no Switch class: rebuild it with `npm run build:native`');
+  }
+  return { addon, endpointFactory: opts.endpointFactory ?? (await defaultEndpointFactory()) };
+}
+
+async function defaultEndpointFactory(): Promise<EndpointFactory> {
+  // Imported lazily so the CLI's client commands never load the vhost-user code.
+  const mod = await import('./vhost/endpoint.js');
+  return (p) =>
+    new mod.VhostUserEndpoint({
+      native: p.dataPlane,
+      addon: p.addon,
+      portId: p.portId,
+      name: p.name,
+      mode: p.mode,
+      socketPath: p.socketPath,
+      queuePairs: p.queuePairs,
+      mtu: p.mtu,
+      offloads: p.offloads,
+      socketMode: p.socketMode,
+      socketUid: p.socketUid,
+      socketGid: p.socketGid,
+      log: p.log,
+    });
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const log = opts.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat });
+  const cfg: Config = opts.configFile ? await loadConfigFile(opts.configFile) : defaultConfig();
+  const baseDir = opts.configFile ? path.dirname(path.resolve(opts.configFile)) : process.cwd();
+  const settings = resolveSettings(cfg, opts, { runDir: resolveRunDir() }, baseDir);
+  const { runDir, stateDir } = settings;
+  await prepareRunDir(runDir);
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o755 });
+  const controlSocket = controlSocketPath(runDir);
+  // Refuses to start beside a live daemon on the same run directory; removes a dead one's socket.
+  await claimSocketPath(controlSocket, (p) => socketIsAlive(p));
+
+  const { addon, endpointFactory } = await dataPlaneHooks(opts, log);
+  const store = new StateStore(path.join(stateDir, STATE_FILE_NAME), log);
+  const vswitch = new VSwitch({
+    native: addon,
+    threads: settings.threads,
+    cpus: settings.cpus,
+    agingSeconds: settings.agingSeconds,
+    runDir,
+    socketDirs: settings.socketDirs,
+    log,
+    endpointFactory,
+    persist: (s) => store.save(s),
+  });
+  log.info('starting', { runDir, stateDir, config: opts.configFile ?? '(embedded default)', threads: settings.threads, cpus: settings.cpus?.join(',') });
+
+  try {
+    await applyConfigAndState(vswitch, cfg, store, log);
+  } catch (err) {
+    await vswitch.close();
+    throw err;
+  }
+
+  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log });
+  await listenUnix(server, controlSocket);
+  log.info('control socket ready', { socket: controlSocket, ports: vswitch.listPorts().length });
+  (opts.out ?? ((t: string) => process.stdout.write(t)))(attachHints(vswitch.listPorts()));
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      log.info('shutting down');
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await vswitch.close();
+      await store.flush().catch(() => {});
+      await fs.rm(controlSocket, { force: true });
+      log.info('stopped');
+    })());
+  return { vswitch, server, runDir, controlSocket, stateFile: store.file, log, close };
+}
+
+/**
+ * Config ports are declared: they are applied first, and failing to apply one is fatal. Stored (API) ports come
+ * next; a stored port whose name a config port now uses is dropped (config wins) and the drop is logged.
+ */
+async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateStore, log: Logger): Promise<void> {
+  for (const [i, p] of cfg.ports.entries()) {
+    try {
+      await vswitch.addPort(p, 'config');
+    } catch (err) {
+      throw new Error(`config ports[${i}] (${p.name}): ${(err as Error).message}`);
+    }
+  }
+  for (const [i, e] of cfg.fdb.entries()) {
+    try {
+      await vswitch.fdbAdd(e, 'config');
+    } catch (err) {
+      throw new Error(`config fdb[${i}]: ${(err as Error).message}`);
+    }
+  }
+  const stored = await store.load();
+  const configNames = new Set(cfg.ports.map((p) => p.name));
+  let dropped = 0;
+  for (const p of stored.ports) {
+    if (configNames.has(p.name)) {
+      log.warn('stored port has the name of a config port: the config wins, the stored port is dropped', { port: p.name, storedSocket: p.socket });
+      dropped++;
+      continue;
+    }
+    try {
+      await vswitch.addPort(p, 'api', { persist: false });
+      log.info('port restored', { port: p.name });
+    } catch (err) {
+      log.error('stored port could not be restored and is dropped', { port: p.name, err: err as Error });
+      dropped++;
+    }
+  }
+  for (const e of stored.fdb) {
+    try {
+      await vswitch.fdbAdd(e, 'api', { persist: false });
+    } catch (err) {
+      log.warn('stored fdb entry could not be restored and is dropped', { port: e.port, mac: e.mac, vlan: e.vlan, err: err as Error });
+      dropped++;
+    }
+  }
+  if (dropped > 0) await vswitch.save();
+}
+
+/** `vhost-switch run`: start, then close cleanly on SIGINT/SIGTERM. Resolves with the exit code. */
+export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
+  const daemon = await startDaemon(opts);
+  return new Promise((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals > 1) {
+        daemon.log.warn('second signal: exiting without cleanup', { signal: sig });
+        process.exit(130);
+      }
+      daemon.log.info('signal received', { signal: sig });
+      daemon.close().then(
+        () => resolve(0),
+        (err: Error) => {
+          daemon.log.error('shutdown failed', { err });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
