@@ -232,8 +232,9 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
 
   private recordError(name: string, e: Error): void {
     this.protocolErrors++;
-    this.lastError = `${name}: ${e.message}`;
-    this.log('warn', 'vhost-user request failed', { request: name, error: e.message, protocolErrors: this.protocolErrors });
+    // Our own errors already name the request; native ones do not.
+    this.lastError = e.message.startsWith(name) ? e.message : `${name}: ${e.message}`;
+    this.log('warn', 'vhost-user request failed', { request: name, error: this.lastError, protocolErrors: this.protocolErrors });
   }
 
   private freshRings(): RingState[] {
