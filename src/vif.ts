@@ -527,9 +527,9 @@ export function formatArgLines(args: string[]): string {
 function qemuNotes(port: PortInfo, opts: VifOptions): string[] {
   const n: string[] = [];
   if (qemuSocketMode(port.mode) === 'client') {
-    n.push(`The switch listens on ${port.socket}; QEMU connects and reconnects every ${opts.reconnectSeconds ?? 1} s, so a restarted switch is picked up again.`);
+    n.push(`The switch listens on ${port.socket}; QEMU connects (at start-up it waits, retrying, until the socket accepts) and reconnects every ${opts.reconnectSeconds ?? 1} s, so a restarted switch is picked up again.`);
   } else {
-    n.push(`QEMU listens on ${port.socket} (server=on,wait=off); the switch connects to it and reconnects when it goes away.`);
+    n.push(`QEMU listens on ${port.socket}; at start-up it waits until the switch connects (a vhost-user netdev does so even with wait=off), and the switch reconnects whenever QEMU restarts.`);
   }
   if (opts.memoryArgs !== false) n.push('Guest memory must be shared and fd-backed; the -m size and the memory backend size must match. Add these memory arguments once per guest.');
   if (needsTcgMsixWorkaround(opts)) n.push('QEMU 7.2 without KVM (TCG): vectors=0 turns MSI-X off for this NIC (the known 7.2 TCG MSI-X crash).');
