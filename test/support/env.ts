@@ -187,7 +187,7 @@ const cleanups: Array<() => void | Promise<void>> = [];
 export function trackChild(child: ChildProcess, name: string, onCleanup?: () => void | Promise<void>): () => void {
   installExitHandler();
   const t: Tracked = { child, name, onCleanup };
-  const dir = runDirs[runDirs.length - 1];
+  const dir = currentRunDir();
   if (dir && child.pid) {
     t.pidFile = path.join(dir, `child-${child.pid}.pid`);
     try {
@@ -203,6 +203,23 @@ export function trackChild(child: ChildProcess, name: string, onCleanup?: () => 
   };
   child.once('exit', untrack);
   return untrack;
+}
+
+/** The newest run dir of this process (one is made if there is none). */
+export function currentRunDir(): string {
+  return runDirs[runDirs.length - 1] ?? makeRunDir('proc');
+}
+
+/**
+ * Records files that a child leaves behind if it is SIGKILLed (e.g. DPDK
+ * hugepage files `/dev/hugepages/<prefix>map_*`): every entry of `dir` whose
+ * name starts with `prefix` is removed by reapStaleRuns() once this test
+ * process is gone. Normal cleanup is the caller's job.
+ */
+export function recordLeftovers(dir: string, prefix: string): void {
+  if (!prefix) throw new Error('recordLeftovers: empty prefix');
+  const f = path.join(currentRunDir(), `leftovers-${uniqueId()}.json`);
+  fs.writeFileSync(f, JSON.stringify({ dir, prefix }));
 }
 
 /** Registers a cleanup action run (once, in reverse order) by cleanupAll(). */
@@ -343,6 +360,15 @@ export function reapStaleRuns(): void {
         if (pid && start && procStartTime(pid) === start) process.kill(pid, 'SIGKILL');
       } catch {
         /* gone */
+      }
+    }
+    for (const f of safeReaddir(dir).filter((n) => /^leftovers-.*\.json$/.test(n))) {
+      try {
+        const { dir: d, prefix } = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { dir: string; prefix: string };
+        if (!prefix) continue;
+        for (const e of safeReaddir(d)) if (e.startsWith(prefix)) fs.rmSync(path.join(d, e), { recursive: true, force: true });
+      } catch {
+        /* best effort */
       }
     }
     fs.rmSync(dir, { recursive: true, force: true });
