@@ -1,0 +1,114 @@
+// A tiny test harness for the native data plane, built without Node (scripts/native-test.sh), so it can
+// run under AddressSanitizer and UndefinedBehaviorSanitizer.
+#pragma once
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../../native/driver.h"
+#include "../../native/switch.h"
+
+namespace vt {
+
+inline int g_passed = 0, g_failed = 0;
+inline std::vector<std::pair<std::string, std::function<void()>>>& tests() {
+  static std::vector<std::pair<std::string, std::function<void()>>> t;
+  return t;
+}
+struct Register {
+  Register(const char* name, std::function<void()> fn) { tests().emplace_back(name, std::move(fn)); }
+};
+struct Failure {
+  std::string what;
+};
+
+#define VT_TEST(name)                                        \
+  static void name();                                        \
+  static vt::Register name##_reg(#name, name);               \
+  static void name()
+#define VT_CHECK(cond)                                                                                   \
+  do {                                                                                                   \
+    if (!(cond)) throw vt::Failure{std::string(__FILE__) + ":" + std::to_string(__LINE__) + ": " #cond}; \
+  } while (0)
+
+inline int run_all() {
+  for (auto& [name, fn] : tests()) {
+    try {
+      fn();
+      g_passed++;
+      std::printf("ok   %s\n", name.c_str());
+    } catch (const Failure& f) {
+      g_failed++;
+      std::printf("FAIL %s: %s\n", name.c_str(), f.what.c_str());
+    }
+  }
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
+
+constexpr uint64_t kFeatures = (1ull << vs::VIRTIO_F_VERSION_1) | (1ull << vs::VIRTIO_NET_F_MRG_RXBUF);
+
+// Does what the vhost-user handshake does, directly: the fds are dup'ed because the switch owns what it gets.
+inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features = kFeatures) {
+  d.set_features(features);
+  VT_CHECK(sw.set_features(id, features).empty());
+  VT_CHECK(sw.set_mem_table(id, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).empty());
+  for (int q = 0; q < d.vring_count(); q++) {
+    VT_CHECK(sw.set_vring_num(id, q, d.queue_size()).empty());
+    VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).empty());
+    VT_CHECK(sw.set_vring_base(id, q, 0).empty());
+    VT_CHECK(sw.set_vring_fd(id, q, 1, dup(d.call_fd(q))).empty());
+    VT_CHECK(sw.set_vring_fd(id, q, 0, dup(d.kick_fd(q))).empty());
+    VT_CHECK(sw.set_vring_enable(id, q, true).empty());
+    if (q % 2 == 0) d.fill_rx(q);
+  }
+}
+
+inline std::vector<uint8_t> frame(const uint8_t* dst, const uint8_t* src, uint32_t len = 64, uint8_t fill = 0) {
+  std::vector<uint8_t> f(len < 14 ? 14 : len, fill);
+  std::copy(dst, dst + 6, f.begin());
+  std::copy(src, src + 6, f.begin() + 6);
+  f[12] = 0x88;
+  f[13] = 0xb5;  // IEEE local experimental ethertype
+  f.resize(len);  // runts are cut after the header is written
+  return f;
+}
+
+inline uint32_t send(vs::Driver& d, const std::vector<uint8_t>& f, uint32_t count = 1) {
+  uint32_t sent = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t* p = f.data();
+    uint32_t len = static_cast<uint32_t>(f.size());
+    sent += d.tx_burst(1, &p, &len, 1);
+  }
+  return sent;
+}
+
+// Receives until want frames arrived or the time is up; returns how many arrived.
+inline uint32_t recv(vs::Driver& d, uint32_t want, int ms = 1000, std::vector<std::vector<uint8_t>>* out = nullptr) {
+  uint32_t got = 0;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (got < want && std::chrono::steady_clock::now() < end) {
+    const uint8_t* data[32];
+    uint32_t lens[32];
+    uint32_t n = d.rx_burst(0, data, lens, 32);
+    for (uint32_t i = 0; i < n; i++)
+      if (out) out->emplace_back(data[i], data[i] + lens[i]);
+    got += n;
+    if (!n) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return got;
+}
+
+inline vs::PortStatsSnapshot stats(vs::Switch& sw, uint32_t id) {
+  vs::PortStatsSnapshot s;
+  sw.port_stats(id, &s);
+  return s;
+}
+
+}  // namespace vt
