@@ -165,6 +165,9 @@ export class VhostUserChannel extends EventEmitter<ChannelEvents> {
   private onPoll(status: number, events: number): void {
     if (this.closed) return;
     if (status < 0) {
+      // libuv turns POLLERR (e.g. the peer closed with our data unread: a reset) into a bare UV_EBADF and
+      // stops the watcher; a read gives the real reason (ECONNRESET, EOF) for the log.
+      this.readSome();
       this.close(`poll error ${status}`);
       return;
     }

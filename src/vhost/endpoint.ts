@@ -59,6 +59,7 @@ interface Connection {
   wasReady: boolean;
 }
 
+const ACCEPT_PAUSE_MS = 500;
 /** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -227,8 +228,14 @@ export class VhostUserEndpoint extends EventEmitter<EndpointEvents> {
       try {
         fd = this.addon.unixAccept(this.listenFd);
       } catch (e) {
-        // EMFILE and friends: keep listening, the next readable event retries.
-        this.log('error', 'accept failed', { error: e as Error });
+        // EMFILE and friends. The pending connection keeps the socket readable, so retrying at once
+        // would spin; pause accepting for a moment instead.
+        this.log('error', 'accept failed, pausing', { error: e as Error, retryMs: ACCEPT_PAUSE_MS });
+        this.listenWatcher?.stop();
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          if (!this.stopped) this.listenWatcher?.start(true, false);
+        }, ACCEPT_PAUSE_MS);
         return;
       }
       if (fd < 0) return;
