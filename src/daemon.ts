@@ -71,10 +71,10 @@ async function dataPlaneHooks(opts: DaemonOptions, log: Logger): Promise<{ addon
   if (hookPath && !opts.addon) {
     const mod = (await import(pathToFileURL(path.resolve(hookPath)).href)) as {
       createAddon: () => NativeAddon;
-      endpointFactory: EndpointFactory;
+      endpointFactory?: EndpointFactory;
     };
     log.warn('using a substitute data plane (VHOST_SWITCH_TEST_DATAPLANE): no traffic will flow', { module: hookPath });
-    return { addon: mod.createAddon(), endpointFactory: opts.endpointFactory ?? mod.endpointFactory };
+    return { addon: mod.createAddon(), endpointFactory: opts.endpointFactory ?? mod.endpointFactory ?? (await defaultEndpointFactory()) };
   }
   const addon = opts.addon ?? native();
   if (typeof addon.Switch !== 'function') {
@@ -210,13 +210,16 @@ async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateSt
 export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
   const daemon = await startDaemon(opts);
   return new Promise((resolve) => {
-    let signals = 0;
+    let firstAt = 0;
     const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals > 1) {
+      // The same signal often arrives twice at once (timeout(1) and npm signal the whole process group, systemd
+      // every process): only a repeat after a pause means "stop now, skip the cleanup".
+      if (firstAt !== 0) {
+        if (Date.now() - firstAt < 2000) return;
         daemon.log.warn('second signal: exiting without cleanup', { signal: sig });
         process.exit(130);
       }
+      firstAt = Date.now();
       daemon.log.info('signal received', { signal: sig });
       daemon.close().then(
         () => resolve(0),

@@ -20,6 +20,8 @@ export function human(n: number): string {
   const abs = Math.abs(n);
   if (abs < 10_000) return Number.isInteger(n) ? String(n) : n.toFixed(1);
   for (const [div, unit] of [
+    [1e18, 'E'],
+    [1e15, 'P'],
     [1e12, 'T'],
     [1e9, 'G'],
     [1e6, 'M'],

@@ -1,0 +1,103 @@
+// A stand-in for the native Switch class, loaded by the daemon through VHOST_SWITCH_TEST_DATAPLANE (see
+// src/daemon.ts) when the data plane is not built, and used directly by the API unit tests. The socket functions
+// stay the real addon's when it loads, so the real VhostUserEndpoint still creates and removes port sockets.
+// Plain JavaScript: the daemon under test runs compiled code and must be able to import this file as it is.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** Mirrors the NativeSwitch contract of src/native.ts closely enough for the control plane's tests. */
+export class FakeSwitch {
+  constructor(opts = {}) {
+    this.opts = { threads: opts.threads ?? 1, cpus: opts.cpus ?? [], agingSeconds: opts.agingSeconds ?? 300 };
+    this.ports = new Map();
+    this.fdb = new Map();
+    this.nextId = 0;
+    this.closed = false;
+    // One counter past 2^53 so JSON serialisation of huge counters is exercised.
+    this.hugeDrops = 2n ** 60n;
+  }
+  #port(id) {
+    const p = this.ports.get(id);
+    if (!p) throw new Error(`no port with id ${id}`);
+    return p;
+  }
+  addPort(opts) {
+    if (this.closed) throw new Error('switch closed');
+    for (const p of this.ports.values()) if (p.name === opts.name) throw new Error(`port name ${opts.name} in use`);
+    const id = this.nextId++;
+    this.ports.set(id, { ...opts, id, rx: 0n });
+    return id;
+  }
+  removePort(id) {
+    this.#port(id);
+    this.ports.delete(id);
+    for (const [k, e] of this.fdb) if (e.portId === id) this.fdb.delete(k);
+  }
+  resetPort(id) {
+    this.#port(id);
+  }
+  setFeatures() {}
+  setMemTable() {}
+  setVringNum() {}
+  setVringAddr() {}
+  setVringBase() {}
+  getVringBase() {
+    return 0;
+  }
+  setVringKick() {}
+  setVringCall() {}
+  setVringErr() {}
+  setVringEnable() {}
+  portStats(id) {
+    const p = this.#port(id);
+    p.rx += 10n;
+    return {
+      id,
+      name: p.name,
+      rxPackets: p.rx,
+      rxBytes: p.rx * 64n,
+      txPackets: p.rx / 2n,
+      txBytes: (p.rx / 2n) * 64n,
+      drops: { noRoute: 1n, queueFull: this.hugeDrops },
+      broken: false,
+      queues: Array.from({ length: p.queuePairs * 2 }, (_, index) => ({ index, started: false, enabled: false, packets: 0n, bytes: 0n })),
+    };
+  }
+  threadStats() {
+    return Array.from({ length: this.opts.threads }, (_, thread) => ({
+      thread,
+      busyCycles: 1000n,
+      idleCycles: 3000n,
+      packets: 10n,
+      cyclesPerPacket: 100,
+      sleeping: false,
+    }));
+  }
+  fdbList() {
+    return [...this.fdb.values()].map((e) => ({ ...e }));
+  }
+  fdbAdd(mac, vlan, portId) {
+    this.#port(portId);
+    if (!MAC_RE.test(mac)) throw new Error(`bad mac ${mac}`);
+    this.fdb.set(`${mac}/${vlan}`, { mac, vlan, portId, static: true, ageSeconds: 0 });
+  }
+  fdbFlush(portId) {
+    for (const [k, e] of this.fdb) if (portId === undefined || e.portId === portId) this.fdb.delete(k);
+  }
+  close() {
+    this.closed = true;
+  }
+}
+
+/** The real addon's socket functions with FakeSwitch as its Switch. */
+export function createAddon() {
+  const require = createRequire(import.meta.url);
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+  const real = require(path.join(root, 'build', 'Release', 'vhost_switch.node'));
+  return { ...real, Switch: FakeSwitch };
+}
+
+// No endpointFactory export: the daemon then uses the real VhostUserEndpoint.
