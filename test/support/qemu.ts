@@ -336,6 +336,22 @@ export class Guest {
     }
   }
 
+  /**
+   * Waits until `dev` has carrier (operstate up) in the guest: the backend has
+   * finished the vhost-user handshake and the driver set DRIVER_OK. The ready
+   * marker does not wait for this (a NIC whose backend is not there yet stays
+   * down). Throws after timeoutMs.
+   */
+  async waitLink(dev = 'eth0', timeoutMs = 30_000): Promise<void> {
+    const tries = Math.max(1, Math.ceil(timeoutMs / 200));
+    const state = `cat /sys/class/net/${dev}/operstate 2>/dev/null`;
+    const r = await this.run(
+      `i=0; while [ "$(${state})" != up ] && [ $i -lt ${tries} ]; do i=$((i+1)); sleep 0.2; done; ${state}; [ "$(${state})" = up ]`,
+      timeoutMs + 30_000,
+    );
+    if (r.exitCode !== 0) throw new Error(`guest ${this.name}: ${dev} has no carrier after ${timeoutMs} ms (operstate ${r.output.trim() || 'missing'})`);
+  }
+
   /** Sends a signal to QEMU. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (!this.exitInfo) this.child.kill(signal);
