@@ -11,7 +11,10 @@
         "native/vring.cc",
         "native/fdb.cc",
         "native/datapath.cc",
-        "native/switch.cc"
+        "native/switch.cc",
+        "native/driver.cc",
+        "native/generator.cc",
+        "native/binding_driver.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -4,6 +4,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vs::InitSocket(env, exports);
   vs::InitSwitch(env, exports);
+  vs::InitDriver(env, exports);
   return exports;
 }
 

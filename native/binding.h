@@ -5,4 +5,5 @@
 namespace vs {
 void InitSocket(Napi::Env env, Napi::Object exports);
 void InitSwitch(Napi::Env env, Napi::Object exports);
+void InitDriver(Napi::Env env, Napi::Object exports);
 }  // namespace vs

@@ -130,7 +130,7 @@ export interface FdWatcher {
   close(): void;
 }
 
-export interface NativeAddon {
+export interface NativeAddon extends NativeAddonFrontend {
   /** Non-blocking listening AF_UNIX stream socket bound at path (the caller removes stale files first). */
   unixListen(path: string, backlog: number): number;
   /** Non-blocking connect; throws an Error with .code (ENOENT, ECONNREFUSED, ...) on failure. */
@@ -168,4 +168,81 @@ let cached: NativeAddon | undefined;
 export function native(): NativeAddon {
   cached ??= require(findAddon()) as NativeAddon;
   return cached;
+}
+
+/** Addresses and eventfds of one vring of our own driver, as the handshake sends them. */
+export interface DriverVring {
+  desc: bigint;
+  avail: bigint;
+  used: bigint;
+  kickFd: number;
+  callFd: number;
+}
+
+export interface DriverInfo {
+  memFd: number;
+  memSize: bigint;
+  memUva: bigint;
+  queueSize: number;
+  hdrLen: number;
+  vrings: DriverVring[];
+}
+
+/**
+ * Our virtio-net driver (the guest role) over a memfd we create: used by the generator, tests and the
+ * hostile frontend. Queue 0 = receive, 1 = transmit (2k / 2k+1 per pair). The fds stay ours: sending them
+ * over a socket passes duplicates.
+ */
+export interface NativeDriver {
+  info(): DriverInfo;
+  setFeatures(features: bigint): void;
+  fillRx(queue: number): void;
+  /** Sends frames (Ethernet header onwards); returns how many fitted in the ring. */
+  send(queue: number, frames: Buffer[]): number;
+  recv(queue: number, max?: number): Buffer[];
+  reclaimTx(queue: number): number;
+  // Raw ring access for hostile tests.
+  writeDesc(queue: number, index: number, addr: bigint, len: number, flags: number, next: number): void;
+  writeBuf(queue: number, index: number, data: Buffer): void;
+  bufGpa(queue: number, index: number): bigint;
+  pushAvail(queue: number, head: number): void;
+  setAvailIdx(queue: number, idx: number): void;
+  kick(queue: number): void;
+  usedIdx(queue: number): number;
+}
+
+export interface GeneratorPortOptions {
+  /** sink: receive and count; source: send (at ratePps, 0 = as fast as possible) and receive; io: forward to peer. */
+  role: 'sink' | 'source' | 'io';
+  peer?: number;
+  srcMac?: string;
+  dstMac?: string;
+  sizes?: number[];
+  ratePps?: number;
+  count?: number;
+  /** io: frames injected once at start, as testpmd's `start tx_first`. */
+  firstBurst?: number;
+}
+
+export interface GeneratorPortStats {
+  txPackets: bigint;
+  txBytes: bigint;
+  rxPackets: bigint;
+  rxBytes: bigint;
+  txRingFull: bigint;
+  latencySamples: bigint;
+  latencyP50Ns: number;
+  latencyP99Ns: number;
+}
+
+export interface NativeGenerator {
+  addPort(driver: NativeDriver, opts: GeneratorPortOptions): number;
+  start(): void;
+  stop(): void;
+  stats(): GeneratorPortStats[];
+}
+
+export interface NativeAddonFrontend {
+  Driver: new (opts?: { queueSize?: number; queuePairs?: number; bufSize?: number }) => NativeDriver;
+  Generator: new (opts?: { cpu?: number }) => NativeGenerator;
 }
