@@ -1,0 +1,189 @@
+// Config file validation: defaults, one message per bad field naming it, cross-field rules, and the precedence of
+// flags, environment and file.
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  configSchema,
+  defaultConfig,
+  DEFAULT_CONFIG_JSON,
+  loadConfigFile,
+  lookupId,
+  parseCpuList,
+  parseWith,
+  portSpecSchema,
+  resolveSettings,
+  ValidationError,
+} from '../../src/config.js';
+
+function issues(schema: Parameters<typeof parseWith>[0], value: unknown): Array<{ field: string; reason: string }> {
+  try {
+    parseWith(schema, value);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ValidationError);
+    return (e as ValidationError).issues;
+  }
+  throw new Error('expected a validation error');
+}
+
+function tmp(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'vs-config-'));
+}
+
+describe('port spec', () => {
+  it('fills defaults', () => {
+    expect(parseWith(portSpecSchema, { name: 'vm1' })).toEqual({
+      name: 'vm1',
+      type: 'vhost-user',
+      mode: 'server',
+      queues: 1,
+      mtu: 1500,
+      vlan: 0,
+      offloads: false,
+      socketMode: 0o660,
+    });
+  });
+
+  it('normalises MACs and socket modes', () => {
+    const p = parseWith(portSpecSchema, { name: 'a', mac: '52:54:00:AB:CD:EF', socketMode: '0600', socketOwner: 107 });
+    expect(p.mac).toBe('52:54:00:ab:cd:ef');
+    expect(p.socketMode).toBe(0o600);
+    expect(parseWith(portSpecSchema, { name: 'a', socketMode: '755' }).socketMode).toBe(0o755);
+    expect(parseWith(portSpecSchema, { name: 'a', socketMode: 0o640 }).socketMode).toBe(0o640);
+  });
+
+  it.each([
+    [{}, 'name', 'is required'],
+    [{ name: '' }, 'name', 'must be 1-64 characters'],
+    [{ name: '../x' }, 'name', 'must be 1-64 characters'],
+    [{ name: 'a'.repeat(65) }, 'name', 'must be 1-64 characters'],
+    [{ name: 5 }, 'name', 'must be a string'],
+    [{ name: 'a', type: 'tap' }, 'type', 'must be "vhost-user"'],
+    [{ name: 'a', mode: 'both' }, 'mode', 'must be "server" or "client"'],
+    [{ name: 'a', queues: 0 }, 'queues', 'must be at least 1'],
+    [{ name: 'a', queues: 65 }, 'queues', 'must be at most 64'],
+    [{ name: 'a', queues: 1.5 }, 'queues', 'must be an integer'],
+    [{ name: 'a', queues: '2' }, 'queues', 'must be a number'],
+    [{ name: 'a', mtu: 67 }, 'mtu', 'must be at least 68'],
+    [{ name: 'a', mtu: 9711 }, 'mtu', 'must be at most 9710'],
+    [{ name: 'a', vlan: 4095 }, 'vlan', 'must be at most 4094'],
+    [{ name: 'a', vlan: -1 }, 'vlan', 'must be at least 0'],
+    [{ name: 'a', mac: 'zz:54:00:00:00:01' }, 'mac', 'must be a MAC address'],
+    [{ name: 'a', mac: '01:00:5e:00:00:01' }, 'mac', 'must be a unicast address'],
+    [{ name: 'a', mac: 'ff:ff:ff:ff:ff:ff' }, 'mac', 'must be a unicast address'],
+    [{ name: 'a', mac: '00:00:00:00:00:00' }, 'mac', 'must not be all zeros'],
+    [{ name: 'a', offloads: 'yes' }, 'offloads', 'must be true or false'],
+    [{ name: 'a', socketMode: '0888' }, 'socketMode', 'must be permission bits'],
+    [{ name: 'a', socketMode: 0o1777 }, 'socketMode', 'must be permission bits'],
+    [{ name: 'a', socketOwner: 'root;rm' }, 'socketOwner', ''],
+    [{ name: 'a', socket: '' }, 'socket', 'must not be empty'],
+    [{ name: 'a', socket: 'a\0b' }, 'socket', 'must not contain NUL'],
+    [{ name: 'a', colour: 'blue' }, 'colour', 'unknown field'],
+  ])('%j → %s: %s', (input, field, reason) => {
+    const found = issues(portSpecSchema, input);
+    expect(found.map((i) => i.field)).toContain(field);
+    expect(found.find((i) => i.field === field)!.reason).toContain(reason);
+  });
+
+  it('refuses a non-object', () => {
+    expect(issues(portSpecSchema, [1, 2])).toEqual([{ field: '', reason: 'must be a port object' }]);
+    expect(issues(portSpecSchema, null)[0]!.reason).toBe('must be a port object');
+  });
+});
+
+describe('config file', () => {
+  it('the embedded default has two server ports with sockets in the run directory', () => {
+    const cfg = defaultConfig();
+    expect(cfg.ports.map((p) => [p.name, p.mode, p.socket])).toEqual([
+      ['vhu0', 'server', 'vhu0.sock'],
+      ['vhu1', 'server', 'vhu1.sock'],
+    ]);
+    expect(DEFAULT_CONFIG_JSON.ports).toHaveLength(2);
+  });
+
+  it('an empty object is a valid config with no ports', () => {
+    const cfg = parseWith(configSchema, {});
+    expect(cfg.ports).toEqual([]);
+    expect(cfg.switch.agingSeconds).toBe(300);
+  });
+
+  it('names the array index of a bad port, and every bad field at once', () => {
+    const e = issues(configSchema, { ports: [{ name: 'ok' }, { name: 'b', mtu: 1, bogus: true }] });
+    expect(e).toEqual(
+      expect.arrayContaining([
+        { field: 'ports[1].mtu', reason: 'must be at least 68' },
+        { field: 'ports[1].bogus', reason: 'unknown field' },
+      ]),
+    );
+  });
+
+  it('refuses duplicate port names and FDB entries for unknown ports', () => {
+    const e = issues(configSchema, {
+      ports: [{ name: 'a' }, { name: 'a' }],
+      fdb: [{ mac: '52:54:00:00:00:01', port: 'nope' }],
+    });
+    expect(e).toContainEqual({ field: 'ports[1].name', reason: 'duplicate port name "a" (also ports[0])' });
+    expect(e).toContainEqual({ field: 'fdb[0].port', reason: 'no port named "nope" in ports' });
+  });
+
+  it('checks threads against cpus', () => {
+    expect(issues(configSchema, { switch: { threads: 2, cpus: '1-3' } })).toEqual([{ field: 'switch.cpus', reason: 'lists 3 CPUs for 2 threads' }]);
+    expect(parseWith(configSchema, { switch: { cpus: [2, 3] } }).switch.cpus).toEqual([2, 3]);
+    expect(issues(configSchema, { switch: { cpus: 'x' } })[0]!.field).toBe('switch.cpus');
+    expect(issues(configSchema, { switch: { threads: 0 } })[0]).toEqual({ field: 'switch.threads', reason: 'must be at least 1' });
+  });
+
+  it('loadConfigFile names the file and the reason', async () => {
+    const dir = tmp();
+    const f = path.join(dir, 'c.json');
+    fs.writeFileSync(f, '{"ports": [');
+    await expect(loadConfigFile(f)).rejects.toThrow(`config ${f}: not valid JSON`);
+    fs.writeFileSync(f, JSON.stringify({ ports: [{ name: 'a', queues: 100 }] }));
+    await expect(loadConfigFile(f)).rejects.toThrow(`config ${f}: ports[0].queues: must be at most 64`);
+    await expect(loadConfigFile(path.join(dir, 'missing.json'))).rejects.toThrow(/ENOENT/);
+    fs.writeFileSync(f, JSON.stringify(DEFAULT_CONFIG_JSON));
+    expect((await loadConfigFile(f)).ports).toHaveLength(2);
+  });
+});
+
+describe('settings', () => {
+  const cfg = parseWith(configSchema, { switch: { runDir: 'rd', socketDirs: ['socks', '/abs'], threads: 2 } });
+
+  it('config values are relative to the config file', () => {
+    const s = resolveSettings(cfg, {}, { runDir: '/default' }, '/etc/vs', {});
+    expect(s).toMatchObject({ runDir: '/etc/vs/rd', stateDir: '/etc/vs/rd', socketDirs: ['/etc/vs/socks', '/abs'], threads: 2 });
+  });
+
+  it('flags beat the environment, which beats the file', () => {
+    const env = { VHOST_SWITCH_RUN_DIR: '/env', VHOST_SWITCH_STATE_DIR: '/envstate' };
+    expect(resolveSettings(cfg, {}, { runDir: '/d' }, '/etc', env)).toMatchObject({ runDir: '/env', stateDir: '/envstate' });
+    expect(resolveSettings(cfg, { runDir: '/flag', stateDir: '/fs' }, { runDir: '/d' }, '/etc', env)).toMatchObject({ runDir: '/flag', stateDir: '/fs' });
+    expect(resolveSettings(parseWith(configSchema, {}), {}, { runDir: '/d' }, '/etc', {})).toMatchObject({ runDir: '/d', threads: 1 });
+  });
+
+  it('threads default to the number of pinned CPUs, and must match them', () => {
+    const none = parseWith(configSchema, {});
+    expect(resolveSettings(none, { cpus: [4, 5, 6] }, { runDir: '/d' }, '/', {}).threads).toBe(3);
+    expect(() => resolveSettings(none, { cpus: [4, 5], threads: 3 }, { runDir: '/d' }, '/', {})).toThrow('cpus: lists 2 CPUs for 3 threads');
+  });
+});
+
+describe('helpers', () => {
+  it('parseCpuList', () => {
+    expect(parseCpuList('0-2,5, 7')).toEqual([0, 1, 2, 5, 7]);
+    expect(() => parseCpuList('3-1')).toThrow('backwards');
+    expect(() => parseCpuList('a')).toThrow('not a CPU number');
+    expect(() => parseCpuList('5000')).toThrow('0-4095');
+  });
+
+  it('lookupId reads passwd/group files and passes numbers through', async () => {
+    const etc = tmp();
+    fs.writeFileSync(path.join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nqemu:x:107:108::/:/bin/false\n');
+    fs.writeFileSync(path.join(etc, 'group'), 'root:x:0:\nkvm:x:108:qemu\n');
+    expect(await lookupId('user', 'qemu', etc)).toBe(107);
+    expect(await lookupId('group', 'kvm', etc)).toBe(108);
+    expect(await lookupId('user', 42, etc)).toBe(42);
+    await expect(lookupId('user', 'nobody2', etc)).rejects.toThrow(`no user named "nobody2" in ${etc}/passwd`);
+  });
+});
