@@ -9,7 +9,11 @@ import { defineConfig } from 'vitest/config';
 // when the file ends, whatever happened.
 export default defineConfig({
   test: {
-    reporters: process.env.CI ? ['verbose'] : ['default'],
+    // .ci/run sets VS_VITEST_JSON to also get a JSON report for its summary line
+    reporters: [
+      process.env.CI ? 'verbose' : 'default',
+      ...(process.env.VS_VITEST_JSON ? [['json', { outputFile: process.env.VS_VITEST_JSON }] as [string, object]] : []),
+    ],
     teardownTimeout: 60_000,
     projects: [
       {
