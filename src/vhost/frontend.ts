@@ -194,10 +194,12 @@ export class VhostUserFrontend extends EventEmitter<FrontendEvents> {
   }
 
   /**
-   * The feature part of QEMU's start-up sequence: GET_FEATURES, then (if offered) GET/SET_PROTOCOL_FEATURES
-   * and GET_QUEUE_NUM, SET_OWNER, SET_FEATURES. `want` masks are intersected with what the backend offers.
+   * The feature part of QEMU's start-up sequence: SET_OWNER, GET_FEATURES, then (if offered)
+   * GET/SET_PROTOCOL_FEATURES and GET_QUEUE_NUM, then SET_FEATURES. `want` masks are intersected with
+   * what the backend offers.
    */
   async negotiate(want: { features?: bigint; protocolFeatures?: bigint } = {}): Promise<Negotiated> {
+    await this.setOwner();
     const offered = await this.getFeatures();
     let protocolFeatures = 0n;
     let queueNum = 1;
@@ -207,7 +209,6 @@ export class VhostUserFrontend extends EventEmitter<FrontendEvents> {
       await this.setProtocolFeatures(protocolFeatures);
       if (hasBit(protocolFeatures, VHOST_USER_PROTOCOL_F_MQ)) queueNum = await this.getQueueNum();
     }
-    await this.setOwner();
     const features = offered & (want.features ?? offered);
     await this.setFeatures(features);
     return { features, protocolFeatures, queueNum };
