@@ -25,6 +25,7 @@ import {
   qemuNicArgs,
   renderXml,
   validatePort,
+  vifOptionsFromFlags,
   type PortInfo,
   type VifFormat,
   type VifOptions,
@@ -355,4 +356,23 @@ describe.skipIf(!schemaOk)('libvirt schema (virt-xml-validate)', () => {
       expect(validate(f.startsWith('domain') ? x.replace('</domain>', '<os><type>hvm</type></os></domain>') : wrap(x))).toMatch(/validates/);
     });
   }
+});
+
+describe('vifOptionsFromFlags (the CLI flags)', () => {
+  it('maps flags to options', () => {
+    const r = vifOptionsFromFlags({ format: 'qemu', accel: 'tcg', 'qemu-version': '7.2.22', memory: '512M', 'memory-backend': 'hugepages', reconnect: '3', 'no-notes': true });
+    expect(r).toEqual({ format: 'qemu', opts: { accel: 'tcg', qemuVersion: '7.2.22', memory: { size: '512M', backend: 'hugepages' }, reconnectSeconds: 3, notes: false } });
+    expect(vifOptionsFromFlags({})).toEqual({ format: 'libvirt', opts: {} });
+    expect(vifOptionsFromFlags({ domain: '/d.xml' }, () => '<domain/>').opts.domainXml).toBe('<domain/>');
+  });
+  it('names the flag that is wrong', () => {
+    expect(() => vifOptionsFromFlags({ format: 'yaml' })).toThrow(/--format must be one of/);
+    expect(() => vifOptionsFromFlags({ accel: 'hvf' })).toThrow(/--accel/);
+    expect(() => vifOptionsFromFlags({ 'qemu-version': 'new' })).toThrow(/--qemu-version/);
+    expect(() => vifOptionsFromFlags({ memory: 'lots' })).toThrow(/--memory/);
+    expect(() => vifOptionsFromFlags({ reconnect: '0' })).toThrow(/--reconnect/);
+    expect(() => vifOptionsFromFlags({ 'neutron-port-id': 'x' })).toThrow(/--neutron-port-id/);
+    expect(() => vifOptionsFromFlags({ accel: true })).toThrow(/--accel needs a value/);
+    expect(() => vifOptionsFromFlags({ bogus: 'x' })).toThrow(/--bogus: unknown/);
+  });
 });
