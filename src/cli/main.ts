@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { levelFromEnv, type LogFormat } from '../log.js';
 import { parseCpuList } from '../config.js';
-import { resolveControlSocket } from '../runDir.js';
+import { resolveControlSocket, resolveRunDir } from '../runDir.js';
 import type { PortInfo } from '../switch.js';
 import { ApiClient, ApiError, UnreachableError } from './client.js';
 import { UsageError, exactlyOne, printJson, type CliContext } from './context.js';
@@ -26,7 +26,7 @@ client (talk to the daemon over RUN_DIR/control.sock; pick another with --contro
   fdb list | fdb add MAC --port NAME [--vlan N] | fdb flush [--port NAME]
   vif PORT --format libvirt|qemu|nova|json
   version
-  doctor
+  doctor [--socket-dir DIR] [--qemu PATH]
   gen ...                     traffic generator (see \`vhost-switch gen --help\`)
 
 --json on read commands prints machine-readable output. Docs: docs/cli.md, API: docs/openapi.yaml.
@@ -220,13 +220,17 @@ async function versionCommand(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-async function doctorCommand(ctx: CliContext, args: string[], runDir: string | undefined): Promise<number> {
-  // src/doctor.ts is written separately; its options are passed through as parsed here.
-  const specifier = '../doctor.js';
-  const mod = (await import(specifier)) as { runDoctor: (opts: Record<string, unknown>) => Promise<{ ok: boolean; report: string }> };
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {}, strict: false });
-  const r = await mod.runDoctor({ runDir, controlSocket: ctx.client.socketPath, json: ctx.json, args: positionals });
-  ctx.out(r.report.endsWith('\n') ? r.report : r.report + '\n');
+async function doctorCommand(ctx: CliContext, args: string[], runDirFlag: string | undefined): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { 'socket-dir': { type: 'string' }, qemu: { type: 'string' } },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`, 'usage: vhost-switch doctor [--run-dir DIR] [--socket-dir DIR] [--qemu PATH] [--json]');
+  const { runDoctor } = await import('../doctor.js');
+  const r = await runDoctor({ runDir: resolveRunDir({ flag: runDirFlag }), socketDir: values['socket-dir'], qemuBinary: values.qemu });
+  if (ctx.json) printJson(ctx, { ok: r.ok, checks: r.checks });
+  else ctx.out(r.report.endsWith('\n') ? r.report : r.report + '\n');
   return r.ok ? 0 : 1;
 }
 
