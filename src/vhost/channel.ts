@@ -146,6 +146,11 @@ export class VhostUserChannel extends EventEmitter<ChannelEvents> {
     return !this.closed;
   }
 
+  /** Processes whatever already arrived (messages, EOF) now instead of at the next poll event. */
+  readPending(): void {
+    if (!this.closed && this.watcher) this.readSome();
+  }
+
   /** Idempotent. Stops the watcher, closes the socket and any fds of a half-read message, emits 'close'. */
   close(reason = 'closed'): void {
     if (this.closed) return;

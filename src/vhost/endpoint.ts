@@ -239,6 +239,9 @@ export class VhostUserEndpoint extends EventEmitter<EndpointEvents> {
         return;
       }
       if (fd < 0) return;
+      // A restarted QEMU reconnects as soon as the old one is dead, possibly before we have seen the
+      // old connection's EOF: look at it first so the new frontend is not refused for a corpse.
+      this.conn?.channel.readPending();
       if (this.conn) {
         // One frontend per port: a second QEMU on the same socket is a configuration error.
         this.refusedConnections++;

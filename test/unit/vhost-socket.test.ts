@@ -252,6 +252,18 @@ describe('vhost-user over a unix socket (server mode)', () => {
     expect(await fe1.getQueueNum()).toBe(1);
   });
 
+  it('accepts a restarted frontend whose predecessor is already gone', async () => {
+    const ep = endpoint();
+    ep.start();
+    const fe1 = frontend();
+    await fe1.getFeatures();
+    fe1.close();
+    const fe2 = frontend(); // connects before the switch has had a chance to see fe1's EOF
+    expect(await fe2.getQueueNum()).toBe(1);
+    expect(ep.refusedConnections).toBe(0);
+    expect(ep.connections).toBe(2);
+  });
+
   it('replaces a stale socket but never a regular file', () => {
     const lfd = native().unixListen(socketPath, 1);
     native().closeFd(lfd); // the file stays behind, as after a crash
