@@ -330,6 +330,8 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
         const s = P.decodeVringState(payload, request);
         const ring = this.ring(s.index, request);
         if (s.num > 1) throw new RequestError(`enable must be 0 or 1, got ${s.num}`, request);
+        // Only meaningful with VHOST_USER_F_PROTOCOL_FEATURES; a legacy frontend sending it anyway means
+        // what it says, so it is applied either way.
         this.native.setVringEnable(this.portId, s.index, s.num === 1);
         ring.enabled = s.num === 1;
         this.log('info', ring.enabled ? 'vring enabled' : 'vring disabled', { ring: s.index });
