@@ -327,21 +327,15 @@ export class VSwitch {
   }
 
   /**
-   * Forgets learned and static entries (of one port, or all). Stored API entries go too; a port's own `mac`
-   * entry is part of the port's definition and is put back at once.
+   * Forgets learned entries (of one port, or all), as OVS's fdb/flush does. Static entries (config, API, a port's
+   * `mac`) stay: they are configuration, and go away with their port.
    */
   fdbFlush(portName?: string): Promise<void> {
     return this.serial(async () => {
       const port = portName === undefined ? undefined : this.ports.get(portName);
       if (portName !== undefined && !port) throw new SwitchError(404, 'port', `no port named "${portName}"`);
       this.dataPlane.fdbFlush(port?.id);
-      for (const p of port ? [port] : this.ports.values()) {
-        if (p.spec.mac) this.dataPlane.fdbAdd(p.spec.mac, p.spec.vlan, p.id);
-      }
       this.opts.log.info('fdb flushed', { port: portName });
-      const before = this.apiFdb.length;
-      this.apiFdb = portName === undefined ? [] : this.apiFdb.filter((e) => e.port !== portName);
-      if (this.apiFdb.length !== before) await this.saveOrReport('fdb flushed');
     });
   }
 

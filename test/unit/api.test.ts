@@ -136,16 +136,27 @@ describe('resources', () => {
     expect(all.threads[0]!.cyclesPerPacket).toBe(100);
   });
 
-  it('FDB: add (persisted), list, flush per port and all', async () => {
+  it('FDB: add (persisted), list; flush forgets learned entries only', async () => {
     await client.call('POST', '/v1/ports', { name: 'vm2', mac: '52:54:00:00:00:02' });
     expect(await client.call('POST', '/v1/fdb', { mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' })).toEqual({ mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' });
     expect(saved.at(-1)!.fdb).toEqual([{ mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' }]);
-    expect((await client.call<{ entries: unknown[] }>('GET', '/v1/fdb')).entries).toHaveLength(2);
+    const macs = async (learned: boolean) =>
+      (await client.call<{ entries: Array<{ mac: string; port: string; static: boolean }> }>('GET', '/v1/fdb')).entries
+        .filter((e) => e.static !== learned)
+        .map((e) => `${e.port}/${e.mac}`)
+        .sort();
+    expect(await macs(false)).toEqual(['vm2/52:54:00:00:00:02', 'vm2/52:54:00:00:00:03']);
+    expect(await macs(true)).toEqual([expect.stringMatching(/^vm2\/02:00/)]); // the fake learns one MAC per new port
+    await client.call('POST', '/v1/ports', { name: 'vm3' });
     expect((await raw('DELETE', '/v1/fdb?port=vm2')).status).toBe(204);
-    // The port's own MAC comes back; the API entry is gone from the table and from the state.
-    expect((await client.call<{ entries: Array<{ mac: string }> }>('GET', '/v1/fdb')).entries.map((e) => e.mac)).toEqual(['52:54:00:00:00:02']);
-    expect(saved.at(-1)!.fdb).toEqual([]);
+    expect(await macs(true)).toEqual([expect.stringMatching(/^vm3\//)]);
+    expect(await macs(false)).toEqual(['vm2/52:54:00:00:00:02', 'vm2/52:54:00:00:00:03']);
     expect((await raw('DELETE', '/v1/fdb')).status).toBe(204);
+    expect(await macs(true)).toEqual([]);
+    // Static entries leave with their port, from the table and from the state.
+    await client.call('DELETE', '/v1/ports/vm2');
+    expect(await macs(false)).toEqual([]);
+    expect(saved.at(-1)!.fdb).toEqual([]);
   });
 
   it('metrics in the Prometheus text format', async () => {

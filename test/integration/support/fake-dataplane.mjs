@@ -29,6 +29,9 @@ export class FakeSwitch {
     for (const p of this.ports.values()) if (p.name === opts.name) throw new Error(`port name ${opts.name} in use`);
     const id = this.nextId++;
     this.ports.set(id, { ...opts, id, rx: 0n });
+    // As if the guest behind it had sent a frame: one learned entry per port, so flushes have something to do.
+    const mac = `02:00:00:00:00:${id.toString(16).padStart(2, '0')}`;
+    this.fdb.set(`${mac}/${opts.vlan}`, { mac, vlan: opts.vlan, portId: id, static: false, ageSeconds: 1 });
     return id;
   }
   removePort(id) {
@@ -84,8 +87,9 @@ export class FakeSwitch {
     if (!MAC_RE.test(mac)) throw new Error(`bad mac ${mac}`);
     this.fdb.set(`${mac}/${vlan}`, { mac, vlan, portId, static: true, ageSeconds: 0 });
   }
+  /** Learned entries only, like the native flush. */
   fdbFlush(portId) {
-    for (const [k, e] of this.fdb) if (portId === undefined || e.portId === portId) this.fdb.delete(k);
+    for (const [k, e] of this.fdb) if (!e.static && (portId === undefined || e.portId === portId)) this.fdb.delete(k);
   }
   close() {
     this.closed = true;
