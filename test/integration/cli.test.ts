@@ -1,0 +1,187 @@
+// The real daemon driven through the real CLI: what an operator types and reads, and every error path with the
+// message and exit status they get (0 ok, 1 refused by the daemon, 2 wrong arguments).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { makeRunDir } from '../support/env.js';
+import { cli, DaemonProcess } from './support/daemon.js';
+
+const T = { timeout: 60_000 };
+let runDir: string;
+let d: DaemonProcess;
+const run = (...args: string[]) => cli(runDir, args);
+
+beforeAll(async () => {
+  runDir = makeRunDir('cli');
+  fs.mkdirSync(path.join(runDir, 'extra'));
+  fs.writeFileSync(
+    path.join(runDir, 'switch.json'),
+    JSON.stringify({
+      switch: { threads: 1, socketDirs: ['extra'] },
+      ports: [
+        { name: 'vhu0', mode: 'server', socket: 'vhu0.sock', mac: '52:54:00:00:00:a0' },
+        { name: 'c0', mode: 'client', socket: 'extra/c0.sock', queues: 2 },
+      ],
+      fdb: [{ mac: '52:54:00:00:00:b0', port: 'vhu0' }],
+    }),
+  );
+  fs.writeFileSync(path.join(runDir, 'plain-file'), 'not a socket');
+  d = await DaemonProcess.start(runDir, ['--config', path.join(runDir, 'switch.json')]);
+}, 30_000);
+
+afterAll(async () => {
+  if (d?.alive()) {
+    const exit = await d.stop('SIGTERM');
+    expect(exit.code).toBe(0);
+    expect(fs.existsSync(path.join(runDir, 'control.sock'))).toBe(false);
+  }
+}, 30_000);
+
+describe('daemon start', T, () => {
+  it('prints how to attach QEMU to each port', () => {
+    expect(d.stdout).toContain('-object memory-backend-memfd,id=mem0,size=1G,share=on');
+    expect(d.stdout).toContain(`-chardev socket,id=chr-vhu0,path=${runDir}/vhu0.sock,reconnect=1`);
+    expect(d.stdout).toContain(`-chardev socket,id=chr-c0,path=${runDir}/extra/c0.sock,server=on,wait=off`);
+    expect(d.stdout).toContain('-netdev vhost-user,id=net-c0,chardev=chr-c0,queues=2');
+    expect(d.stdout).toMatch(/-device virtio-net-pci,netdev=net-vhu0,mac=52:54:00:00:00:a0,vectors=0/);
+  });
+
+  it('logs one structured line per event, with the port name', () => {
+    expect(d.stderr).toMatch(/^time=\S+ level=info msg="port added" port=vhu0 id=\d+ origin=config/m);
+    expect(d.stderr).toMatch(/level=info msg="control socket ready" socket=\S+control.sock ports=2/);
+  });
+
+  it('control socket 0660; server port socket created', () => {
+    expect(fs.statSync(path.join(runDir, 'control.sock')).mode & 0o777).toBe(0o660);
+    expect(fs.lstatSync(path.join(runDir, 'vhu0.sock')).isSocket()).toBe(true);
+  });
+});
+
+describe('ports', T, () => {
+  it('port list shows config ports; --json for machines', async () => {
+    const r = await run('port', 'list');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^NAME\s+ID\s+MODE\s+STATE/);
+    expect(r.stdout).toMatch(/^vhu0\s+\d+\s+server\s+listening\s+1\s+0\s+1500\s+52:54:00:00:00:a0\s+config/m);
+    expect(r.stdout).toMatch(/^c0\s+\d+\s+client\s+connecting\s+2/m);
+    const j = JSON.parse((await run('port', 'list', '--json')).stdout);
+    expect(j.map((p: { name: string }) => p.name)).toEqual(['vhu0', 'c0']);
+  });
+
+  it('port add / show / del', async () => {
+    const add = await run('port', 'add', 'vm1', '--mode', 'server', '--socket', 'vm1.sock', '--queues', '2', '--vlan', '10', '--mtu', '9000', '--mac', '52:54:00:00:00:01');
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    expect(add.stdout).toContain(`port vm1 added`);
+    expect(add.stdout).toContain('host_mtu=9000');
+    expect(fs.lstatSync(path.join(runDir, 'vm1.sock')).isSocket()).toBe(true);
+
+    const show = await run('port', 'show', 'vm1');
+    expect(show.code).toBe(0);
+    expect(show.stdout).toMatch(/^queues\s+2$/m);
+    expect(show.stdout).toMatch(/^vlan\s+10$/m);
+    expect(show.stdout).toMatch(/^origin\s+api$/m);
+    expect(show.stdout).toMatch(/^QUEUE\s+STARTED/m);
+    const j = JSON.parse((await run('port', 'show', 'vm1', '--json')).stdout);
+    expect(j).toMatchObject({ name: 'vm1', mtu: 9000, mac: '52:54:00:00:00:01', stats: { rxPackets: 0 } });
+
+    const del = await run('port', 'del', 'vm1');
+    expect(del).toMatchObject({ code: 0, stdout: 'port vm1 removed\n' });
+    expect(fs.existsSync(path.join(runDir, 'vm1.sock'))).toBe(false);
+  });
+
+  it('vif prints attach instructions for a port', async () => {
+    const r = await run('vif', 'vhu0', '--format', 'qemu');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('vhost-user');
+    expect(r.stdout).toContain(path.join(runDir, 'vhu0.sock'));
+  });
+});
+
+describe('stats and fdb', T, () => {
+  it('stats: totals per port and per thread, --json, --watch', async () => {
+    const r = await run('stats');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^PORT\s+STATE\s+RX PKTS/m);
+    expect(r.stdout).toMatch(/^THREAD\s+PACKETS\s+CYCLES\/PKT/m);
+    const j = JSON.parse((await run('stats', '--json')).stdout);
+    expect(j.ports.map((p: { name: string }) => p.name)).toEqual(['vhu0', 'c0']);
+    expect(j.threads[0]).toHaveProperty('cyclesPerPacket');
+    const w = await run('stats', '--watch', '--interval', '0.2', '--count', '2');
+    expect(w.code).toBe(0);
+    expect(w.stdout.match(/RX PPS/g)).toHaveLength(2);
+    expect(w.stdout).toMatch(/^vhu0\s+listening\s+0\s+0\s+0\s+0\s+0\s+0$/m);
+  });
+
+  it('fdb add, list, flush', async () => {
+    const add = await run('fdb', 'add', '52:54:00:00:00:0c', '--port', 'vhu0', '--vlan', '0');
+    expect(add).toMatchObject({ code: 0, stdout: 'static entry 52:54:00:00:00:0c vlan 0 → vhu0\n' });
+    const list = await run('fdb', 'list');
+    expect(list.stdout).toMatch(/^52:54:00:00:00:0c\s+0\s+vhu0\s+static/m);
+    expect(list.stdout).toMatch(/^52:54:00:00:00:b0\s+0\s+vhu0\s+static/m); // from the config file
+    expect(list.stdout).toMatch(/^52:54:00:00:00:a0\s+0\s+vhu0\s+static/m); // the port's own MAC
+    expect((await run('fdb', 'flush', '--port', 'vhu0')).code).toBe(0);
+    expect((await run('fdb', 'flush')).stdout).toBe('forwarding table flushed\n');
+    const j = JSON.parse((await run('fdb', 'list', '--json')).stdout);
+    expect(j.filter((e: { static: boolean }) => e.static)).toHaveLength(3);
+  });
+
+  it('version reports the CLI and the daemon', async () => {
+    const j = JSON.parse((await run('version', '--json')).stdout);
+    expect(j.cli).toMatch(/^\d+\.\d+\.\d+/);
+    expect(j.daemon.features).toContain('state-restore');
+  });
+});
+
+describe('errors: message and exit status', T, () => {
+  const cases: Array<[string[], number, RegExp]> = [
+    [['port', 'add', 'vhu0'], 1, /^vhost-switch: name: port "vhu0" already exists \(HTTP 409\)$/],
+    [['port', 'add', 'x', '--queues', 'abc'], 1, /queues: must be a number \(queue pairs\) \(HTTP 422\)/],
+    [['port', 'add', 'x', '--queues', '0', '--mtu', '10'], 1, /queues: must be at least 1; mtu: must be at least 68/],
+    [['port', 'add', 'x', '--mode', 'both'], 1, /mode: must be "server" or "client"/],
+    [['port', 'add', 'x', '--vlan', '4095'], 1, /vlan: must be at most 4094/],
+    [['port', 'add', 'x', '--mac', 'ff:ff:ff:ff:ff:ff'], 1, /mac: must be a unicast address/],
+    [['port', 'add', 'x', '--socket', '/etc/x.sock'], 1, /socket: \/etc\/x.sock is outside the allowed socket directories/],
+    [['port', 'add', 'x', '--socket', 'plain-file'], 1, /socket: \S+plain-file exists and is not a socket; refusing to replace it \(HTTP 422\)/],
+    [['port', 'add', 'x', '--socket', 'vhu0.sock'], 1, /socket: \S+vhu0.sock is already used by port "vhu0" \(HTTP 409\)/],
+    [['port', 'add', 'x', '--socket-group', 'no-such-group-x'], 1, /socketGroup: no group named "no-such-group-x"/],
+    [['port', 'add', 'bad/name'], 1, /name: must be 1-64 characters/],
+    [['port', 'del', 'vhu0'], 1, /name: port "vhu0" is declared in the config file; remove it there and restart \(HTTP 409\)/],
+    [['port', 'del', 'nope'], 1, /name: no port named "nope" \(HTTP 404\)/],
+    [['port', 'show', 'nope'], 1, /no port named "nope" \(HTTP 404\)/],
+    [['fdb', 'add', '52:54:00:00:00:01', '--port', 'nope'], 1, /port: no port named "nope" \(HTTP 422\)/],
+    [['fdb', 'add', 'not-a-mac', '--port', 'vhu0'], 1, /mac: must be a MAC address/],
+    [['fdb', 'flush', '--port', 'nope'], 1, /no port named "nope" \(HTTP 404\)/],
+    [['vif', 'nope', '--format', 'qemu'], 1, /no port named "nope"/],
+    [['port'], 2, /missing port subcommand/],
+    [['port', 'frob'], 2, /unknown port subcommand "frob"/],
+    [['port', 'add'], 2, /missing port NAME/],
+    [['port', 'add', 'a', 'b'], 2, /unexpected argument "b"/],
+    [['port', 'add', 'a', '--colour', 'red'], 2, /Unknown option '--colour'/],
+    [['fdb', 'add', '52:54:00:00:00:01'], 2, /missing --port NAME/],
+    [['stats', '--watch', '--interval', '0'], 2, /--interval must be between/],
+    [['vif', 'vhu0', '--format', 'xml'], 2, /--format must be one of libvirt, qemu, nova, json/],
+    [['frobnicate'], 2, /unknown command "frobnicate"/],
+  ];
+
+  it.each(cases)('%j → exit %i', async (args, code, message) => {
+    const before = (await d.api.call<{ ports: unknown[] }>('GET', '/v1/ports')).ports;
+    const r = await run(...args);
+    expect(r.stderr.trim()).toMatch(message);
+    expect(r.code).toBe(code);
+    expect(r.stdout).toBe('');
+    expect((await d.api.call<{ ports: unknown[] }>('GET', '/v1/ports')).ports).toEqual(before);
+  });
+
+  it('--json errors are the API error body', async () => {
+    const r = await run('port', 'add', 'vhu0', '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr)).toEqual({ error: 'name: port "vhu0" already exists', field: 'name', reason: 'port "vhu0" already exists' });
+  });
+
+  it('no daemon at --control: says so and how to fix it', async () => {
+    const r = await cli(undefined, ['port', 'list', '--control', path.join(runDir, 'nothing.sock')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach vhost-switch at \S+nothing.sock \(ENOENT\): is the daemon running\?/);
+  });
+});
