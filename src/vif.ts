@@ -64,7 +64,7 @@ export interface VifOptions {
   /** Seconds between QEMU's reconnect attempts when QEMU is the client. Default 1. */
   reconnectSeconds?: number;
   /**
-   * libvirt only. 'vhost-switch' (default): everything this switch wants (reconnect, mtu, alias).
+   * libvirt only. 'vhost-switch' (default): everything this switch wants (reconnect, alias).
    * 'nova': exactly what Nova's libvirt driver writes for such a VIF, for comparison.
    */
   style?: 'vhost-switch' | 'nova';
@@ -84,6 +84,12 @@ export interface VifOptions {
   alias?: string;
   /** libvirt <target dev>. Not emitted by default (style 'nova' emits Nova's tap name). */
   targetDev?: string;
+  /**
+   * libvirt: write <mtu size=…/>. Off by default: libvirt 9.0 then tries to set the MTU of an Open vSwitch
+   * port it looks up by socket path and fails to start the domain ("Cannot set interface MTU on ''") when
+   * the socket is not an OVS port. The guest MTU goes through a host_mtu <qemu:override> instead.
+   */
+  libvirtMtu?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,8 +355,8 @@ export function libvirtInterfaceElement(port: PortInfo, opts: VifOptions = {}): 
   const target = nova ? (opts.neutronPortId ? novaDevnameFromNeutronId(opts.neutronPortId) : opts.targetDev) : opts.targetDev;
   if (target) children.push(el('target', { dev: target }));
   if (!nova) {
-    // Nova's format_dom writes <mtu> only for bridge/ethernet; libvirt accepts it for vhostuser (host_mtu).
-    children.push(el('mtu', { size: port.mtu }));
+    // Nova's format_dom writes <mtu> only for bridge/ethernet; see VifOptions.libvirtMtu for why we don't either.
+    if (opts.libvirtMtu) children.push(el('mtu', { size: port.mtu }));
     children.push(el('alias', { name: opts.alias ?? libvirtAliasFor(port.name) }));
   }
   return el('interface', { type: 'vhostuser' }, children);
@@ -369,17 +375,37 @@ export function libvirtMemoryBackingElement(kind: 'memfd' | 'hugepages' | 'file'
   return el('memoryBacking', {}, kids);
 }
 
-/** <qemu:override> giving the device vectors=0 (the QEMU 7.2 TCG MSI-X workaround); needs xmlns:qemu on <domain>. */
-export function libvirtTcgOverrideElement(aliases: string[]): XmlElement {
+export interface QemuOverrideProperty {
+  name: string;
+  type: 'string' | 'signed' | 'unsigned' | 'bool' | 'remove';
+  value?: string | number;
+}
+
+/**
+ * <qemu:override> (libvirt >= 8.2) setting -device properties of devices by alias; needs
+ * xmlns:qemu on <domain>. libvirt applies it when the domain starts, not to hot-plugged devices.
+ */
+export function libvirtOverrideElement(devices: { alias: string; props: QemuOverrideProperty[] }[]): XmlElement {
   return el(
     'qemu:override',
     {},
-    aliases.map((a) =>
-      el('qemu:device', { alias: a }, [
-        el('qemu:frontend', {}, [el('qemu:property', { name: 'vectors', type: 'unsigned', value: 0 })]),
-      ]),
+    devices.map((d) =>
+      el('qemu:device', { alias: d.alias }, [el('qemu:frontend', {}, d.props.map((p) => el('qemu:property', { name: p.name, type: p.type, value: p.value })))]),
     ),
   );
+}
+
+/** The -device properties a port needs beyond what libvirt writes: vectors=0 (QEMU 7.2 TCG) and host_mtu (MTU != 1500). */
+export function libvirtOverrideProps(port: PortInfo, opts: VifOptions = {}): QemuOverrideProperty[] {
+  const props: QemuOverrideProperty[] = [];
+  if (needsTcgMsixWorkaround(opts)) props.push({ name: 'vectors', type: 'unsigned', value: 0 });
+  if (port.mtu !== 1500 && !opts.libvirtMtu) props.push({ name: 'host_mtu', type: 'unsigned', value: port.mtu });
+  return props;
+}
+
+/** <qemu:override> giving the devices vectors=0 (the QEMU 7.2 TCG MSI-X workaround). */
+export function libvirtTcgOverrideElement(aliases: string[]): XmlElement {
+  return libvirtOverrideElement(aliases.map((alias) => ({ alias, props: [{ name: 'vectors', type: 'unsigned', value: 0 }] })));
 }
 
 export const LIBVIRT_QEMU_NS = 'http://libvirt.org/schemas/domain/qemu/1.0';
@@ -435,18 +461,25 @@ function libvirtNotes(port: PortInfo, opts: VifOptions): XmlNode[] {
     });
   }
   const alias = opts.alias ?? libvirtAliasFor(port.name);
-  const ov = renderXml(libvirtTcgOverrideElement([alias]));
-  if (needsTcgMsixWorkaround(opts)) {
+  const props = libvirtOverrideProps(port, opts);
+  if (props.length) {
+    const why = [
+      needsTcgMsixWorkaround(opts) ? 'QEMU 7.2 without KVM (TCG): this NIC needs vectors=0 (no MSI-X).' : '',
+      props.some((p) => p.name === 'host_mtu') ? `MTU ${port.mtu}: the guest learns it from host_mtu (libvirt's <mtu> would make libvirt look for an Open vSwitch port and fail).` : '',
+    ].filter(Boolean);
     notes.push({
       comment: [
-        'QEMU 7.2 without KVM (TCG): give this NIC vectors=0 (no MSI-X). In <domain xmlns:qemu=\'' + LIBVIRT_QEMU_NS + '\'>:',
-        ov,
-        'libvirt applies overrides only at domain start, not to hot-plugged NICs; for those use',
+        ...why,
+        `In <domain xmlns:qemu='${LIBVIRT_QEMU_NS}'>, after <devices>:`,
+        renderXml(libvirtOverrideElement([{ alias, props }])),
+        'libvirt applies overrides only at domain start, not to hot-plugged NICs. For hot-plugged single-queue',
+        'NICs add this to the domain (libvirt sets vectors itself on multiqueue NICs, which -global cannot change):',
         '<qemu:commandline><qemu:arg value=\'-global\'/><qemu:arg value=\'virtio-net-pci.vectors=0\'/></qemu:commandline>',
-        '(single-queue NICs only: libvirt sets vectors itself when queues > 1).',
+        'and set the MTU inside the guest (ip link set dev eth0 mtu N).',
       ].join('\n'),
     });
-  } else if (opts.accel === undefined) {
+  }
+  if (!needsTcgMsixWorkaround(opts) && opts.accel === undefined) {
     notes.push({ comment: 'If the guest runs on QEMU 7.2 without KVM (TCG), its NIC needs vectors=0: ask vhost-switch vif for this port with accel tcg to get the override.' });
   }
   if (qemuSocketMode(port.mode) === 'server') {
@@ -584,7 +617,7 @@ export function describeVif(port: PortInfo, format: VifFormat, opts: VifOptions 
         libvirt: {
           interface: libvirtInterfaceXml(port, { ...opts, style: 'vhost-switch' }),
           memory_backing: renderXml(libvirtMemoryBackingElement(opts.memory?.backend ?? 'memfd')),
-          tcg_msix_override: needsTcgMsixWorkaround(opts) ? renderXml(libvirtTcgOverrideElement([alias])) : null,
+          qemu_override: libvirtOverrideProps(port, opts).length ? renderXml(libvirtOverrideElement([{ alias, props: libvirtOverrideProps(port, opts) }])) : null,
           notes: libvirtNotes(port, { ...opts, style: 'vhost-switch' }).map((c) => ('comment' in c ? c.comment : '')),
         },
         qemu: { args: qemuArgs(port, opts), notes: qemuNotes(port, opts) },
@@ -636,7 +669,6 @@ export interface LibvirtDomainSpec {
 export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
   const vcpus = spec.vcpus ?? 1;
   const kib = spec.memoryMiB * 1024;
-  const tcgFix = needsTcgMsixWorkaround(spec);
   const os: XmlNode[] = [el('type', { arch: 'x86_64', machine: 'pc' }, [{ text: 'hvm' }])];
   if (spec.kernel) os.push(el('kernel', {}, [{ text: spec.kernel }]));
   if (spec.initrd) os.push(el('initrd', {}, [{ text: spec.initrd }]));
@@ -660,9 +692,12 @@ export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
     el('on_reboot', {}, [{ text: 'destroy' }]),
     el('devices', {}, devices),
   ];
-  if (tcgFix && spec.ports.length > 0) children.push(libvirtTcgOverrideElement(spec.ports.map((p) => libvirtAliasFor(p.name))));
+  const overrides = spec.ports
+    .map((p) => ({ alias: libvirtAliasFor(p.name), props: libvirtOverrideProps(p, spec) }))
+    .filter((d) => d.props.length > 0);
+  if (overrides.length) children.push(libvirtOverrideElement(overrides));
   const attrs: Record<string, string> = { type: spec.accel === 'tcg' ? 'qemu' : 'kvm' };
-  if (tcgFix) attrs['xmlns:qemu'] = LIBVIRT_QEMU_NS;
+  if (overrides.length) attrs['xmlns:qemu'] = LIBVIRT_QEMU_NS;
   return renderXml(el('domain', attrs, children)) + '\n';
 }
 

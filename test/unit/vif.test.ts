@@ -18,6 +18,7 @@ import {
   formatVif,
   libvirtDomainXml,
   libvirtInterfaceElement,
+  libvirtOverrideProps,
   needsTcgMsixWorkaround,
   parseXml,
   parseXmlElement,
@@ -88,14 +89,14 @@ describe('libvirt XML in Nova style matches what Nova writes', () => {
   }
 });
 
-describe('libvirt XML in vhost-switch style = Nova + reconnect, mtu, alias (and no tap target)', () => {
+describe('libvirt XML in vhost-switch style = Nova + reconnect, alias (and no tap target)', () => {
   const cases: [string, PortInfo, string[]][] = [
     // QEMU is the client: reconnect added inside <source>.
-    ['libvirt-vhostuser-client.xml', switchServer, ['reconnect', 'mtu', 'alias']],
-    ['libvirt-vhostuser-client-queues.xml', { ...switchServer, queues: 4, rxQueueSize: 512, txQueueSize: 1024 }, ['reconnect', 'mtu', 'alias']],
+    ['libvirt-vhostuser-client.xml', switchServer, ['reconnect', 'alias']],
+    ['libvirt-vhostuser-client-queues.xml', { ...switchServer, queues: 4, rxQueueSize: 512, txQueueSize: 1024 }, ['reconnect', 'alias']],
     // QEMU is the server: no reconnect.
-    ['libvirt-vhostuser-server.xml', switchClient, ['mtu', 'alias']],
-    ['libvirt-vhostuser-server-mtu9000.xml', { ...switchClient, mtu: 9000 }, ['mtu', 'alias']],
+    ['libvirt-vhostuser-server.xml', switchClient, ['alias']],
+    ['libvirt-vhostuser-server-mtu9000.xml', { ...switchClient, mtu: 9000 }, ['alias']],
   ];
   for (const [file, port, added] of cases) {
     it(file, () => {
@@ -105,8 +106,9 @@ describe('libvirt XML in vhost-switch style = Nova + reconnect, mtu, alias (and 
         expect(found, `<${name}> present`).toBeDefined();
       }
       if (!added.includes('reconnect')) expect(firstChild(ours, 'source', 'reconnect')).toBeUndefined();
-      expect(attr(firstChild(ours, 'mtu')!, 'size')).toBe(String(port.mtu));
-      expect(canonicalXml(without(ours, ['reconnect', 'mtu', 'alias']))).toBe(
+      // Like Nova, no <mtu>: libvirt 9.0 would look for an OVS port to set it on and fail to start the domain.
+      expect(firstChild(ours, 'mtu')).toBeUndefined();
+      expect(canonicalXml(without(ours, ['reconnect', 'alias']))).toBe(
         canonicalXml(without(parseXmlElement(nova(file)), ['target'])),
       );
     });
@@ -121,6 +123,20 @@ describe('libvirt XML in vhost-switch style = Nova + reconnect, mtu, alias (and 
     const r = (o: VifOptions) => attr(firstChild(libvirtInterfaceElement(switchServer, o), 'source', 'reconnect')!, 'timeout');
     expect(r({})).toBe('1');
     expect(r({ reconnectSeconds: 5 })).toBe('5');
+  });
+
+  it('<mtu> only when asked for', () => {
+    expect(attr(firstChild(libvirtInterfaceElement({ ...switchServer, mtu: 9000 }, { libvirtMtu: true }), 'mtu')!, 'size')).toBe('9000');
+  });
+
+  it('MTU != 1500 goes through a host_mtu override (and vectors=0 under 7.2 TCG)', () => {
+    expect(libvirtOverrideProps(switchServer)).toEqual([]);
+    expect(libvirtOverrideProps({ ...switchServer, mtu: 9000 })).toEqual([{ name: 'host_mtu', type: 'unsigned', value: 9000 }]);
+    expect(libvirtOverrideProps({ ...switchServer, mtu: 9000 }, { libvirtMtu: true })).toEqual([]);
+    expect(libvirtOverrideProps({ ...switchServer, mtu: 9000 }, { accel: 'tcg', qemuVersion: '7.2.1' }).map((p) => p.name)).toEqual(['vectors', 'host_mtu']);
+    const text = formatVif({ ...switchServer, mtu: 9000 }, 'libvirt', { accel: 'kvm' });
+    expect(text).toContain("<qemu:property name='host_mtu' type='unsigned' value='9000'/>");
+    expect(text).not.toContain("name='vectors'");
   });
 
   it('driver element only where meaningful', () => {
@@ -150,7 +166,7 @@ describe('Neutron binding and Nova VIF', () => {
     expect(canonicalXml(doc.libvirt.interface)).toBe(canonicalXml(libvirtInterfaceElement(switchServer)));
     expect(doc.qemu.args).toEqual(qemuArgs(switchServer));
     expect(doc.neutron_port_binding['binding:vif_details'].vhostuser_mode).toBe('client');
-    expect(doc.libvirt.tcg_msix_override).toBeNull();
+    expect(doc.libvirt.qemu_override).toBeNull();
   });
 });
 
