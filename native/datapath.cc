@@ -59,7 +59,7 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
   int reason = dest_header(dst, f, &hdr, &sw_csum);
   if (reason >= 0) return reason;
   if (rxq.broken) return kDropRingBroken;
-  uint16_t avail = rxq.avail_count();
+  uint16_t avail = rxq.avail_cached(1);
   if (avail == 0) return rxq.broken ? kDropRingBroken : kDropNoRxBuffer;
   const GuestMemory& mem = *dst.mem;
   const bool mergeable = dst.has(VIRTIO_NET_F_MRG_RXBUF);
@@ -71,7 +71,11 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
   int nchains = 0, nb = 0;
   uint64_t cap = 0;
   while (cap < need) {
-    if (nchains == avail || nchains == kMaxRxChains) return kDropNoRxBuffer;
+    if (nchains == avail) {
+      avail = rxq.avail_count();  // the cached view ran out: look again before giving up
+      if (nchains >= avail) return rxq.broken ? kDropRingBroken : kDropNoRxBuffer;
+    }
+    if (nchains == kMaxRxChains) return kDropNoRxBuffer;
     if (nchains == 1 && !mergeable) return kDropRxBufferTooSmall;
     uint16_t head = rxq.avail_head(nchains);
     int cnt;
@@ -93,8 +97,17 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
 
   hdr.num_buffers = static_cast<uint16_t>(mergeable ? nchains : 1);
   // Safe: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total.
-  sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
-  sg_copy(f.bufs, f.nbufs, f.src_hdr_len, c.dst, nb, dst.hdr_len, f.len);
+  if (nb == 1 && f.nbufs == 1) {
+    // The common case, one buffer on each side: two plain copies.
+    if (dst.hdr_len == sizeof hdr)
+      std::memcpy(c.dst[0].addr, &hdr, sizeof hdr);  // constant size: a few moves, no call
+    else
+      std::memcpy(c.dst[0].addr, &hdr, dst.hdr_len);
+    std::memcpy(c.dst[0].addr + dst.hdr_len, f.bufs[0].addr + f.src_hdr_len, f.len);
+  } else {
+    sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
+    sg_copy(f.bufs, f.nbufs, f.src_hdr_len, c.dst, nb, dst.hdr_len, f.len);
+  }
   if (sw_csum) {
     uint16_t sum = sg_csum(c.dst, nb, dst.hdr_len + f.hdr.csum_start, f.len - f.hdr.csum_start);
     uint16_t be = static_cast<uint16_t>(~sum);
@@ -146,13 +159,24 @@ void forward(PollContext& c, Port& src, Vring& txq, const Buf* bufs, int nbufs, 
     return;
   }
   f.len = total - src.hdr_len;
-  uint8_t head[12 + kEthHdr + kVlanTag];
   uint64_t want = src.hdr_len + kEthHdr + kVlanTag;
   if (want > total) want = total;
-  sg_read(bufs, nbufs, 0, head, want);  // Safe: pieces bounds-checked by walk(); want <= their total
   f.hdr = {};
-  std::memcpy(&f.hdr, head, src.hdr_len);
-  std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
+  if (bufs[0].len >= want) {
+    // Header and Ethernet header in the first piece (the usual layout): read them in place.
+    if (src.hdr_len == sizeof f.hdr && want == sizeof f.hdr + sizeof f.eth) {
+      std::memcpy(&f.hdr, bufs[0].addr, sizeof f.hdr);  // constant sizes: a few moves, no call
+      std::memcpy(f.eth, bufs[0].addr + sizeof f.hdr, sizeof f.eth);
+    } else {
+      std::memcpy(&f.hdr, bufs[0].addr, src.hdr_len);
+      std::memcpy(f.eth, bufs[0].addr + src.hdr_len, want - src.hdr_len);
+    }
+  } else {
+    uint8_t head[12 + kEthHdr + kVlanTag];
+    sg_read(bufs, nbufs, 0, head, want);  // Safe: pieces bounds-checked by walk(); want <= their total
+    std::memcpy(&f.hdr, head, src.hdr_len);
+    std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
+  }
   txq.counters.packets.inc();
   txq.counters.bytes.add(f.len);
 
@@ -203,7 +227,7 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   const GuestMemory& mem = *src.mem;
   for (uint16_t i = 0; i < n; i++) {
     uint16_t head = txq.avail_head(i);
-    if (i + 1 < n) __builtin_prefetch(&txq.desc[txq.avail_head(i + 1) % txq.num]);
+    if (i + 1 < n) __builtin_prefetch(&txq.desc[txq.avail_head(i + 1) & (txq.num - 1)]);
     int nb;
     uint64_t total;
     ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);

@@ -81,7 +81,7 @@ void Driver::kick(int q) {
 
 void Driver::push_avail(int q, uint16_t head) {
   Vq& v = vq_[q];
-  avail(q)->ring[v.avail_idx % o_.queue_size] = head;
+  avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = head;
   v.avail_idx++;
   publish_avail(q);
 }
@@ -96,7 +96,7 @@ void Driver::fill_rx(int q) {
   VringDesc* d = desc(q);
   for (uint32_t i = 0; i < o_.queue_size; i++) {
     d[i] = {buf_gpa(q, i), o_.buf_size, VRING_DESC_F_WRITE, 0};
-    avail(q)->ring[v.avail_idx % o_.queue_size] = static_cast<uint16_t>(i);
+    avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = static_cast<uint16_t>(i);
     v.avail_idx++;
   }
   publish_avail(q);
@@ -107,7 +107,7 @@ uint32_t Driver::reclaim_tx(int q) {
   uint16_t used_idx = __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE);
   uint32_t n = 0;
   while (v.last_used != used_idx) {
-    uint32_t id = used(q)->ring[v.last_used % o_.queue_size].id;
+    uint32_t id = used(q)->ring[v.last_used & (o_.queue_size - 1)].id;
     if (id < o_.queue_size) v.free.push_back(static_cast<uint16_t>(id));
     v.last_used++;
     n++;
@@ -129,7 +129,7 @@ uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* l
     std::memset(b, 0, hdr_len_);
     std::memcpy(b + hdr_len_, frames[sent], len);
     d[id] = {buf_gpa(q, id), hdr_len_ + len, 0, 0};
-    avail(q)->ring[v.avail_idx % o_.queue_size] = id;
+    avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = id;
     v.avail_idx++;
   }
   if (sent) {
@@ -144,7 +144,7 @@ uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t 
   // Re-post the buffers the caller is done with.
   if (!v.pending.empty()) {
     for (uint16_t id : v.pending) {
-      avail(q)->ring[v.avail_idx % o_.queue_size] = id;
+      avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = id;
       v.avail_idx++;
     }
     v.pending.clear();
@@ -153,7 +153,7 @@ uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t 
   uint16_t used_idx = __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE);
   uint32_t n = 0;
   while (n < max && v.last_used != used_idx) {
-    VringUsedElem e = used(q)->ring[v.last_used % o_.queue_size];
+    VringUsedElem e = used(q)->ring[v.last_used & (o_.queue_size - 1)];
     v.last_used++;
     if (e.id >= o_.queue_size) continue;  // a device bug; nothing to re-post
     uint32_t len = e.len > o_.buf_size ? o_.buf_size : e.len;

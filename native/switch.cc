@@ -32,8 +32,10 @@ bool is_rx(uint32_t index) { return index % 2 == 0; }
 }  // namespace
 
 Switch::Switch(SwitchOptions opts) : opts_(std::move(opts)), fdb_(opts_.fdb_log2) {
-  if (opts_.threads < 1) opts_.threads = 1;
+  if (opts_.threads < 0) opts_.threads = 0;
   tsc_hz();
+  manual_ = std::make_unique<Thread>();
+  manual_->index = 0;
   for (int i = 0; i < opts_.threads; i++) {
     auto t = std::make_unique<Thread>();
     t->index = i;
@@ -115,6 +117,7 @@ void Switch::rebuild() {
   gen_++;
   by_id_.assign(next_id_, nullptr);
   list_.clear();
+  manual_->items.clear();
   for (auto& t : threads_) {
     t->items.clear();
     t->nofd_ring = false;
@@ -127,7 +130,7 @@ void Switch::rebuild() {
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
       if (!v->ready()) continue;
-      Thread* t = threads_[next++ % threads_.size()].get();
+      Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
       t->items.push_back({p.get(), v});
       if (v->kick_fd < 0) t->nofd_ring = true;
     }
@@ -135,6 +138,18 @@ void Switch::rebuild() {
 }
 
 // --- poll threads ---
+
+uint32_t Switch::poll_once() {
+  static thread_local PollContext c;
+  c.sw = this;
+  c.thread = 0;
+  c.now = now_.load(std::memory_order_relaxed);
+  uint32_t n = 0;
+  for (const Thread::Item& it : manual_->items) n += poll_txq(c, *it.port, *it.txq);
+  flush_rx(c);
+  manual_->counters.packets.add(n);
+  return n;
+}
 
 void Switch::run(Thread* t) {
   PollContext c;

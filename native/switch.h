@@ -23,7 +23,7 @@
 namespace vs {
 
 struct SwitchOptions {
-  int threads = 1;
+  int threads = 1;         // 0: no poll threads; the owner calls poll_once() (benchmarks, deterministic tests)
   std::vector<int> cpus;   // cpus[t] for poll thread t; -1 or missing: not pinned
   uint32_t aging = 300;    // seconds
   uint32_t fdb_log2 = 16;  // FDB slots = 2^fdb_log2
@@ -73,6 +73,8 @@ class Switch {
   std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
 
   bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
+  // With threads = 0: one poll pass over every transmit queue on the calling thread; returns frames taken.
+  uint32_t poll_once();
   int thread_count() const { return static_cast<int>(threads_.size()); }
   const ThreadCounters& thread_counters(int t) const { return threads_[t]->counters; }
 
@@ -117,6 +119,7 @@ class Switch {
   std::vector<Port*> by_id_;                          // id -> port, for the packet path
   std::vector<Port*> list_;                           // ports in id order, for flooding
   std::vector<std::unique_ptr<Thread>> threads_;
+  std::unique_ptr<Thread> manual_;  // threads = 0: the work list poll_once() runs
   uint64_t gen_ = 0;  // bumped by every exec(): poll threads rebuild their epoll sets when it moves
 
   // The park protocol.

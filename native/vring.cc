@@ -38,8 +38,8 @@ bool Vring::translate(const GuestMemory* mem) {
   return true;
 }
 
-ChainStatus Vring::walk(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
-                        uint64_t* total, int max_bufs) const {
+ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
+                             uint64_t* total, int max_bufs) const {
   const VringDesc* table = desc;
   uint32_t table_size = num;
   uint32_t idx = head;

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 #include "counters.h"
 #include "guest_memory.h"
@@ -22,7 +23,7 @@ const char* chain_status_name(ChainStatus s);
 
 struct Vring {
   // --- configuration (SET_VRING_NUM / ADDR / BASE / KICK / CALL / ERR / ENABLE) ---
-  uint16_t num = 0;
+  uint16_t num = 0;  // a power of two (checked by SET_VRING_NUM), so index & (num - 1) is the slot
   uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
   bool addr_set = false;
   int kick_fd = -1, call_fd = -1, err_fd = -1;
@@ -64,17 +65,43 @@ struct Vring {
     cached_avail = idx;
     return n;
   }
-  uint16_t avail_head(uint16_t i) const { return avail->ring[static_cast<uint16_t>(last_avail_idx + i) % num]; }
+  uint16_t avail_head(uint16_t i) const { return avail->ring[static_cast<uint16_t>(last_avail_idx + i) & (num - 1)]; }
 
   // Walks the chain starting at head; every piece must be device-readable (want_write false) or
   // device-writable (want_write true). Zero-length pieces are skipped.
-  // At most max_bufs pieces are stored in bufs.
+  // At most max_bufs pieces are stored in bufs. Inline for the common one-descriptor chain.
   ChainStatus walk(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
-                   uint64_t* total, int max_bufs) const;
+                   uint64_t* total, int max_bufs) const {
+    if (head < num && max_bufs > 0) {
+      VringDesc d;
+      std::memcpy(&d, &desc[head], sizeof d);  // one snapshot: the guest may rewrite it concurrently
+      if (!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
+          static_cast<bool>(d.flags & VRING_DESC_F_WRITE) == want_write) {
+        // Safe: [addr, addr+len) is inside one mapped region or we take the slow path, which refuses it.
+        if (uint8_t* p = mem.gpa_to_host(d.addr, d.len)) {
+          bufs[0] = {p, d.len};
+          *nbufs = 1;
+          *total = d.len;
+          return ChainStatus::kOk;
+        }
+      }
+    }
+    return walk_slow(mem, head, want_write, bufs, nbufs, total, max_bufs);
+  }
+  ChainStatus walk_slow(const GuestMemory& mem, uint16_t head, bool want_write, Buf* bufs, int* nbufs,
+                        uint64_t* total, int max_bufs) const;
+
+  // Available entries, re-reading avail->idx only when the cached view is used up (saves a cache line
+  // shared with the driver per frame).
+  uint16_t avail_cached(uint16_t want) {
+    uint16_t n = static_cast<uint16_t>(cached_avail - last_avail_idx);
+    if (n >= want && n <= num) return n;
+    return avail_count();
+  }
 
   // Writes one used element in the shadow index; publish() makes them visible.
   void put_used(uint16_t id, uint32_t len) {
-    VringUsedElem* e = &used->ring[used_idx % num];
+    VringUsedElem* e = &used->ring[used_idx & (num - 1)];
     e->id = id;
     e->len = len;
     used_idx++;

@@ -1,0 +1,63 @@
+// Instructions per forwarded frame, on one thread and without timing noise: the poll pass is called
+// directly (threads = 0). Run under callgrind (scripts/native-bench.sh --instructions) to see where they go.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "../../native/driver.h"
+#include "../../native/switch.h"
+
+using namespace vs;
+
+int main(int argc, char** argv) {
+  uint32_t size = argc > 1 ? atoi(argv[1]) : 64;
+  int rounds = argc > 2 ? atoi(argv[2]) : 20000;
+  SwitchOptions so;
+  so.threads = 0;
+  Switch sw(so);
+  DriverOptions dopt;
+  dopt.queue_size = 256;
+  Driver a(dopt), b(dopt);
+  uint64_t feat = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MRG_RXBUF);
+  uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
+  for (auto [id, d] : {std::pair{pa, &a}, std::pair{pb, &b}}) {
+    d->set_features(feat);
+    sw.set_features(id, feat);
+    sw.set_mem_table(id, {{0, d->mem_size(), d->mem_uva(), 0, dup(d->mem_fd())}});
+    for (int q = 0; q < 2; q++) {
+      sw.set_vring_num(id, q, d->queue_size());
+      sw.set_vring_addr(id, q, d->desc_uva(q), d->used_uva(q), d->avail_uva(q));
+      sw.set_vring_base(id, q, 0);
+      sw.set_vring_fd(id, q, 0, dup(d->kick_fd(q)));
+      sw.set_vring_enable(id, q, true);
+    }
+    d->fill_rx(0);
+  }
+  uint8_t fa[2048] = {2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa, 0x88, 0xb5};
+  uint8_t fb[2048] = {2, 0, 0, 0, 0, 0xa, 2, 0, 0, 0, 0, 0xb, 0x88, 0xb5};
+  const uint8_t* fra[32];
+  const uint8_t* frb[32];
+  uint32_t lens[32];
+  for (int i = 0; i < 32; i++) fra[i] = fa, frb[i] = fb, lens[i] = size;
+  uint64_t forwarded = 0;
+  for (int r = 0; r < rounds; r++) {
+    // b answers a so that both MACs are learned and traffic is unicast in both directions.
+    a.tx_burst(1, fra, lens, 32);
+    b.tx_burst(1, frb, lens, 32);
+    forwarded += sw.poll_once();
+    const uint8_t* d[32];
+    uint32_t l[32];
+    a.rx_burst(0, d, l, 32);
+    b.rx_burst(0, d, l, 32);
+    a.reclaim_tx(1);
+    b.reclaim_tx(1);
+  }
+  PortStatsSnapshot sa, sb;
+  sw.port_stats(pa, &sa);
+  sw.port_stats(pb, &sb);
+  std::printf("forwarded %llu frames; delivered a=%llu b=%llu\n", (unsigned long long)forwarded,
+              (unsigned long long)sa.tx_packets, (unsigned long long)sb.tx_packets);
+  sw.close();
+  return 0;
+}
