@@ -86,6 +86,7 @@ export function readBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Pro
       size += chunk.length;
       if (size > limit) {
         failed = true;
+        chunks.length = 0;
         reject(new HttpError(413, `request body exceeds the limit of ${limit} bytes`));
         return;
       }

@@ -145,7 +145,9 @@ export function createApiServer(opts: ApiOptions): http.Server {
     throw new HttpError(404, `no resource at ${url.pathname}`);
   };
 
-  const server = http.createServer(async (req, res) => {
+  // requireHostHeader off: on a unix socket the Host header means nothing, and Node's own 400 for its absence would
+  // bypass the JSON error shape.
+  const server = http.createServer({ requireHostHeader: false }, async (req, res) => {
     const t0 = process.hrtime.bigint();
     let status: number;
     try {
@@ -156,10 +158,13 @@ export function createApiServer(opts: ApiOptions): http.Server {
       const { status: s, body, headers } = errorResponse(err);
       status = s;
       if (s === 500) opts.log.error('request failed', { method: req.method, url: req.url, err: err as Error });
-      // After a 413 the rest of the body is not worth reading: answer, then drop the connection.
+      // After a 413 the rest of the body is read and thrown away, so a client still writing it gets the answer
+      // rather than EPIPE; a client that keeps streaming past a bound is cut off.
       if (s === 413) {
-        headers.Connection = 'close';
-        res.on('finish', () => req.destroy());
+        let drained = 0;
+        const cut = setTimeout(() => req.destroy(), 5000);
+        req.on('data', (c: Buffer) => (drained += c.length) > 64 * limit && req.destroy());
+        req.on('close', () => clearTimeout(cut));
       }
       send(res, s, body, headers);
     }
@@ -167,6 +172,20 @@ export function createApiServer(opts: ApiOptions): http.Server {
     req.resume();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     opts.log.debug('request', { method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10 });
+  });
+  // Bytes that are not HTTP (or a body with no framing, parsed as the next request) never reach the handler:
+  // answer them in the same JSON shape instead of Node's bare 400, then close, since the stream is out of step.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const body = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}` }) + '\n';
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   // Clients on a local socket are operators and scripts; a stuck one must not pin a connection forever.
   server.requestTimeout = 30_000;
