@@ -180,11 +180,11 @@ async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateSt
   }
   const stored = await store.load();
   const configNames = new Set(cfg.ports.map((p) => p.name));
-  let dropped = 0;
+  const droppedPorts = new Set<string>();
   for (const p of stored.ports) {
     if (configNames.has(p.name)) {
       log.warn('stored port has the name of a config port: the config wins, the stored port is dropped', { port: p.name, storedSocket: p.socket });
-      dropped++;
+      droppedPorts.add(p.name);
       continue;
     }
     try {
@@ -192,10 +192,17 @@ async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateSt
       log.info('port restored', { port: p.name });
     } catch (err) {
       log.error('stored port could not be restored and is dropped', { port: p.name, err: err as Error });
-      dropped++;
+      droppedPorts.add(p.name);
     }
   }
+  let dropped = droppedPorts.size;
   for (const e of stored.fdb) {
+    // Entries of a dropped port go with it, even when a config port now has that name: they were never its.
+    if (droppedPorts.has(e.port)) {
+      log.warn('stored fdb entry of a dropped port is dropped', { port: e.port, mac: e.mac, vlan: e.vlan });
+      dropped++;
+      continue;
+    }
     try {
       await vswitch.fdbAdd(e, 'api', { persist: false });
     } catch (err) {

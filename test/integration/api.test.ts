@@ -201,10 +201,11 @@ describe('restart', T, () => {
     const keep = await d.api.call<{ origin: string; socket: string }>('GET', '/v1/ports/keep');
     expect(keep).toMatchObject({ origin: 'config', socket: path.join(runDir, 'keep-cfg.sock') });
     const stored = JSON.parse(fs.readFileSync(path.join(runDir, 'state.json'), 'utf8'));
-    expect(stored.ports).toEqual([]);
-    // The stored FDB entry pointed at the dropped port and is dropped with it... or re-attached to the config port of
-    // that name; either way the daemon runs and state.json matches what is live.
-    expect(d.alive()).toBe(true);
+    expect(stored).toEqual({ version: 1, ports: [], fdb: [] });
+    // The stored FDB entry belonged to the dropped port and goes with it.
+    expect(d.stderr).toMatch(/level=warn msg="stored fdb entry of a dropped port is dropped" port=keep mac=52:54:00:00:00:78/);
+    const statics = (await d.api.call<{ entries: Array<{ mac: string; static: boolean }> }>('GET', '/v1/fdb')).entries.filter((e) => e.static);
+    expect(statics).toEqual([]);
   });
 
   it('a bad config file stops the start with the field and the reason', async () => {
