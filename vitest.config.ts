@@ -1,19 +1,21 @@
 import { defineConfig } from 'vitest/config';
 
+// .ci/run sets VS_VITEST_JSON to also get a JSON report for its summary line.
+const json = process.env.VS_VITEST_JSON;
+
 // Two projects:
-//  - unit: everything under test/ except test/e2e, files in parallel, short timeouts.
+//  - unit: everything under test/ except test/e2e, short timeouts.
 //  - e2e:  test/e2e/**, ONE FILE AT A TIME (2 cores shared by TCG guests and
 //          busy-polling DPDK processes), long timeouts (a TCG guest boots in
-//          ~10-30 s), run after the unit project has finished (groupOrder).
+//          ~10-40 s), run after the unit project has finished (groupOrder).
+//          Note: in vitest 3.2 a project-level `fileParallelism`/`maxWorkers`
+//          is ignored; `poolOptions.forks.singleFork` is what serializes files
+//          (checked with maxWorkers 4).
 // test/support/setup.ts kills every child a test file started (QEMU, testpmd, ...)
 // when the file ends, whatever happened.
 export default defineConfig({
   test: {
-    // .ci/run sets VS_VITEST_JSON to also get a JSON report for its summary line
-    reporters: [
-      process.env.CI ? 'verbose' : 'default',
-      ...(process.env.VS_VITEST_JSON ? [['json', { outputFile: process.env.VS_VITEST_JSON }] as [string, object]] : []),
-    ],
+    reporters: json ? [process.env.CI ? 'verbose' : 'default', ['json', { outputFile: json }]] : [process.env.CI ? 'verbose' : 'default'],
     teardownTimeout: 60_000,
     projects: [
       {
@@ -35,7 +37,6 @@ export default defineConfig({
           environment: 'node',
           pool: 'forks',
           poolOptions: { forks: { singleFork: true } },
-          fileParallelism: false,
           testTimeout: 300_000,
           hookTimeout: 300_000,
           setupFiles: ['test/support/setup.ts'],

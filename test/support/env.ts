@@ -144,7 +144,6 @@ export function uniqueId(prefix = ''): string {
 }
 
 const RUN_DIR_PREFIX = 'vs-test-';
-const runDirs: string[] = [];
 
 /**
  * A fresh directory for one test's sockets, pid files and logs, under /tmp so
@@ -175,8 +174,22 @@ interface Tracked {
   pidFile?: string;
   onCleanup?: () => void | Promise<void>;
 }
-const children = new Set<Tracked>();
-const cleanups: Array<() => void | Promise<void>> = [];
+// Kept on globalThis: with vitest's singleFork pool every test file re-imports
+// this module in the same process, and there must be one registry and one set
+// of exit handlers per process.
+interface Registry {
+  children: Set<Tracked>;
+  cleanups: Array<() => void | Promise<void>>;
+  runDirs: string[];
+  exitHandlerInstalled: boolean;
+}
+const registry: Registry = ((globalThis as { __vsTestRegistry?: Registry }).__vsTestRegistry ??= {
+  children: new Set(),
+  cleanups: [],
+  runDirs: [],
+  exitHandlerInstalled: false,
+});
+const { children, cleanups, runDirs } = registry;
 
 /**
  * Registers a child so that cleanupAll() and process exit kill it. Also writes
@@ -284,10 +297,9 @@ export function killChild(child: ChildProcess, graceMs = 3000): Promise<void> {
   });
 }
 
-let exitHandlerInstalled = false;
 function installExitHandler(): void {
-  if (exitHandlerInstalled) return;
-  exitHandlerInstalled = true;
+  if (registry.exitHandlerInstalled) return;
+  registry.exitHandlerInstalled = true;
   // Last resort, synchronous: the test process is going away.
   process.on('exit', () => {
     for (const t of children) {

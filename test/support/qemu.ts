@@ -180,7 +180,7 @@ export class Guest {
   private queue: Promise<unknown> = Promise.resolve();
   private seq = 0;
 
-  constructor(name: string, binary: string, args: string[]) {
+  constructor(name: string, binary: string, args: string[], readonly options: GuestOptions = { name }) {
     this.name = name;
     this.binary = binary;
     this.args = args;
@@ -352,6 +352,23 @@ export class Guest {
     if (r.exitCode !== 0) throw new Error(`guest ${this.name}: ${dev} has no carrier after ${timeoutMs} ms (operstate ${r.output.trim() || 'missing'})`);
   }
 
+  /**
+   * Waits until QEMU listens on the sockets of its 'server' mode NICs. Note:
+   * even with wait=off, QEMU 7.2 blocks at startup in the vhost-user netdev
+   * until a backend connects (stderr: "QEMU waiting for connection on: ..."),
+   * so the guest does not boot before the switch has connected to every
+   * server-mode socket.
+   */
+  async waitServerSockets(timeoutMs = 30_000): Promise<void> {
+    const socks = (this.options.netdevs ?? []).filter((n) => n.mode === 'server').map((n) => n.socket);
+    const deadline = Date.now() + timeoutMs;
+    while (!socks.every((s) => fs.existsSync(s))) {
+      if (this.exitInfo) throw new Error(`guest ${this.name}: QEMU exited before listening${this.diag()}`);
+      if (Date.now() > deadline) throw new Error(`guest ${this.name}: no vhost-user socket after ${timeoutMs} ms: ${socks.join(' ')}${this.diag()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Sends a signal to QEMU. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (!this.exitInfo) this.child.kill(signal);
@@ -377,5 +394,5 @@ export async function startGuest(opts: GuestOptions): Promise<Guest> {
   const binary = requireTool('qemu-system-x86_64');
   const image = opts.kernel && opts.initrd ? { kernel: opts.kernel, initrd: opts.initrd } : await guestImage();
   const args = qemuCommandLine({ ...image, ...opts });
-  return new Guest(opts.name, binary, args);
+  return new Guest(opts.name, binary, args, opts);
 }
