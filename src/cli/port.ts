@@ -61,7 +61,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     mtu: numeric(values.mtu),
     mac: values.mac,
     offloads: values.offloads,
-    socketMode: values['socket-mode'],
+    socketMode: values['socket-mode'], // a string: "0600" is octal, not six hundred
     socketOwner: numeric(values['socket-owner']),
     socketGroup: numeric(values['socket-group']),
   };
