@@ -142,12 +142,16 @@ export class VSwitch {
       await this.checkNewPort(spec);
       const uid = spec.socketOwner === undefined ? undefined : await this.lookup('user', spec.socketOwner, 'socketOwner');
       const gid = spec.socketGroup === undefined ? undefined : await this.lookup('group', spec.socketGroup, 'socketGroup');
-      if (spec.mode === 'server') await fs.mkdir(path.dirname(spec.socket), { recursive: true, mode: 0o755 });
+      // A server socket's directory is created if missing (inside an allowed directory, checked above), and
+      // removed again if the port does not come up: a refused request leaves nothing behind.
+      const madeDir = spec.mode === 'server' ? await fs.mkdir(path.dirname(spec.socket), { recursive: true, mode: 0o755 }) : undefined;
+      const undoDir = () => (madeDir ? fs.rm(madeDir, { recursive: true, force: true }) : Promise.resolve());
 
       let id: number;
       try {
         id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu });
       } catch (err) {
+        await undoDir();
         throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
       }
       const log = this.opts.log.child({ port: spec.name });
@@ -174,6 +178,7 @@ export class VSwitch {
       } catch (err) {
         await Promise.resolve(endpoint?.close()).catch(() => {});
         this.dataPlane.removePort(id);
+        await undoDir();
         throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
       }
       this.ports.set(spec.name, { spec, id, origin, endpoint });
@@ -183,6 +188,7 @@ export class VSwitch {
           await this.save();
         } catch (err) {
           await this.teardown(spec.name);
+          await undoDir();
           throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
         }
       }

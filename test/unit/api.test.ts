@@ -287,3 +287,14 @@ describe('fuzz', () => {
     expect((await client.call<{ status: string }>('GET', '/v1/health')).status).toBe('ok');
   });
 });
+
+describe('nothing left behind', () => {
+  it('a server socket in a new subdirectory: the directory is created, and removed again if the port fails', async () => {
+    const ok = await client.call<{ socket: string }>('POST', '/v1/ports', { name: 'sub1', socket: 'sub/dir/s1.sock' });
+    expect(ok.socket).toBe(path.join(dir, 'sub/dir/s1.sock'));
+    expect(fs.existsSync(path.join(dir, 'sub/dir'))).toBe(true);
+    const bad = await raw('POST', '/v1/ports', JSON.stringify({ name: 'sub2', socket: 'new/fail-start.sock' }));
+    expect(bad.status).toBe(422);
+    expect(fs.existsSync(path.join(dir, 'new'))).toBe(false);
+  });
+});
