@@ -151,7 +151,7 @@ export function svgChart(r: BenchResults): string {
           out.push(`<line x1="${cx}" x2="${cx}" y1="${y(v.max).toFixed(1)}" y2="${y(v.min).toFixed(1)}" stroke="black"/>`);
           for (const w of [v.min, v.max]) out.push(`<line x1="${(x + barW / 2 - 4).toFixed(1)}" x2="${(x + barW / 2 + 4).toFixed(1)}" y1="${y(w).toFixed(1)}" y2="${y(w).toFixed(1)}" stroke="black"/>`);
         }
-        out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(v.median) - 4).toFixed(1)}" text-anchor="middle" font-size="9">${v.median.toFixed(2)}</text>`);
+        out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${(y(v.n > 1 ? v.max : v.median) - 4).toFixed(1)}" text-anchor="middle" font-size="9">${v.median.toFixed(2)}</text>`);
       } else {
         out.push(`<text x="${(x + barW / 2).toFixed(1)}" y="${top + plotH - 4}" text-anchor="middle" font-size="9" fill="#a00">n/a</text>`);
       }

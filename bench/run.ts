@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupAll, hugepageStatus, logsDir } from '../test/support/env.js';
+import { cleanupAll, hugepageStatus } from '../test/support/env.js';
 import { GenSession, latencyOf, parseSize, rateBetween } from '../src/gen/bench-session.js';
 import { OvsDut, findOvsDpdk } from './anchors/ovs.js';
 import { TestpmdDut } from './anchors/testpmd.js';
@@ -168,6 +168,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
 
 const log = (s: string) => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const f2 = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(2));
+
+/** Logs of the DUTs this harness starts (testpmd's go to test/support's log directory). */
+const logsDir = path.join(repoRoot, '.cache', 'logs');
 
 function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {
   fs.mkdirSync(logsDir, { recursive: true });
@@ -348,7 +351,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   if (o.duts.includes('vhost-switch')) {
     for (let s = 0; s < o.samples; s++) {
       for (const n of o.scalePorts) {
-        const dut = new VhostSwitchDut({ cpu: o.dutCpu, ports: n, logDir: logsDir });
+        const dut = makeDut('vhost-switch', o, n);
         let idlePorts: GenSession | undefined;
         try {
           await dut.start();

@@ -201,6 +201,11 @@ export class OvsDut implements Dut {
     }
     if (this.ovsdb) await stopChild(this.ovsdb, 3000);
     this.vswitchd = this.ovsdb = undefined;
+    try {
+      fs.copyFileSync(path.join(this.dir, 'vswitchd.log'), path.join(this.o.logDir, `ovs-vswitchd-${path.basename(this.dir)}.log`));
+    } catch {
+      /* never started */
+    }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
