@@ -1,6 +1,9 @@
 // "How do I plug QEMU into this port?" printed by `run` at start, so the first experience needs no manual.
 // `vhost-switch vif PORT --format qemu|libvirt|nova` (src/vif.ts) gives the full per-tool versions.
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import type { PortInfo } from '../switch.js';
+import { exactlyOne, UsageError, type CliContext } from './context.js';
 
 /** The shared-memory backend vhost-user needs: the switch maps guest RAM, so it must be a shareable fd. */
 export function qemuMemoryArgs(size = '1G'): string {
@@ -40,4 +43,35 @@ export function attachHints(ports: PortInfo[]): string {
   }
   lines.push('(QEMU >= 9.2 spells reconnect=1 as reconnect-ms=1000.)');
   return lines.join('\n') + '\n';
+}
+
+/**
+ * `vhost-switch vif PORT --format libvirt|qemu|nova|json [flags]`: the port as the daemon reports it, rendered
+ * by src/vif.ts with every flag of VIF_CLI_FLAGS (--accel, --qemu-version, --memory, --domain, ...).
+ */
+export async function vifUsage(): Promise<string> {
+  const { VIF_CLI_FLAGS } = await import('../vif.js');
+  return `usage: vhost-switch vif PORT [--format libvirt|qemu|nova|json] [options]\n${VIF_CLI_FLAGS.map((f) => `  ${f.flag}${f.value ? ' ' + f.value : ''}  ${f.help}`).join('\n')}`;
+}
+
+export async function vifCommand(ctx: CliContext, args: string[]): Promise<number> {
+  const { VIF_CLI_FLAGS, formatVif, vifOptionsFromFlags } = await import('../vif.js');
+  const usage = await vifUsage();
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const f of VIF_CLI_FLAGS) options[f.flag.slice(2)] = { type: f.value ? 'string' : 'boolean' };
+  options.format!.short = 'f';
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
+  const name = exactlyOne(positionals, 'PORT', usage);
+  const flags = { ...(values as Record<string, string | boolean | undefined>) };
+  if (flags.format === undefined && ctx.json) flags.format = 'json';
+  let parsed: ReturnType<typeof vifOptionsFromFlags>;
+  try {
+    parsed = vifOptionsFromFlags(flags, (p) => fs.readFileSync(p, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code) throw e; // --domain FILE unreadable: an operational error
+    throw new UsageError((e as Error).message, usage);
+  }
+  const port = await ctx.client.call<PortInfo>('GET', `/v1/ports/${encodeURIComponent(name)}`);
+  ctx.out(formatVif(port, parsed.format, parsed.opts));
+  return 0;
 }

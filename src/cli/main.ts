@@ -4,9 +4,9 @@ import { parseArgs } from 'node:util';
 import { levelFromEnv, type LogFormat } from '../log.js';
 import { parseCpuList } from '../config.js';
 import { resolveControlSocket, resolveRunDir } from '../runDir.js';
-import type { PortInfo } from '../switch.js';
 import { ApiClient, ApiError, UnreachableError } from './client.js';
-import { UsageError, exactlyOne, printJson, type CliContext } from './context.js';
+import { UsageError, printJson, type CliContext } from './context.js';
+import { vifCommand, vifUsage } from './attach.js';
 import { fdbCommand, FDB_USAGE } from './fdb.js';
 import { portCommand, PORT_USAGE } from './port.js';
 import { statsCommand, STATS_USAGE } from './stats.js';
@@ -24,7 +24,7 @@ client (talk to the daemon over RUN_DIR/control.sock; pick another with --contro
   port list | port show NAME
   stats [--watch [--interval S]]
   fdb list | fdb add MAC --port NAME [--vlan N] | fdb flush [--port NAME]
-  vif PORT --format libvirt|qemu|nova|json
+  vif PORT --format libvirt|qemu|nova|json [--accel kvm|tcg] [--qemu-version X.Y.Z] [...]
   version
   doctor [--socket-dir DIR] [--qemu PATH]
   gen ...                     traffic generator (see \`vhost-switch gen --help\`)
@@ -111,6 +111,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         if (globals.help) return (out(STATS_USAGE + '\n'), 0);
         return await statsCommand(ctx, rest);
       case 'vif':
+        if (globals.help) return (out((await vifUsage()) + '\n'), 0);
         return await vifCommand(ctx, rest);
       case 'version':
         return await versionCommand(ctx);
@@ -191,18 +192,6 @@ async function runCommand(args: string[]): Promise<number> {
     logLevel,
     logFormat,
   });
-}
-
-async function vifCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', short: 'f' } } });
-  const usage = 'usage: vhost-switch vif PORT --format libvirt|qemu|nova|json';
-  const name = exactlyOne(positionals, 'PORT', usage);
-  const { formatVif, VIF_FORMATS } = await import('../vif.js');
-  const format = (values.format ?? (ctx.json ? 'json' : 'libvirt')) as (typeof VIF_FORMATS)[number];
-  if (!VIF_FORMATS.includes(format)) throw new UsageError(`--format must be one of ${VIF_FORMATS.join(', ')}`, usage);
-  const port = await ctx.client.call<PortInfo>('GET', `/v1/ports/${encodeURIComponent(name)}`);
-  ctx.out(formatVif(port, format));
-  return 0;
 }
 
 async function versionCommand(ctx: CliContext): Promise<number> {
