@@ -139,7 +139,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
 
   const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log });
-  await listenUnix(server, controlSocket);
+  try {
+    await listenUnix(server, controlSocket);
+  } catch (err) {
+    await vswitch.close();
+    throw new Error(`cannot listen on ${controlSocket}: ${(err as Error).message}`);
+  }
   log.info('control socket ready', { socket: controlSocket, ports: vswitch.listPorts().length });
   (opts.out ?? ((t: string) => process.stdout.write(t)))(attachHints(vswitch.listPorts()));
 
