@@ -11,6 +11,8 @@
         "native/vring.cc",
         "native/fdb.cc",
         "native/datapath.cc",
+        "native/nic.cc",
+        "native/nic_path.cc",
         "native/switch.cc",
         "native/driver.cc",
         "native/generator.cc",

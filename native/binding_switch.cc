@@ -70,6 +70,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     return DefineClass(env, "Switch",
                        {
                            InstanceMethod("addPort", &SwitchWrap::AddPort),
+                           InstanceMethod("addNicPort", &SwitchWrap::AddNicPort),
                            InstanceMethod("removePort", &SwitchWrap::RemovePort),
                            InstanceMethod("resetPort", &SwitchWrap::ResetPort),
                            InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
@@ -143,6 +144,32 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
     return Napi::Number::New(env, sw(env).add_port(c));
+  }
+
+  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu}
+  Napi::Value AddNicPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    PortConfig c;
+    c.name = o.Get("name").As<Napi::String>().Utf8Value();
+    std::string kind = o.Get("kind").As<Napi::String>().Utf8Value();
+    if (kind != "nic" && kind != "tap") throw Napi::TypeError::New(env, "kind must be 'nic' or 'tap'");
+    std::string iface = o.Get("iface").As<Napi::String>().Utf8Value();
+    uint32_t queues = o.Has("queues") && !o.Get("queues").IsUndefined() ? to_u32(o.Get("queues"), "queues") : 1;
+    uint32_t vlan = o.Has("vlan") && !o.Get("vlan").IsUndefined() ? to_u32(o.Get("vlan"), "vlan") : 0;
+    uint32_t mtu = o.Has("mtu") && !o.Get("mtu").IsUndefined() ? to_u32(o.Get("mtu"), "mtu") : 1500;
+    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
+    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    c.vlan = static_cast<uint16_t>(vlan);
+    c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
+    c.mtu = mtu;
+    c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    uint32_t id = 0;
+    std::string err;
+    if (!sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
+                              err))
+      throw Napi::Error::New(env, iface + ": " + err);
+    return Napi::Number::New(env, id);
   }
 
   Napi::Value RemovePort(const Napi::CallbackInfo& info) {

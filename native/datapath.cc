@@ -1,25 +1,13 @@
 #include "datapath.h"
 
+#include "frame.h"
+#include "nic.h"
 #include "sg.h"
 #include "switch.h"
 
 namespace vs {
 
 namespace {
-
-constexpr uint32_t kEthHdr = 14;
-constexpr uint32_t kVlanTag = 4;
-constexpr uint64_t kMaxFrame = 65535 + kEthHdr + kVlanTag;  // the largest GSO frame a guest may hand us
-
-// The header of the frame being forwarded, parsed once from the source chain.
-struct Frame {
-  const Buf* bufs;
-  int nbufs;
-  uint32_t src_hdr_len;  // virtio-net header bytes in front of the frame in the source chain
-  uint64_t len;          // frame bytes after the header
-  VirtioNetHdr hdr;
-  uint8_t eth[kEthHdr + kVlanTag];
-};
 
 // Builds the destination's virtio-net header, or returns a drop reason when the destination cannot take
 // the frame as it is (a GSO frame it did not negotiate). *sw_csum: we must fill in the checksum ourselves.
@@ -97,16 +85,16 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
 
   hdr.num_buffers = static_cast<uint16_t>(mergeable ? nchains : 1);
   // Safe: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total.
-  if (nb == 1 && f.nbufs == 1) {
+  if (nb == 1 && f.nbufs == 1 && f.bufs[0].len >= f.off + f.len) {
     // The common case, one buffer on each side: two plain copies.
     if (dst.hdr_len == sizeof hdr)
       std::memcpy(c.dst[0].addr, &hdr, sizeof hdr);  // constant size: a few moves, no call
     else
       std::memcpy(c.dst[0].addr, &hdr, dst.hdr_len);
-    std::memcpy(c.dst[0].addr + dst.hdr_len, f.bufs[0].addr + f.src_hdr_len, f.len);
+    std::memcpy(c.dst[0].addr + dst.hdr_len, f.bufs[0].addr + f.off, f.len);
   } else {
     sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
-    sg_copy(f.bufs, f.nbufs, f.src_hdr_len, c.dst, nb, dst.hdr_len, f.len);
+    sg_copy(f.bufs, f.nbufs, f.off, c.dst, nb, dst.hdr_len, f.len);
   }
   if (sw_csum) {
     uint16_t sum = sg_csum(c.dst, nb, dst.hdr_len + f.hdr.csum_start, f.len - f.hdr.csum_start);
@@ -127,11 +115,15 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
   return -1;
 }
 
-// Delivers to one destination port: picks this thread's receive queue and publishes (now, or at the end of
-// the burst when this thread is the only writer of the queue).
-void deliver(PollContext& c, Port& dst, const Frame& f, Vring& src_txq, bool flooding) {
+// Delivers to one destination port: a NIC queue, or this thread's receive queue of a guest, published now
+// or at the end of the burst when this thread is the only writer of the queue.
+void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool flooding) {
+  if (dst.kind != PortKind::kVhost) {
+    if (!dst.nicq.empty()) nic_send(c, dst, f);
+    return;
+  }
   if (dst.rx_ready.empty()) {
-    if (!flooding) src_txq.counters.drops[kDropPortDown].inc();
+    if (!flooding) in.drops[kDropPortDown].inc();
     return;
   }
   Vring& rxq = *dst.rx_ready[c.thread % dst.rx_ready.size()];
@@ -149,16 +141,18 @@ void deliver(PollContext& c, Port& dst, const Frame& f, Vring& src_txq, bool flo
   }
 }
 
-void forward(PollContext& c, Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total) {
-  Frame f;
+// Parses the virtio-net header and the Ethernet header of a guest's chain into f.
+bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total, Frame& f) {
+  if (total < src.hdr_len + kEthHdr) {
+    txq.counters.packets.inc();
+    txq.counters.drops[kDropRunt].inc();
+    return false;
+  }
   f.bufs = bufs;
   f.nbufs = nbufs;
-  f.src_hdr_len = src.hdr_len;
-  if (total < src.hdr_len + kEthHdr) {
-    txq.counters.drops[kDropRunt].inc();
-    return;
-  }
+  f.off = src.hdr_len;
   f.len = total - src.hdr_len;
+  f.vlan = src.cfg.vlan;
   uint64_t want = src.hdr_len + kEthHdr + kVlanTag;
   if (want > total) want = total;
   f.hdr = {};
@@ -177,23 +171,27 @@ void forward(PollContext& c, Port& src, Vring& txq, const Buf* bufs, int nbufs, 
     std::memcpy(&f.hdr, head, src.hdr_len);
     std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
   }
-  txq.counters.packets.inc();
-  txq.counters.bytes.add(f.len);
+  return true;
+}
 
+}  // namespace
+
+void forward(PollContext& c, Port& src, VringCounters& in, Frame& f) {
+  in.packets.inc();
+  in.bytes.add(f.len);
   bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
   if (f.len > kMaxFrame || (!gso && f.len > src.cfg.mtu + kEthHdr + kVlanTag)) {
-    txq.counters.drops[kDropMtu].inc();
+    in.drops[kDropMtu].inc();
     return;
   }
-  if ((f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-      uint64_t(f.hdr.csum_start) + f.hdr.csum_offset + 2 > f.len) {
-    txq.counters.drops[kDropBadHeader].inc();
+  if ((f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && uint64_t(f.hdr.csum_start) + f.hdr.csum_offset + 2 > f.len) {
+    in.drops[kDropBadHeader].inc();
     return;
   }
-  const uint16_t vlan = src.cfg.vlan;
+  const uint16_t vlan = f.vlan;
   const uint16_t ethertype = uint16_t(f.eth[12] << 8 | f.eth[13]);
-  if (vlan && (ethertype == 0x8100 || ethertype == 0x88a8)) {
-    txq.counters.drops[kDropVlanFilter].inc();  // an access port carries untagged frames only
+  if (!src.cfg.trunk && src.cfg.vlan && (ethertype == 0x8100 || ethertype == 0x88a8)) {
+    in.drops[kDropVlanFilter].inc();  // an access port carries untagged frames only
     return;
   }
   const uint8_t* dmac = f.eth;
@@ -204,20 +202,18 @@ void forward(PollContext& c, Port& src, Vring& txq, const Buf* bufs, int nbufs, 
   if (!(dmac[0] & 1)) {
     uint32_t to = fdb.lookup(Fdb::key(dmac, vlan));
     if (to == src.id) {
-      txq.counters.drops[kDropHairpin].inc();
+      in.drops[kDropHairpin].inc();
       return;
     }
     if (Port* dst = c.sw->port_by_id(to)) {
-      deliver(c, *dst, f, txq, false);
+      deliver(c, *dst, f, in, false);
       return;
     }
   }
-  // Broadcast, multicast or unknown unicast: every other port of the same VLAN.
+  // Broadcast, multicast or unknown unicast: every other port of the same VLAN (trunks carry them all).
   for (Port* dst : c.sw->ports())
-    if (dst != &src && dst->cfg.vlan == vlan) deliver(c, *dst, f, txq, true);
+    if (dst != &src && (dst->cfg.trunk || dst->cfg.vlan == vlan)) deliver(c, *dst, f, in, true);
 }
-
-}  // namespace
 
 uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   if (txq.broken) return 0;
@@ -231,8 +227,9 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
     int nb;
     uint64_t total;
     ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
+    Frame f;
     if (st == ChainStatus::kOk) {
-      forward(c, src, txq, c.src, nb, total);
+      if (frame_from_chain(src, txq, c.src, nb, total, f)) forward(c, src, txq.counters, f);
     } else {
       // Returned to the driver unread, so a bad chain costs the guest its buffer, not the ring.
       txq.counters.drops[kDropBadDescriptor].inc();

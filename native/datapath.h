@@ -29,4 +29,11 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq);
 // Publishes used entries of receive queues written during the burst, and signals their calls.
 void flush_rx(PollContext& c);
 
+struct NicQueue;
+struct Frame;
+// Takes what one NIC queue received (nic_path.cc). Returns the number of frames.
+uint32_t poll_nic(PollContext& c, Port& p, NicQueue& q);
+// Sends a frame out of a NIC port; -1 or the drop reason (already counted on the queue).
+int nic_send(PollContext& c, Port& dst, const Frame& f);
+
 }  // namespace vs

@@ -8,20 +8,26 @@
 #include <vector>
 
 #include "guest_memory.h"
+#include "nic.h"
 #include "vring.h"
 
 namespace vs {
+
+enum class PortKind { kVhost, kNic, kTap };
 
 struct PortConfig {
   std::string name;
   uint16_t vlan = 0;        // 0: untagged default domain; else access port of that VLAN
   uint16_t queue_pairs = 1;
   uint32_t mtu = 1500;
+  bool trunk = false;       // NIC ports: carry every VLAN, tagged on the wire (vlan is then ignored)
 };
 
 struct Port {
   uint32_t id;
   PortConfig cfg;
+  PortKind kind = PortKind::kVhost;
+  std::vector<std::unique_ptr<NicQueue>> nicq;  // kNic / kTap: the queues, each polled by one thread
   uint64_t features = 0;
   uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
   std::unique_ptr<GuestMemory> mem;
@@ -29,8 +35,9 @@ struct Port {
   // Derived on every reconfiguration: the receive queues that can take frames now.
   std::vector<Vring*> rx_ready;
 
-  Port(uint32_t id_, PortConfig c) : id(id_), cfg(std::move(c)) {
-    for (int i = 0; i < 2 * cfg.queue_pairs; i++) vrings.emplace_back(new Vring());
+  Port(uint32_t id_, PortConfig c, PortKind k = PortKind::kVhost) : id(id_), cfg(std::move(c)), kind(k) {
+    if (kind == PortKind::kVhost)
+      for (int i = 0; i < 2 * cfg.queue_pairs; i++) vrings.emplace_back(new Vring());
   }
   ~Port() {
     for (auto& v : vrings) v->close_fds();

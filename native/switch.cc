@@ -131,8 +131,12 @@ void Switch::rebuild() {
       Vring* v = p->vrings[i].get();
       if (!v->ready()) continue;
       Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
-      t->items.push_back({p.get(), v});
+      t->items.push_back({p.get(), v, nullptr});
       if (v->kick_fd < 0) t->nofd_ring = true;
+    }
+    for (auto& q : p->nicq) {
+      Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
+      t->items.push_back({p.get(), nullptr, q.get()});
     }
   }
 }
@@ -145,7 +149,8 @@ uint32_t Switch::poll_once() {
   c.thread = 0;
   c.now = now_.load(std::memory_order_relaxed);
   uint32_t n = 0;
-  for (const Thread::Item& it : manual_->items) n += poll_txq(c, *it.port, *it.txq);
+  for (const Thread::Item& it : manual_->items)
+    n += it.txq ? poll_txq(c, *it.port, *it.txq) : poll_nic(c, *it.port, *it.nicq);
   flush_rx(c);
   manual_->counters.packets.add(n);
   return n;
@@ -168,7 +173,8 @@ void Switch::run(Thread* t) {
     uint64_t t0 = __rdtsc();
     c.now = now_.load(std::memory_order_relaxed);
     uint32_t n = 0;
-    for (const Thread::Item& it : t->items) n += poll_txq(c, *it.port, *it.txq);
+    for (const Thread::Item& it : t->items)
+      n += it.txq ? poll_txq(c, *it.port, *it.txq) : poll_nic(c, *it.port, *it.nicq);
     flush_rx(c);
     uint64_t t1 = __rdtsc();
     if (n) {
@@ -188,10 +194,12 @@ void Switch::run(Thread* t) {
 // No traffic for a while: ask drivers to kick again and sleep on the kick eventfds, so an idle switch
 // costs no CPU. A frame that arrived while we turned kicks on is caught by the re-check.
 void Switch::sleep_on_kicks(Thread* t) {
-  for (const Thread::Item& it : t->items) it.txq->enable_kicks();
+  for (const Thread::Item& it : t->items)
+    if (it.txq) it.txq->enable_kicks();
   bool pending = false;
   for (const Thread::Item& it : t->items)
-    if (!it.txq->broken && __atomic_load_n(&it.txq->avail->idx, __ATOMIC_ACQUIRE) != it.txq->last_avail_idx)
+    if (it.txq && !it.txq->broken &&
+        __atomic_load_n(&it.txq->avail->idx, __ATOMIC_ACQUIRE) != it.txq->last_avail_idx)
       pending = true;
   if (!pending && !park_requested_.load(std::memory_order_acquire)) {
     if (t->epoll_gen != gen_) {
@@ -200,12 +208,14 @@ void Switch::sleep_on_kicks(Thread* t) {
       t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
       epoll_event ev{};
       ev.events = EPOLLIN;
-      ev.data.fd = t->wake_fd;
+      ev.data.u64 = (uint64_t(1) << 32) | uint32_t(t->wake_fd);
       epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, t->wake_fd, &ev);
       for (const Thread::Item& it : t->items) {
-        if (it.txq->kick_fd < 0) continue;
-        ev.data.fd = it.txq->kick_fd;
-        epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, it.txq->kick_fd, &ev);
+        // A kick, or a NIC socket with a filled ring block / a tap with a frame to read.
+        int fd = it.txq ? it.txq->kick_fd : it.nicq->fd;
+        if (fd < 0) continue;
+        ev.data.u64 = (uint64_t(it.txq ? 1 : 0) << 32) | uint32_t(fd);
+        epoll_ctl(t->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
       }
       t->epoll_gen = gen_;
     }
@@ -214,12 +224,18 @@ void Switch::sleep_on_kicks(Thread* t) {
     epoll_event evs[64];
     int n = epoll_wait(t->epoll_fd, evs, 64, t->nofd_ring ? 1 : 1000);
     for (int i = 0; i < n; i++) {
-      eventfd_t v;
-      eventfd_read(evs[i].data.fd, &v);  // drain: kicks are level-triggered in epoll
+      // Drain eventfds (kicks are level-triggered in epoll); a NIC's data is taken by the next poll pass.
+      bool is_eventfd = (evs[i].data.u64 >> 32) != 0;
+      int fd = static_cast<int>(evs[i].data.u64 & 0xffffffff);
+      if (is_eventfd) {
+        eventfd_t v;
+        eventfd_read(fd, &v);
+      }
     }
     t->counters.sleeping.store(false, std::memory_order_relaxed);
   }
-  for (const Thread::Item& it : t->items) it.txq->disable_kicks();
+  for (const Thread::Item& it : t->items)
+    if (it.txq) it.txq->disable_kicks();
 }
 
 void Switch::housekeeping() {
@@ -244,6 +260,30 @@ uint32_t Switch::add_port(const PortConfig& cfg) {
     ports_[id] = std::make_unique<Port>(id, cfg);
   });
   return id;
+}
+
+bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
+                          std::string& err) {
+  if (queues < 1 || queues > 64 || (kind == PortKind::kTap && queues != 1)) {
+    err = kind == PortKind::kTap ? "a tap port has one queue" : "queues must be 1..64";
+    return false;
+  }
+  // Sockets and rings are set up outside exec(): slow, and nothing the poll threads read yet.
+  std::vector<std::unique_ptr<NicQueue>> qs;
+  static std::atomic<uint16_t> fanout_ids{1};
+  uint16_t fanout = static_cast<uint16_t>(fanout_ids.fetch_add(1) ^ (getpid() & 0x7fff));
+  for (int i = 0; i < queues; i++) {
+    auto q = kind == PortKind::kTap ? open_tap(iface, err) : open_af_packet(iface, queues, fanout, err);
+    if (!q) return false;
+    qs.push_back(std::move(q));
+  }
+  exec([&] {
+    *id = next_id_++;
+    auto p = std::make_unique<Port>(*id, cfg, kind);
+    p->nicq = std::move(qs);
+    ports_[*id] = std::move(p);
+  });
+  return true;
 }
 
 std::string Switch::remove_port(uint32_t id) {
@@ -431,6 +471,21 @@ bool Switch::port_stats(uint32_t id, PortStatsSnapshot* out) const {
       out->rx_bytes += q.bytes;
     }
     out->broken |= v.broken;
+    out->queues.push_back(q);
+  }
+  // NIC queues: what came in from the wire is the port's rx, what went out its tx.
+  for (size_t i = 0; i < p.nicq.size(); i++) {
+    const NicQueue& nq = *p.nicq[i];
+    VringStatsSnapshot q{static_cast<int>(i), true, true, false, nq.rx.packets.get() + nq.tx.packets.get(),
+                         nq.rx.bytes.get() + nq.tx.bytes.get(), {}};
+    for (int r = 0; r < kDropReasonCount; r++) {
+      q.drops[r] = nq.rx.drops[r].get() + nq.tx.drops[r].get();
+      out->drops[r] += q.drops[r];
+    }
+    out->rx_packets += nq.rx.packets.get();
+    out->rx_bytes += nq.rx.bytes.get();
+    out->tx_packets += nq.tx.packets.get();
+    out->tx_bytes += nq.tx.bytes.get();
     out->queues.push_back(q);
   }
   return true;

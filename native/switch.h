@@ -60,6 +60,10 @@ class Switch {
   void close();
 
   uint32_t add_port(const PortConfig& cfg);
+  // A port on a kernel interface: AF_PACKET on iface with `queues` fanout sockets, or a tap device named
+  // iface that we create. Returns false and sets err if the interface cannot be opened.
+  bool add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
+                    std::string& err);
   // Each control call returns an empty string on success or the reason it was refused.
   std::string remove_port(uint32_t id);
   std::string reset_port(uint32_t id);
@@ -96,7 +100,8 @@ class Switch {
     uint64_t epoll_gen = ~0ull;
     struct Item {
       Port* port;
-      Vring* txq;
+      Vring* txq;      // a guest's transmit queue, or
+      NicQueue* nicq;  // a NIC queue's receive side
     };
     std::vector<Item> items;  // transmit queues this thread polls; rebuilt in exec()
     bool nofd_ring = false;   // some ring has no kick fd: sleep with a short timeout

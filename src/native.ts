@@ -100,8 +100,24 @@ export interface SwitchOptions {
  * the ring is polled without kicks); getVringBase stops it and returns the next avail index to process.
  * A started ring carries packets only while enabled (setVringEnable).
  */
+export interface NicPortOptions {
+  name: string;
+  /** nic: AF_PACKET on an existing interface; tap: a tap device the switch creates. */
+  kind: 'nic' | 'tap';
+  iface: string;
+  /** AF_PACKET sockets in one PACKET_FANOUT group (tap: 1). */
+  queues?: number;
+  /** Access VLAN (ignored on a trunk). */
+  vlan?: number;
+  /** Carry every VLAN, 802.1Q-tagged on the wire. */
+  trunk?: boolean;
+  mtu?: number;
+}
+
 export interface NativeSwitch {
   addPort(opts: PortOptions): number;
+  /** Opens the interface (throws with the reason if it cannot) and adds the port. */
+  addNicPort(opts: NicPortOptions): number;
   removePort(id: number): void;
   /** Frontend went away or RESET_OWNER: stop all rings, unmap memory, close fds, forget features. */
   resetPort(id: number): void;

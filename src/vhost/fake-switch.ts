@@ -1,7 +1,7 @@
 // A NativeSwitch stand-in that records the vhost-user setters and honours the fd ownership contract of
 // src/native.ts (fds handed over are closed when replaced, on resetPort, or when the call fails). For
 // unit and integration tests of the control plane while, or without, the data plane being built.
-import type { FdbEntry, MemRegion, NativeSwitch, PortOptions, PortStats, ThreadStats, VringAddr } from '../native.js';
+import type { FdbEntry, MemRegion, NativeSwitch, PortOptions, NicPortOptions, PortStats, ThreadStats, VringAddr } from '../native.js';
 
 export interface FakeCall {
   method: string;
@@ -57,6 +57,10 @@ export class FakeNativeSwitch implements NativeSwitch {
 
   addPort(opts: PortOptions): number {
     this.record('addPort', [opts]);
+    return this.nextPort++;
+  }
+  addNicPort(opts: NicPortOptions): number {
+    this.record('addNicPort', [opts]);
     return this.nextPort++;
   }
   removePort(id: number): void {

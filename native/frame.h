@@ -1,0 +1,33 @@
+// A frame on its way through the switch, whatever port it came from: where its bytes are (pieces of a
+// guest's descriptor chain, or of a NIC ring), its offload header, a copy of its Ethernet header, and the
+// bridge domain (VLAN) it belongs to.
+#pragma once
+#include <cstdint>
+
+#include "counters.h"
+#include "virtio.h"
+#include "vring.h"
+
+namespace vs {
+
+struct Port;
+struct PollContext;
+
+constexpr uint32_t kEthHdr = 14;
+constexpr uint32_t kVlanTag = 4;
+constexpr uint64_t kMaxFrame = 65535 + kEthHdr + kVlanTag;  // the largest GSO frame we carry
+
+struct Frame {
+  const Buf* bufs;
+  int nbufs;
+  uint64_t off;      // the frame starts at this offset of the pieces (after a virtio-net header)
+  uint64_t len;      // frame bytes from the Ethernet header on, without any 802.1Q tag of a trunk
+  VirtioNetHdr hdr;  // offloads the source asked for (all zero when none)
+  uint8_t eth[kEthHdr + kVlanTag];
+  uint16_t vlan;     // bridge domain: 0 untagged, else the VLAN id
+};
+
+// Learns, looks up and delivers one frame that came in on src; `in` counts it (or its drop).
+void forward(PollContext& c, Port& src, VringCounters& in, Frame& f);
+
+}  // namespace vs

@@ -1,0 +1,171 @@
+// The packet path of NIC queues: frames from an AF_PACKET receive ring or a tap device into forward(),
+// and frames out to the wire by one sendmsg()/writev() whose iovecs point into the source's buffers.
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "datapath.h"
+#include "frame.h"
+#include "nic.h"
+#include "port.h"
+
+namespace vs {
+
+namespace {
+
+// The 10-byte header of PACKET_VNET_HDR and IFF_VNET_HDR (virtio_net_hdr without num_buffers).
+constexpr uint32_t kVnetHdr = 10;
+
+// Parses one received frame (after its vnet header) into f and forwards it.
+void receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
+             bool offloaded_tag, uint16_t tci) {
+  Frame f;
+  Buf pieces[2];
+  f.hdr = {};
+  std::memcpy(&f.hdr, vnet, kVnetHdr);
+  if (len < kEthHdr) {
+    q.rx.packets.inc();
+    q.rx.drops[kDropRunt].inc();
+    return;
+  }
+  bool tagged = offloaded_tag;
+  uint16_t vid = tci & 0xfff;
+  uint16_t ethertype = uint16_t(data[12] << 8 | data[13]);
+  if (!tagged && ethertype == 0x8100 && len >= kEthHdr + kVlanTag) {
+    // A tag left in the frame: cut it out by pointing around it (no copy).
+    tagged = true;
+    vid = uint16_t((data[14] << 8 | data[15]) & 0xfff);
+    pieces[0] = {data, 12};
+    pieces[1] = {data + 16, len - 16};
+    f.nbufs = 2;
+    len -= kVlanTag;
+    if (f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) f.hdr.csum_start -= kVlanTag;
+    if (f.hdr.hdr_len >= kVlanTag) f.hdr.hdr_len -= kVlanTag;
+  } else {
+    pieces[0] = {data, len};
+    f.nbufs = 1;
+  }
+  f.bufs = pieces;
+  f.off = 0;
+  f.len = len;
+  if (p.cfg.trunk) {
+    f.vlan = tagged ? vid : 0;  // untagged frames on a trunk belong to the untagged domain
+  } else if (tagged && vid != 0) {
+    q.rx.packets.inc();
+    q.rx.drops[kDropVlanFilter].inc();
+    return;
+  } else {
+    f.vlan = p.cfg.vlan;
+  }
+  uint8_t head[kEthHdr + kVlanTag] = {};
+  uint64_t want = len < sizeof head ? len : sizeof head;
+  if (pieces[0].len >= want) {
+    std::memcpy(f.eth, data, want);
+  } else {
+    uint64_t done = 0;
+    for (int i = 0; i < f.nbufs && done < want; i++) {
+      uint64_t k = pieces[i].len < want - done ? pieces[i].len : want - done;
+      std::memcpy(head + done, pieces[i].addr, k);
+      done += k;
+    }
+    std::memcpy(f.eth, head, want);
+  }
+  forward(c, p, q.rx, f);
+}
+
+uint32_t poll_af_packet(PollContext& c, Port& p, NicQueue& q) {
+  auto* bd = reinterpret_cast<tpacket_block_desc*>(q.ring + size_t(q.block_i) * q.block_size);
+  if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
+  uint32_t num = bd->hdr.bh1.num_pkts;
+  uint64_t off = bd->hdr.bh1.offset_to_first_pkt;
+  uint8_t* block = reinterpret_cast<uint8_t*>(bd);
+  for (uint32_t i = 0; i < num; i++) {
+    // The kernel writes the ring, but we still keep every access inside the block.
+    if (off + sizeof(tpacket3_hdr) > q.block_size) break;
+    auto* h = reinterpret_cast<tpacket3_hdr*>(block + off);
+    uint64_t mac = off + h->tp_mac;
+    if (h->tp_mac < kVnetHdr || mac + h->tp_snaplen > q.block_size) break;
+    bool tag = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+    receive(c, p, q, block + mac - kVnetHdr, block + mac, h->tp_snaplen, tag, h->hv1.tp_vlan_tci);
+    if (!h->tp_next_offset) break;
+    off += h->tp_next_offset;
+  }
+  __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+  q.block_i = (q.block_i + 1) % q.block_nr;
+  return num;
+}
+
+uint32_t poll_tap(PollContext& c, Port& p, NicQueue& q) {
+  uint32_t n = 0;
+  for (; n < kBurst; n++) {
+    ssize_t r = read(q.fd, q.scratch.get(), NicQueue::kScratchLen);
+    if (r < static_cast<ssize_t>(kVnetHdr)) break;
+    uint8_t* b = q.scratch.get();
+    receive(c, p, q, b, b + kVnetHdr, static_cast<uint32_t>(r - kVnetHdr), false, 0);
+  }
+  return n;
+}
+
+}  // namespace
+
+uint32_t poll_nic(PollContext& c, Port& p, NicQueue& q) {
+  return q.backend == NicBackend::kTap ? poll_tap(c, p, q) : poll_af_packet(c, p, q);
+}
+
+int nic_send(PollContext& c, Port& dst, const Frame& f) {
+  NicQueue& q = *dst.nicq[c.thread % dst.nicq.size()];
+  bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
+  if (!gso && f.len > dst.cfg.mtu + kEthHdr) {
+    q.tx.drops[kDropMtu].inc();
+    return kDropMtu;
+  }
+  const bool tag = dst.cfg.trunk && f.vlan != 0;
+  uint8_t vnet[kVnetHdr];
+  VirtioNetHdr h = f.hdr;
+  h.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;  // DATA_VALID means nothing on transmit
+  if (tag) {
+    if (h.flags) h.csum_start += kVlanTag;
+    if (gso) h.hdr_len += kVlanTag;
+  }
+  std::memcpy(vnet, &h, kVnetHdr);
+  uint8_t tag_bytes[kVlanTag] = {0x81, 0x00, uint8_t(f.vlan >> 8), uint8_t(f.vlan)};
+  iovec iov[kMaxChainBufs + 3];
+  int n = 0;
+  iov[n++] = {vnet, kVnetHdr};
+  iov[n++] = {const_cast<uint8_t*>(f.eth), 12};  // destination and source MAC, from our copy
+  if (tag) iov[n++] = {tag_bytes, kVlanTag};
+  // The rest straight from the source's buffers: the kernel's copy is the only one.
+  uint64_t skip = f.off + 12, left = f.len - 12;
+  for (int i = 0; i < f.nbufs && left && n < kMaxChainBufs + 3; i++) {
+    if (skip >= f.bufs[i].len) {
+      skip -= f.bufs[i].len;
+      continue;
+    }
+    uint64_t k = f.bufs[i].len - skip;
+    if (k > left) k = left;
+    iov[n++] = {f.bufs[i].addr + skip, k};
+    left -= k;
+    skip = 0;
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  ssize_t r = q.backend == NicBackend::kTap ? writev(q.fd, iov, n) : sendmsg(q.fd, &msg, MSG_DONTWAIT);
+  // Seen here: the first send on a fresh AF_PACKET socket can fail with ENETDOWN although the link is up;
+  // the same send again goes through. One retry, for that case only.
+  if (r < 0 && errno == ENETDOWN && q.backend == NicBackend::kAfPacket) r = sendmsg(q.fd, &msg, MSG_DONTWAIT);
+  if (r < 0) {
+    q.tx_errors.inc();
+    q.tx.drops[kDropNoRxBuffer].inc();  // the kernel's queue is full (EAGAIN, ENOBUFS) or the link is down
+    return kDropNoRxBuffer;
+  }
+  q.tx.packets.inc();
+  q.tx.bytes.add(f.len + (tag ? kVlanTag : 0));
+  return -1;
+}
+
+}  // namespace vs
