@@ -63,7 +63,15 @@ export const principalSchema = z.union(
 
 export const portSpecSchema = z.strictObject({
   name: portNameSchema,
-  type: z.literal('vhost-user', { error: expected('"vhost-user"') }).default('vhost-user'),
+  /** vhost-user: a VM's NIC; nic: a host interface over AF_PACKET; tap: a tap device the switch creates. */
+  type: z.enum(['vhost-user', 'nic', 'tap'], { error: expected('"vhost-user", "nic" or "tap"') }).default('vhost-user'),
+  /** nic: the host interface to bind; tap: the name of the tap device to create. */
+  iface: z
+    .string({ error: expected('a string') })
+    .regex(/^[A-Za-z0-9_.:-]{1,15}$/, { error: 'must be an interface name of 1..15 letters, digits, "_", ".", ":" or "-"' })
+    .optional(),
+  /** nic: carry every VLAN, 802.1Q-tagged on the wire (vlan is then not used). */
+  trunk: z.boolean({ error: expected('true or false') }).default(false),
   /** The switch's side: server = the switch listens and QEMU connects (Nova/libvirt call that QEMU "client"). */
   mode: z.enum(['server', 'client'], { error: expected('"server" or "client"') }).default('server'),
   /** Relative paths are inside the run directory; default RUN_DIR/NAME.sock. */
@@ -82,7 +90,13 @@ export const portSpecSchema = z.strictObject({
   socketMode: socketModeSchema.default(0o660),
   socketOwner: principalSchema.optional(),
   socketGroup: principalSchema.optional(),
-}, { error: expected('a port object') });
+}, { error: expected('a port object') }).superRefine((p, ctx) => {
+  const host = p.type === 'nic' || p.type === 'tap';
+  if (host && !p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: `is required for a ${p.type} port` });
+  if (!host && p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: 'is only for nic and tap ports' });
+  if (!host && p.trunk) ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'is only for nic and tap ports (vhost-user ports are access ports)' });
+  if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
+});
 export type PortSpecInput = z.input<typeof portSpecSchema>;
 export type PortSpec = z.output<typeof portSpecSchema>;
 

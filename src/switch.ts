@@ -138,6 +138,7 @@ export class VSwitch {
     return this.serial(async () => {
       if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
       const parsed = parseWith(portSpecSchema, input);
+      if (parsed.type !== 'vhost-user') return this.addHostPort(parsed, origin, opts);
       const spec = { ...parsed, socket: resolveSocketPath(this.opts.runDir, parsed.name, parsed.socket) };
       await this.checkNewPort(spec);
       const uid = spec.socketOwner === undefined ? undefined : await this.lookup('user', spec.socketOwner, 'socketOwner');
@@ -194,6 +195,37 @@ export class VSwitch {
       }
       return this.info(this.ports.get(spec.name)!);
     });
+  }
+
+  // A port on a host interface (nic: AF_PACKET; tap: a device we create): no socket, no frontend; it is
+  // up as soon as the data plane has opened the interface.
+  private async addHostPort(spec: PortSpec, origin: PortOrigin, opts: { persist?: boolean }): Promise<PortInfo> {
+    if (this.ports.has(spec.name)) throw new SwitchError(409, 'name', `port "${spec.name}" already exists`);
+    for (const p of this.ports.values()) {
+      if (p.spec.iface && p.spec.iface === spec.iface) throw new SwitchError(409, 'iface', `${spec.iface} is already used by port "${p.spec.name}"`);
+    }
+    let id: number;
+    try {
+      id = this.dataPlane.addNicPort({
+        name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
+        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu,
+      });
+    } catch (err) {
+      throw new SwitchError(422, 'iface', (err as Error).message);
+    }
+    const endpoint: EndpointLike = { state: 'ready', start() {}, close() {}, on: () => endpoint };
+    if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
+    this.ports.set(spec.name, { spec: { ...spec, socket: '' }, id, origin, endpoint });
+    this.opts.log.child({ port: spec.name }).info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk });
+    if (origin === 'api' && opts.persist !== false) {
+      try {
+        await this.save();
+      } catch (err) {
+        await this.teardown(spec.name);
+        throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
+      }
+    }
+    return this.info(this.ports.get(spec.name)!);
   }
 
   private async checkNewPort(spec: PortSpec & { socket: string }): Promise<void> {

@@ -8,6 +8,8 @@ import { human, num, octal, sumDrops, table } from './format.js';
 export const PORT_USAGE = `usage:
   vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
                              [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
+  vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N | --trunk] [--mtu N]
+  vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
   vhost-switch port del NAME
   vhost-switch port list [--json]
   vhost-switch port show NAME [--json]`;
@@ -38,6 +40,9 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     args,
     allowPositionals: true,
     options: {
+      type: { type: 'string' },
+      iface: { type: 'string' },
+      trunk: { type: 'boolean' },
       mode: { type: 'string' },
       socket: { type: 'string' },
       queues: { type: 'string' },
@@ -53,7 +58,9 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
   const body: Record<string, unknown> = {
     name,
-    type: 'vhost-user',
+    type: values.type ?? 'vhost-user',
+    iface: values.iface,
+    trunk: values.trunk,
     mode: values.mode,
     socket: values.socket,
     queues: numeric(values.queues),
@@ -69,6 +76,10 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   const port = await ctx.client.call<PortInfo>('POST', '/v1/ports', body);
   if (ctx.json) {
     printJson(ctx, port);
+    return 0;
+  }
+  if (port.type !== 'vhost-user') {
+    ctx.out(`port ${port.name} added (id ${port.id}, ${port.type} on ${port.iface}${port.trunk ? ', VLAN trunk' : ''})\n`);
     return 0;
   }
   ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket})\n`);
