@@ -472,10 +472,14 @@ function libvirtNotes(port: PortInfo, opts: VifOptions): XmlNode[] {
         ...why,
         `In <domain xmlns:qemu='${LIBVIRT_QEMU_NS}'>, after <devices>:`,
         renderXml(libvirtOverrideElement([{ alias, props }])),
-        'libvirt applies overrides only at domain start, not to hot-plugged NICs. For hot-plugged single-queue',
-        'NICs add this to the domain (libvirt sets vectors itself on multiqueue NICs, which -global cannot change):',
-        '<qemu:commandline><qemu:arg value=\'-global\'/><qemu:arg value=\'virtio-net-pci.vectors=0\'/></qemu:commandline>',
-        'and set the MTU inside the guest (ip link set dev eth0 mtu N).',
+        ...(needsTcgMsixWorkaround(opts)
+          ? [
+              'libvirt applies overrides only at domain start, not to hot-plugged NICs. For hot-plugged single-queue',
+              'NICs add this to the domain (libvirt sets vectors itself on multiqueue NICs, which -global cannot change):',
+              renderXml(libvirtVectorsGlobalElement()).replace(/\n\s*/g, ''),
+              ...(props.some((p) => p.name === 'host_mtu') ? ['and set the MTU inside the guest (ip link set dev eth0 mtu N).'] : []),
+            ]
+          : ['libvirt applies overrides only at domain start, not to hot-plugged NICs: set a hot-plugged NIC\'s MTU inside the guest (ip link set dev eth0 mtu N).']),
       ].join('\n'),
     });
   }
@@ -664,6 +668,18 @@ export interface LibvirtDomainSpec {
   /** Serial console to this file (for tests to read). */
   serialLog?: string;
   uuid?: string;
+  /**
+   * Ready for NICs hot-plugged with `virsh attach-device` (off by default): <features><acpi/></features>, without
+   * which QEMU's i440fx 'pc' machine refuses device_add ("Bus 'pci.0' does not support hotplugging"), and, when
+   * the QEMU 7.2 TCG workaround applies, the -global virtio-net-pci.vectors=0 <qemu:commandline> (a hot-plugged
+   * NIC gets no <qemu:override>, and QEMU 7.2 TCG crashes when it starts with MSI-X).
+   */
+  hotplug?: boolean;
+}
+
+/** <qemu:commandline> making vectors=0 the default of every virtio-net-pci device, hot-plugged ones included. */
+export function libvirtVectorsGlobalElement(): XmlElement {
+  return el('qemu:commandline', {}, [el('qemu:arg', { value: '-global' }), el('qemu:arg', { value: 'virtio-net-pci.vectors=0' })]);
 }
 
 export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
@@ -689,6 +705,7 @@ export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
     libvirtMemoryBackingElement(spec.memoryBacking ?? 'memfd'),
     el('os', {}, os),
     el('cpu', {}, [el('numa', {}, [el('cell', { id: 0, cpus: vcpus > 1 ? `0-${vcpus - 1}` : '0', memory: kib, unit: 'KiB', memAccess: 'shared' })])]),
+    ...(spec.hotplug ? [el('features', {}, [el('acpi')])] : []),
     el('on_reboot', {}, [{ text: 'destroy' }]),
     el('devices', {}, devices),
   ];
@@ -696,8 +713,10 @@ export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
     .map((p) => ({ alias: libvirtAliasFor(p.name), props: libvirtOverrideProps(p, spec) }))
     .filter((d) => d.props.length > 0);
   if (overrides.length) children.push(libvirtOverrideElement(overrides));
+  const globalVectors = spec.hotplug === true && needsTcgMsixWorkaround(spec);
+  if (globalVectors) children.push(libvirtVectorsGlobalElement());
   const attrs: Record<string, string> = { type: spec.accel === 'tcg' ? 'qemu' : 'kvm' };
-  if (overrides.length) attrs['xmlns:qemu'] = LIBVIRT_QEMU_NS;
+  if (overrides.length || globalVectors) attrs['xmlns:qemu'] = LIBVIRT_QEMU_NS;
   return renderXml(el('domain', attrs, children)) + '\n';
 }
 
