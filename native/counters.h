@@ -43,4 +43,14 @@ struct VringCounters {
   Counter drops[kDropReasonCount];
 };
 
+// One source queue's memory of its last FDB work: consecutive frames of a flow skip the hash probes. Valid
+// while the FDB generation is unchanged (any learn, move, age-out or flush bumps it).
+struct FwdCache {
+  uint32_t gen = 0;
+  uint64_t src_key = 0;
+  uint32_t src_seen = 0;
+  uint64_t dst_key = 0;
+  uint32_t dst_port = 0;
+};
+
 }  // namespace vs

@@ -176,7 +176,7 @@ bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_
 
 }  // namespace
 
-void forward(PollContext& c, Port& src, VringCounters& in, Frame& f) {
+void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
   in.packets.inc();
   in.bytes.add(f.len);
   bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
@@ -197,10 +197,36 @@ void forward(PollContext& c, Port& src, VringCounters& in, Frame& f) {
   const uint8_t* dmac = f.eth;
   const uint8_t* smac = f.eth + 6;
   Fdb& fdb = c.sw->fdb();
-  if (!(smac[0] & 1)) fdb.learn(Fdb::key(smac, vlan), src.id, c.now);
+  uint32_t gen = fdb.generation();
+  if (cache.gen != gen) {
+    cache = {};
+    cache.gen = gen;
+  }
+  if (!(smac[0] & 1)) {
+    uint64_t skey = Fdb::key(smac, vlan);
+    // Learning refreshes an entry at most once a second; the same source again within it is a no-op.
+    if (skey != cache.src_key || cache.src_seen != c.now) {
+      fdb.learn(skey, src.id, c.now);
+      if (fdb.generation() != gen) {  // the table changed (by us or another thread): forget the lookups
+        gen = fdb.generation();
+        cache = {};
+        cache.gen = gen;
+      }
+      cache.src_key = skey;
+      cache.src_seen = c.now;
+    }
+  }
 
   if (!(dmac[0] & 1)) {
-    uint32_t to = fdb.lookup(Fdb::key(dmac, vlan));
+    uint64_t dkey = Fdb::key(dmac, vlan);
+    uint32_t to;
+    if (dkey == cache.dst_key && cache.gen == gen) {
+      to = cache.dst_port;
+    } else {
+      to = fdb.lookup(dkey);
+      cache.dst_key = dkey;
+      cache.dst_port = to;
+    }
     if (to == src.id) {
       in.drops[kDropHairpin].inc();
       return;
@@ -229,7 +255,7 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
     ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
     Frame f;
     if (st == ChainStatus::kOk) {
-      if (frame_from_chain(src, txq, c.src, nb, total, f)) forward(c, src, txq.counters, f);
+      if (frame_from_chain(src, txq, c.src, nb, total, f)) forward(c, src, txq.counters, txq.fwd, f);
     } else {
       // Returned to the driver unread, so a bad chain costs the guest its buffer, not the ring.
       txq.counters.drops[kDropBadDescriptor].inc();

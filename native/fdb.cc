@@ -37,6 +37,7 @@ void Fdb::learn(uint64_t k, uint32_t port, uint32_t now) {
     if (!s->is_static.load(std::memory_order_relaxed)) {
       s->port.store(port, std::memory_order_relaxed);
       s->seen.store(now, std::memory_order_relaxed);
+      bump();
     }
     unlock();
     return;
@@ -56,6 +57,7 @@ void Fdb::learn(uint64_t k, uint32_t port, uint32_t now) {
       s.is_static.store(false, std::memory_order_relaxed);
       s.key.store(k, std::memory_order_release);
       count_.fetch_add(1, std::memory_order_relaxed);
+      bump();
       break;
     }
   }
@@ -83,6 +85,7 @@ bool Fdb::add_static(uint64_t k, uint32_t port) {
   s->is_static.store(true, std::memory_order_relaxed);
   s->seen.store(0, std::memory_order_relaxed);
   s->key.store(k, std::memory_order_release);
+  bump();
   unlock();
   return true;
 }
@@ -98,6 +101,7 @@ void Fdb::flush(uint32_t port, bool include_static) {
     s.key.store(kTombstone, std::memory_order_release);
     count_.fetch_sub(1, std::memory_order_relaxed);
   }
+  bump();
   unlock();
 }
 
@@ -114,6 +118,7 @@ size_t Fdb::age(uint32_t now, uint32_t aging) {
       removed++;
     }
   }
+  if (removed) bump();
   unlock();
   return removed;
 }

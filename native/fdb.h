@@ -49,6 +49,8 @@ class Fdb {
   };
   std::vector<Entry> list(uint32_t now) const;
   size_t size() const { return count_.load(std::memory_order_relaxed); }
+  // Bumped by every change of a key's port (new, moved, removed): lets a poll thread keep its last lookup.
+  uint32_t generation() const { return gen_.load(std::memory_order_acquire); }
   size_t capacity() const { return mask_ + 1; }
 
   static void mac_of(uint64_t k, uint8_t* mac) {
@@ -79,6 +81,8 @@ class Fdb {
   uint64_t mask_;
   int shift_;
   std::atomic<size_t> count_{0};
+  std::atomic<uint32_t> gen_{1};
+  void bump() { gen_.fetch_add(1, std::memory_order_release); }
   mutable std::atomic_flag lock_ = ATOMIC_FLAG_INIT;
 };
 

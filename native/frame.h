@@ -27,7 +27,8 @@ struct Frame {
   uint16_t vlan;     // bridge domain: 0 untagged, else the VLAN id
 };
 
-// Learns, looks up and delivers one frame that came in on src; `in` counts it (or its drop).
-void forward(PollContext& c, Port& src, VringCounters& in, Frame& f);
+// Learns, looks up and delivers one frame that came in on src; `in` counts it (or its drop), `cache` is the
+// source queue's FDB cache.
+void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f);
 
 }  // namespace vs

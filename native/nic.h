@@ -27,6 +27,7 @@ struct NicQueue {
   VringCounters rx;  // from the wire
   VringCounters tx;  // to the wire
   Counter tx_errors;
+  FwdCache fwd;
 
   ~NicQueue();
 };

@@ -74,7 +74,7 @@ void receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t*
     }
     std::memcpy(f.eth, head, want);
   }
-  forward(c, p, q.rx, f);
+  forward(c, p, q.rx, q.fwd, f);
 }
 
 uint32_t poll_af_packet(PollContext& c, Port& p, NicQueue& q) {

@@ -46,6 +46,7 @@ struct Vring {
   std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
 
   VringCounters counters;
+  FwdCache fwd;  // transmit queues: see FwdCache
 
   bool ready() const { return started && enabled && desc && !broken; }
 
