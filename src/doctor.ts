@@ -384,7 +384,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorResult> {
         : 'QEMU 7.2 without KVM: a vhost-user virtio-net-pci NIC with MSI-X crashes QEMU under TCG',
       fix: kvmUsable
         ? undefined
-        : "give each vhost-user NIC vectors=0: QEMU -device virtio-net-pci,...,vectors=0; libvirt <qemu:override> with <qemu:property name='vectors' type='unsigned' value='0'/> (vhost-switch vif PORT --accel tcg prints both)",
+        : "give each vhost-user NIC vectors=0: QEMU -device virtio-net-pci,...,vectors=0; libvirt <qemu:override> with <qemu:property name='vectors' type='unsigned' value='0'/>, and for NICs hot-plugged with virsh attach-device (which get no override) <qemu:commandline> -global virtio-net-pci.vectors=0 in the domain (vhost-switch vif PORT --accel tcg prints all three)",
     });
   }
 
