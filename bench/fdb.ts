@@ -139,7 +139,7 @@ export async function runFdbBench(o: { macs: number; durationS: number; warmupS:
     const lookups = async (random: boolean): Promise<FdbPhase> => {
       const src = ports[0]!;
       const dst = ports[2]!;
-      const frames = Array.from({ length: 32 }, () => ethHeaderFrame('0a:00:00:00:00:00', MAC_A));
+      const frames = Array.from({ length: 128 }, () => ethHeaderFrame('0a:00:00:00:00:00', MAC_A));
       let x = 0x9e3779b9;
       const endAt = process.hrtime.bigint() + BigInt(Math.round((o.warmupS + o.durationS) * 1e9));
       const winAt = process.hrtime.bigint() + BigInt(Math.round(o.warmupS * 1e9));

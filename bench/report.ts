@@ -26,7 +26,8 @@ export function markdown(r: BenchResults): string {
   lines.push('');
   lines.push(
     `Machine: ${m.cpuModel}, ${m.cpus} CPUs, ${m.memGiB} GiB, kernel ${m.kernel}, ${m.os}; DPDK ${m.dpdk}; OVS ${m.ovs}; Node ${m.node}. ` +
-      `Run ${m.date.slice(0, 16).replace('T', ' ')} UTC (load average at start ${m.loadAvg.join(' / ')}).`,
+      `Run ${m.date.slice(0, 16).replace('T', ' ')} UTC, ${Math.round(r.elapsedS / 60)} min (load average ${m.loadAvg.join(' / ')} at the start` +
+      `${r.loadAvgEnd ? `, ${r.loadAvgEnd.join(' / ')} at the end` : ''}; anything above ~0.1 means other work shared the two CPUs).`,
   );
   lines.push('');
   lines.push(
@@ -65,7 +66,7 @@ export function markdown(r: BenchResults): string {
   );
   if (r.idle.length) {
     lines.push('');
-    lines.push('| DUT | CPU use when idle (two ports attached, no traffic) |');
+    lines.push('| DUT | CPU use when idle (two ports attached, no traffic; a busy-polling DUT shows less than 100% only when other work takes its CPU) |');
     lines.push('|---|---|');
     for (const i of r.idle) lines.push(`| ${DUT_LABEL[i.dut]} | ${fmt(i.cpu, 1, 100)}% of a core |`);
   }

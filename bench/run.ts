@@ -83,6 +83,8 @@ export interface BenchResults {
   fdb?: FdbResult;
   errors: Array<{ what: string; message: string }>;
   elapsedS: number;
+  /** Load average when the run ended (the machine's at the start is in machine.loadAvg). */
+  loadAvgEnd?: number[];
 }
 
 const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js after \`npx tsc -p .\`)
@@ -403,6 +405,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     r.cyclesPerPacket = spread(r.samples.map((x) => x.cyclesPerPacket));
   }
   res.elapsedS = Math.round((Date.now() - t0) / 1000);
+  res.loadAvgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   if (!ovs.binary && o.duts.includes('ovs')) res.errors.push({ what: 'ovs', message: ovs.missing! });
   return res;
 }

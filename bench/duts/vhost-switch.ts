@@ -55,7 +55,7 @@ export class VhostSwitchDut implements Dut {
     // taskset: the node main thread and libuv's pool share the DUT CPU with the poll thread, as OVS's and testpmd's
     // control threads do.
     const argv = ['taskset', '-c', String(this.o.cpu), process.execPath, bin, 'run', '--run-dir', this.dir,
-      '--state-dir', path.join(this.dir, 'state'), '--config', cfgFile, '--log-level', 'warn'];
+      '--state-dir', path.join(this.dir, 'state'), '--config', cfgFile, '--log-level', process.env.VSB_SWITCH_LOG_LEVEL ?? 'warn'];
     this.child = startDaemon('vhost-switch', argv, { logFile: path.join(this.o.logDir, `vhost-switch-${path.basename(this.dir)}.log`) });
     const child = this.child;
     await waitFor(
