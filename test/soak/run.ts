@@ -1,0 +1,66 @@
+// Entry point of scripts/soak.sh: `vite-node test/soak/run.ts [DURATION] [--cycle SECONDS] [--sample SECONDS]`.
+// DURATION is seconds, or a number with s, m or h (default 30m). Prints one line per sample, then a JSON summary;
+// exits 1 when the soak found a violation.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanupAll, logFilePath, makeRunDir } from '../support/env.js';
+import { requireBuild } from '../integration/support/daemon.js';
+import { runSoak } from './soak.js';
+
+function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smh]?)$/.exec(s.trim());
+  if (!m) throw new Error(`bad duration "${s}" (e.g. 1800, 90s, 30m, 2h)`);
+  return Number(m[1]) * { '': 1000, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as '' | 's' | 'm' | 'h'];
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  let duration = '30m';
+  let cycleMs: number | undefined;
+  let sampleEveryMs: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--cycle') cycleMs = parseDuration(args[++i] ?? '');
+    else if (a === '--sample') sampleEveryMs = parseDuration(args[++i] ?? '');
+    else if (a === '-h' || a === '--help') {
+      console.log('usage: scripts/soak.sh [DURATION (default 30m)] [--cycle 3s] [--sample 10s]');
+      return 0;
+    } else duration = a;
+  }
+  requireBuild();
+  const durationMs = parseDuration(duration);
+  const logFile = logFilePath('soak');
+  const out = fs.createWriteStream(logFile);
+  const log = (line: string) => {
+    console.log(line);
+    out.write(line + os.EOL);
+  };
+  const runDir = makeRunDir('soak');
+  const r = await runSoak({ durationMs, runDir, cycleMs, sampleEveryMs: sampleEveryMs ?? (durationMs >= 600_000 ? 10_000 : 5000), log });
+  const summary = {
+    passed: r.violations.length === 0,
+    cycles: r.cycles,
+    baseline: r.baseline,
+    last: r.samples[r.samples.length - 1],
+    steady: r.steady,
+    removedPortDrops: r.removedPortDrops,
+    violations: r.violations,
+  };
+  log(JSON.stringify(summary, null, 2));
+  log(`soak: ${summary.passed ? 'PASSED' : 'FAILED'} (log: ${logFile}, samples: ${path.join(runDir, 'samples.json')})`);
+  fs.writeFileSync(path.join(path.dirname(logFile), `${path.basename(logFile, '.log')}-samples.json`), JSON.stringify(r.samples));
+  out.end();
+  return summary.passed ? 0 : 1;
+}
+
+main()
+  .then(async (code) => {
+    await cleanupAll();
+    process.exit(code);
+  })
+  .catch(async (err) => {
+    console.error(err);
+    await cleanupAll();
+    process.exit(2);
+  });

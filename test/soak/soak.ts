@@ -1,0 +1,333 @@
+// Soak (issue 8): traffic through the real daemon while ports are added and removed through the API every few
+// seconds, with virtio-user frontends attaching to them; the daemon's memory (RSS), fds and mappings are sampled
+// and must stay flat, and the only drops allowed are the ones counted on the ports that were removed.
+//
+//   generator A (source, unicast to B's MAC) --s0-- vhost-switch --s1-- generator B (source, broadcast)
+//                                                        |
+//                          churn-1, churn-2, ... : added, attached (server or client mode), exchange frames, removed
+//
+// Steady traffic: our native Generator (one thread) on two VirtioUserPorts. A sends unicast frames to B's MAC (a
+// static FDB entry through the port's `mac`), B sends broadcasts, which reach A and every churn port alive. Each
+// churn cycle adds a port (alternately server and client mode), attaches a VirtioUserPort frontend, checks that a
+// broadcast from B arrives and sends unicast frames to A and one broadcast, then removes it (alternately while the
+// frontend is still attached and after it left). The daemon is sampled at the end of a cycle, when no churn port
+// is alive, so that fds and mappings are compared in the same phase.
+//
+// Used by test/e2e/fault-soak.test.ts (2 minutes) and scripts/soak.sh (30 minutes by default).
+import fs from 'node:fs';
+import path from 'node:path';
+import { ethFrame, VirtioUserPort } from '../../src/gen/virtio-user.js';
+import { native, type NativeGenerator } from '../../src/native.js';
+import { DaemonProcess } from '../integration/support/daemon.js';
+import { sleep } from '../support/env.js';
+
+export interface SoakOptions {
+  /** Total duration of the churn loop. */
+  durationMs: number;
+  /** Run directory (sockets, config, state); created by the caller. */
+  runDir: string;
+  /** Time per churn cycle (a port is added and removed within it). Default 3000 ms. */
+  cycleMs?: number;
+  /** Minimum time between samples (taken at a cycle's end). Default 5000 ms. */
+  sampleEveryMs?: number;
+  /** Samples before this are warm-up; default 20% of the duration, clamped to 20 s .. 120 s. */
+  warmupMs?: number;
+  /**
+   * Unicast rate of generator A and broadcast rate of generator B (frames/s). Default 2000 and 200: with rings of
+   * 4096 a receiver (or the poll thread) must be off the CPU for two seconds before a steady port drops a frame,
+   * which keeps the soak honest on a loaded 2-core machine (such drops fail it).
+   */
+  unicastPps?: number;
+  broadcastPps?: number;
+  /** Bounds over the first sample after warm-up; defaults below. */
+  rssSlackKiB?: number;
+  rssSlackRatio?: number;
+  fdSlack?: number;
+  mapsSlack?: number;
+  mapsSlackRatio?: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface Sample {
+  tMs: number;
+  cycle: number;
+  rssKiB: number;
+  fds: number;
+  maps: number;
+}
+
+export interface RemovedPortDrops {
+  name: string;
+  mode: 'server' | 'client';
+  drops: Record<string, number>;
+}
+
+export interface SoakResult {
+  samples: Sample[];
+  baseline?: Sample;
+  cycles: number;
+  /** Everything that went wrong; empty when the soak passed. */
+  violations: string[];
+  /** Drops counted on churn ports just before their removal (allowed). */
+  removedPortDrops: Record<string, number>;
+  steady: {
+    genA: { tx: number; rx: number; txRingFull: number };
+    genB: { tx: number; rx: number; txRingFull: number };
+    s0: { rx: number; tx: number; drops: Record<string, number> };
+    s1: { rx: number; tx: number; drops: Record<string, number> };
+    churnUnicastsToA: number;
+    churnBroadcasts: number;
+  };
+  daemonAlive: boolean;
+}
+
+const MAC_A = '02:00:00:00:50:0a';
+const MAC_B = '02:00:00:00:50:0b';
+const BCAST = 'ff:ff:ff:ff:ff:ff';
+const CHURN_UNICASTS = 8;
+/** Ring size of the steady ports (4096 frames = 2 s of slack at 2000 frames/s for a descheduled receiver). */
+const RING = 4096;
+
+function churnMac(k: number): string {
+  const h = (n: number) => (n & 0xff).toString(16).padStart(2, '0');
+  return `02:00:51:${h(k >> 16)}:${h(k >> 8)}:${h(k)}`;
+}
+
+/** RSS (KiB), open fds and mapping count of a process, from /proc. */
+export function processFootprint(pid: number): { rssKiB: number; fds: number; maps: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKiB = Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1] ?? NaN);
+  const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
+  const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter(Boolean).length;
+  return { rssKiB, fds, maps };
+}
+
+interface Stats {
+  rxPackets: number;
+  txPackets: number;
+  drops: Record<string, number>;
+}
+
+async function portStats(d: DaemonProcess, name: string): Promise<Stats> {
+  const r = await d.api.request('GET', `/v1/ports/${name}/stats`);
+  if (r.status !== 200) throw new Error(`stats of ${name}: HTTP ${r.status} ${r.text}`);
+  const b = r.body as { rxPackets: number | string; txPackets: number | string; drops: Record<string, number | string> };
+  return {
+    rxPackets: Number(b.rxPackets),
+    txPackets: Number(b.txPackets),
+    drops: Object.fromEntries(Object.entries(b.drops).map(([k, v]) => [k, Number(v)])),
+  };
+}
+
+async function waitState(d: DaemonProcess, name: string, want: (s: string) => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  let last = '';
+  for (;;) {
+    const r = await d.api.request('GET', `/v1/ports/${name}`);
+    last = r.status === 200 ? (r.body as { state: string }).state : `HTTP ${r.status}`;
+    if (want(last)) return;
+    if (Date.now() > end) throw new Error(`port ${name}: state ${last} after ${ms} ms`);
+    await sleep(20);
+  }
+}
+
+/**
+ * Judges samples: every sample in the last 25% must be within the bounds of the baseline (the first sample at or
+ * after warm-up). Returns the violations.
+ */
+export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pick<SoakOptions, 'rssSlackKiB' | 'rssSlackRatio' | 'fdSlack' | 'mapsSlack' | 'mapsSlackRatio'>>): { baseline?: Sample; violations: string[] } {
+  const baseline = samples.find((s) => s.tMs >= warmupMs);
+  if (!baseline) return { violations: [`no sample after the ${warmupMs} ms warm-up (${samples.length} samples)`] };
+  const after = samples.filter((s) => s.tMs > baseline.tMs);
+  if (after.length < 2) return { baseline, violations: [`only ${after.length} samples after the baseline: run longer`] };
+  const tail = after.slice(Math.floor(after.length * 0.75));
+  const rssMax = baseline.rssKiB + Math.max(o.rssSlackKiB, baseline.rssKiB * o.rssSlackRatio);
+  const fdMax = baseline.fds + o.fdSlack;
+  const mapsMax = baseline.maps + Math.max(o.mapsSlack, baseline.maps * o.mapsSlackRatio);
+  const violations: string[] = [];
+  for (const s of tail) {
+    if (s.rssKiB > rssMax) violations.push(`RSS ${s.rssKiB} KiB at ${s.tMs} ms > ${Math.round(rssMax)} KiB (baseline ${baseline.rssKiB} KiB at ${baseline.tMs} ms)`);
+    if (s.fds > fdMax) violations.push(`${s.fds} fds at ${s.tMs} ms > ${fdMax} (baseline ${baseline.fds})`);
+    if (s.maps > mapsMax) violations.push(`${s.maps} mappings at ${s.tMs} ms > ${Math.round(mapsMax)} (baseline ${baseline.maps})`);
+  }
+  return { baseline, violations };
+}
+
+export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
+  const log = opts.log ?? (() => {});
+  const cycleMs = opts.cycleMs ?? 3000;
+  const sampleEveryMs = opts.sampleEveryMs ?? 5000;
+  const warmupMs = opts.warmupMs ?? Math.min(120_000, Math.max(20_000, opts.durationMs * 0.2));
+  const bounds = {
+    rssSlackKiB: opts.rssSlackKiB ?? 16 * 1024,
+    rssSlackRatio: opts.rssSlackRatio ?? 0.1,
+    fdSlack: opts.fdSlack ?? 4,
+    mapsSlack: opts.mapsSlack ?? 32,
+    mapsSlackRatio: opts.mapsSlackRatio ?? 0.1,
+  };
+  const dir = opts.runDir;
+  const violations: string[] = [];
+  const removedPortDrops: Record<string, number> = {};
+  const samples: Sample[] = [];
+
+  const config = path.join(dir, 'soak.json');
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      switch: { threads: 1 },
+      ports: [
+        { name: 's0', mode: 'server', socket: 's0.sock', mac: MAC_A },
+        { name: 's1', mode: 'server', socket: 's1.sock', mac: MAC_B },
+      ],
+    }),
+  );
+  const d = await DaemonProcess.start(dir, ['--config', config]);
+  const pid = d.child.pid!;
+  const frontends: VirtioUserPort[] = [];
+  let gen: NativeGenerator | undefined;
+  let cycles = 0;
+  let churnUnicastsToA = 0;
+  let churnBroadcasts = 0;
+  try {
+    const a = await VirtioUserPort.connect(path.join(dir, 's0.sock'), { queueSize: RING });
+    const b = await VirtioUserPort.connect(path.join(dir, 's1.sock'), { queueSize: RING });
+    frontends.push(a, b);
+    await waitState(d, 's0', (s) => s === 'ready', 10_000);
+    await waitState(d, 's1', (s) => s === 'ready', 10_000);
+    gen = new (native().Generator)();
+    gen.addPort(a.driver, { role: 'source', srcMac: MAC_A, dstMac: MAC_B, ratePps: opts.unicastPps ?? 2000, sizes: [64, 512, 1500] });
+    gen.addPort(b.driver, { role: 'source', srcMac: MAC_B, dstMac: BCAST, ratePps: opts.broadcastPps ?? 200, sizes: [64, 256] });
+    gen.start();
+    log(`soak: daemon pid ${pid}, ${opts.durationMs / 1000} s, a port added and removed every ${cycleMs / 1000} s, warm-up ${warmupMs / 1000} s`);
+
+    const t0 = Date.now();
+    let lastSample = -Infinity;
+    while (Date.now() - t0 < opts.durationMs) {
+      if (!d.alive()) {
+        violations.push(`the daemon died: ${d.stderr.slice(-2000)}`);
+        break;
+      }
+      const cycleStart = Date.now();
+      cycles++;
+      try {
+        const r = await churnCycle(d, dir, cycles, cycleMs);
+        churnUnicastsToA += r.unicasts;
+        churnBroadcasts += r.broadcasts;
+        for (const [k, v] of Object.entries(r.drops)) removedPortDrops[k] = (removedPortDrops[k] ?? 0) + v;
+      } catch (err) {
+        violations.push(`cycle ${cycles}: ${(err as Error).message}`);
+        if (violations.length > 20) break;
+      }
+      const now = Date.now();
+      if (now - lastSample >= sampleEveryMs && d.alive()) {
+        lastSample = now;
+        const s = { tMs: now - t0, cycle: cycles, ...processFootprint(pid) };
+        samples.push(s);
+        log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps}`);
+      }
+      const left = cycleMs - (Date.now() - cycleStart);
+      if (left > 0) await sleep(left);
+    }
+
+    gen.stop();
+    await sleep(500);
+    const [ga, gb] = gen.stats();
+    const [s0, s1] = [await portStats(d, 's0'), await portStats(d, 's1')];
+    const n = (x: bigint) => Number(x);
+    const steady = {
+      genA: { tx: n(ga!.txPackets), rx: n(ga!.rxPackets), txRingFull: n(ga!.txRingFull) },
+      genB: { tx: n(gb!.txPackets), rx: n(gb!.rxPackets), txRingFull: n(gb!.txRingFull) },
+      s0: { rx: s0.rxPackets, tx: s0.txPackets, drops: s0.drops },
+      s1: { rx: s1.rxPackets, tx: s1.txPackets, drops: s1.drops },
+      churnUnicastsToA,
+      churnBroadcasts,
+    };
+    // Steady ports: no drops at all, everything each generator sent was taken by the switch, and everything sent
+    // toward a steady port was delivered to it.
+    for (const [name, s] of [['s0', s0], ['s1', s1]] as const) {
+      for (const [reason, c] of Object.entries(s.drops)) if (c !== 0) violations.push(`steady port ${name}: ${c} ${reason} drops`);
+    }
+    if (s0.rxPackets !== steady.genA.tx) violations.push(`s0: the switch took ${s0.rxPackets} frames, generator A sent ${steady.genA.tx}`);
+    if (s1.rxPackets !== steady.genB.tx) violations.push(`s1: the switch took ${s1.rxPackets} frames, generator B sent ${steady.genB.tx}`);
+    const toS1 = steady.genA.tx + churnBroadcasts;
+    const toS0 = steady.genB.tx + churnUnicastsToA + churnBroadcasts;
+    if (s1.txPackets !== toS1) violations.push(`s1: ${s1.txPackets} frames delivered, ${toS1} sent toward it`);
+    if (s0.txPackets !== toS0) violations.push(`s0: ${s0.txPackets} frames delivered, ${toS0} sent toward it`);
+    for (const [name, g, s] of [['A', steady.genA, s0], ['B', steady.genB, s1]] as const) {
+      if (g.rx > s.txPackets || s.txPackets - g.rx > RING) violations.push(`generator ${name} received ${g.rx}, the switch delivered ${s.txPackets}`);
+    }
+    if (steady.genA.tx === 0 || steady.genB.tx === 0) violations.push('a generator sent nothing');
+
+    const judged = judgeSamples(samples, warmupMs, bounds);
+    violations.push(...judged.violations);
+    const ports = (await d.api.request('GET', '/v1/ports')).body as { ports: Array<{ name: string }> };
+    if (ports.ports.length !== 2) violations.push(`ports left at the end: ${ports.ports.map((p) => p.name).join(', ')}`);
+    return { samples, baseline: judged.baseline, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
+  } finally {
+    gen?.stop();
+    for (const f of frontends) f.close();
+    if (d.alive()) await d.stop();
+  }
+}
+
+/** One churn port's life: add, attach, exchange frames, remove. Returns what it sent and the drops it counted. */
+async function churnCycle(d: DaemonProcess, dir: string, k: number, cycleMs: number): Promise<{ unicasts: number; broadcasts: number; drops: Record<string, number> }> {
+  const name = `churn-${k}`;
+  const mode: 'server' | 'client' = k % 2 ? 'server' : 'client';
+  const socket = path.join(dir, `${name}.sock`);
+  const mac = churnMac(k);
+  let fe: VirtioUserPort | undefined;
+  let listening: Promise<VirtioUserPort> | undefined;
+  try {
+    if (mode === 'client') {
+      listening = VirtioUserPort.listen(socket, { acceptTimeoutMs: 10_000 });
+      listening.catch(() => {});
+    }
+    const r = await d.api.request('POST', '/v1/ports', { name, mode, socket });
+    if (r.status !== 201) throw new Error(`POST ${name}: HTTP ${r.status} ${r.text}`);
+    fe = listening ? await listening : await VirtioUserPort.connect(socket);
+    listening = undefined;
+    await waitState(d, name, (s) => s === 'ready', 10_000);
+
+    // Flooding reaches the new port: a broadcast from generator B arrives.
+    const got = await fe.recvSome(1, 3000);
+    if (got.length < 1) throw new Error(`${name}: no broadcast from the steady traffic arrived`);
+    const frames = Array.from({ length: CHURN_UNICASTS }, () => ethFrame(MAC_A, mac, 128));
+    let unicasts = 0;
+    for (let tries = 0; unicasts < frames.length && tries < 100; tries++) {
+      unicasts += fe.send(frames.slice(unicasts));
+      if (unicasts < frames.length) await sleep(5);
+    }
+    const broadcasts = fe.send([ethFrame(BCAST, mac, 64)]);
+    const sent = unicasts + broadcasts;
+    // Wait until the switch took them all from the ring: what it has taken is what the accounting counts.
+    const end = Date.now() + 5000;
+    let st = await portStats(d, name);
+    while (st.rxPackets < sent && Date.now() < end) {
+      await sleep(10);
+      st = await portStats(d, name);
+    }
+    if (st.rxPackets !== sent) throw new Error(`${name}: sent ${sent}, the switch took ${st.rxPackets}`);
+    await sleep(Math.max(0, cycleMs / 3));
+
+    // Removal: alternately under an attached frontend (the port is pulled from under it) and after it left.
+    st = await portStats(d, name);
+    if (k % 4 >= 2) {
+      fe.close();
+      fe = undefined;
+      await waitState(d, name, (s) => s !== 'ready', 5000);
+    }
+    const del = await d.api.request('DELETE', `/v1/ports/${name}`);
+    if (del.status !== 204) throw new Error(`DELETE ${name}: HTTP ${del.status} ${del.text}`);
+    const fdb = (await d.api.request('GET', '/v1/fdb')).body as { entries: Array<{ mac: string; port: string }> };
+    const stale = fdb.entries.filter((e) => e.port === name || e.mac === mac);
+    if (stale.length) throw new Error(`${name}: FDB entries left after its removal: ${JSON.stringify(stale)}`);
+    return { unicasts, broadcasts, drops: st.drops };
+  } finally {
+    fe?.close();
+    // The port was refused before the switch connected: stop listening.
+    if (listening) await listening.then((f) => f.close(), () => {});
+    fs.rmSync(socket, { force: true });
+  }
+}
