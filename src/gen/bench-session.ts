@@ -1,6 +1,7 @@
 // One run of our packet generator: VirtioUserPorts attached to vhost-user sockets, the native Generator
 // driving them on its own thread, and counters read as snapshots. Shared by `vhost-switch gen` (src/gen/cli.ts)
 // and the benchmark harness (bench/), which is why nothing here prints.
+import fs from 'node:fs';
 import { native, type GeneratorPortOptions, type GeneratorPortStats, type NativeGenerator } from '../native.js';
 import { VirtioUserPort, ethFrame } from './virtio-user.js';
 
@@ -96,6 +97,8 @@ export interface AttachOptions {
 /** Attaches one VirtioUserPort per socket (in parallel); on any failure the ones already up are closed. */
 export async function attachPorts(sockets: string[], opts: AttachOptions = {}): Promise<VirtioUserPort[]> {
   const mode = opts.mode ?? 'connect';
+  // listen: a socket file left by an earlier run would make bind() fail; anything else at the path is not ours.
+  if (mode === 'listen') for (const s of sockets) removeStaleSocket(s);
   const results = await Promise.allSettled(
     sockets.map((s) =>
       mode === 'connect'
@@ -111,6 +114,14 @@ export async function attachPorts(sockets: string[], opts: AttachOptions = {}): 
     throw new Error(`cannot attach to ${sockets[failed]} (${mode}): ${reason.message}`);
   }
   return ok;
+}
+
+function removeStaleSocket(p: string): void {
+  try {
+    if (fs.lstatSync(p).isSocket()) fs.unlinkSync(p);
+  } catch {
+    /* nothing there */
+  }
 }
 
 export interface GenRunOptions {
@@ -168,10 +179,19 @@ export class GenSession {
   private gen: NativeGenerator | undefined;
   private plan: GeneratorPortOptions[] = [];
 
-  constructor(readonly ports: VirtioUserPort[]) {}
+  constructor(
+    readonly ports: VirtioUserPort[],
+    /** Socket files we created (listen mode), removed by close(). */
+    private readonly ownSockets: string[] = [],
+  ) {}
 
   static async attach(sockets: string[], opts: AttachOptions = {}): Promise<GenSession> {
-    return new GenSession(await attachPorts(sockets, opts));
+    try {
+      return new GenSession(await attachPorts(sockets, opts), opts.mode === 'listen' ? sockets : []);
+    } catch (e) {
+      if (opts.mode === 'listen') for (const s of sockets) removeStaleSocket(s);
+      throw e;
+    }
   }
 
   get roles(): GeneratorPortOptions[] {
@@ -232,6 +252,7 @@ export class GenSession {
   close(): void {
     this.stop();
     for (const p of this.ports) p.close();
+    for (const s of this.ownSockets) removeStaleSocket(s);
   }
 }
 

@@ -139,11 +139,17 @@ export function parseGenArgs(argv: string[]): GenArgs | 'help' {
 const f2 = (x: number) => x.toFixed(2);
 const f3 = (x: number) => x.toFixed(3);
 
-function secondLine(t: number, a: GenSnapshot, b: GenSnapshot): string {
+/** txRingFull counts frames that did not fit: an io port drops them, a source port tries again on its next pass. */
+function ringFull(n: number, role: GenRole): string {
+  if (!n) return '';
+  return role === 'io' ? `  dropped (tx ring full) ${n}` : `  tx ring full ×${n} (retried)`;
+}
+
+function secondLine(t: number, a: GenSnapshot, b: GenSnapshot, role: GenRole): string {
   const per = b.ports.map((_, i) => rateBetween(a, b, [i]));
   const all = rateBetween(a, b);
   const ports = per.map((r, i) => `p${i} rx ${f3(r.rxMpps)} tx ${f3(r.txMpps)}`).join('  ');
-  return `${String(t).padStart(4)}s  ${ports}  | rx ${f3(all.rxMpps)} Mpps ${f2(all.rxGbps)} Gbit/s${all.txRingFull ? `  ring-full ${all.txRingFull}` : ''}\n`;
+  return `${String(t).padStart(4)}s  ${ports}  | rx ${f3(all.rxMpps)} Mpps ${f2(all.rxGbps)} Gbit/s${role === 'io' ? ringFull(all.txRingFull, role) : ''}\n`;
 }
 
 export interface GenSummary {
@@ -221,7 +227,7 @@ export async function main(argv: string[]): Promise<number> {
         setTimeout(r, Math.min(1000, left));
       });
       const s = session.snapshot();
-      if (!a.json && Number(s.tNs - prev.tNs) > 0.5e9) out(secondLine(t, prev, s));
+      if (!a.json && Number(s.tNs - prev.tNs) > 0.5e9) out(secondLine(t, prev, s, a.role));
       prev = s;
     }
     const last = session.stop()!;
@@ -256,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
     else {
       out(
         `summary: ${f2(r.seconds)} s  rx ${f3(r.rxMpps)} Mpps ${f2(r.rxGbps)} Gbit/s  tx ${f3(r.txMpps)} Mpps ${f2(r.txGbps)} Gbit/s` +
-          (r.txRingFull ? `  ring-full ${r.txRingFull}` : '') +
+          ringFull(r.txRingFull, a.role) +
           '\n',
       );
       if (lat) out(`latency: p50 ${f2(lat.p50Us)} us  p99 ${f2(lat.p99Us)} us  (${lat.samples} samples)\n`);
