@@ -7,6 +7,8 @@
 
 namespace vs {
 
+thread_local std::atomic_flag* tl_rx_lock = nullptr;
+
 namespace {
 
 // Builds the destination's virtio-net header, or returns a drop reason when the destination cannot take
@@ -128,13 +130,16 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
   }
   Vring& rxq = *dst.rx_ready[c.thread % dst.rx_ready.size()];
   const bool shared = c.sw->shared_rx();
-  if (shared)
+  if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+    tl_rx_lock = &rxq.lock;
+  }
   int reason = enqueue(c, dst, rxq, f);
   if (reason >= 0 && reason != kDropRingBroken) rxq.counters.drops[reason].inc();
   if (shared) {
     rxq.publish();
     rxq.lock.clear(std::memory_order_release);
+    tl_rx_lock = nullptr;
   } else if (!rxq.dirty && rxq.used_idx != rxq.published_used) {
     rxq.dirty = true;
     c.dirty.push_back(&rxq);

@@ -1,6 +1,7 @@
 // The packet path: take a burst from one guest transmit queue, look each frame up in the FDB, and copy it
 // once, straight from the source guest's buffers into each destination guest's receive buffers.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -10,6 +11,9 @@
 namespace vs {
 
 class Switch;
+
+// The receive-queue lock this thread holds, if any: released if a guest memory fault interrupts it.
+extern thread_local std::atomic_flag* tl_rx_lock;
 
 constexpr uint16_t kBurst = 32;
 constexpr int kMaxRxChains = 64;  // receive chains one frame may span with MRG_RXBUF

@@ -1,5 +1,7 @@
 #include "guest_memory.h"
 
+#include "fault_guard.h"
+
 #include <cerrno>
 #include <cstring>
 #include <sys/mman.h>
@@ -65,13 +67,25 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
     }
     mem->regions_.push_back(
         {s.guest_phys_addr, s.size, s.user_addr, static_cast<uint8_t*>(base) + lead, base, len});
+    register_guest_mapping(base, len);  // a later truncation of the file must not kill the switch
   }
   close_all();
   return mem;
 }
 
 GuestMemory::~GuestMemory() {
-  for (const Region& r : regions_) munmap(r.map_base, r.map_len);
+  for (const Region& r : regions_) {
+    unregister_guest_mapping(r.map_base);
+    munmap(r.map_base, r.map_len);
+  }
+}
+
+bool GuestMemory::contains_host(uintptr_t a) const {
+  for (const Region& r : regions_) {
+    uintptr_t b = reinterpret_cast<uintptr_t>(r.map_base);
+    if (a >= b && a < b + r.map_len) return true;
+  }
+  return false;
 }
 
 uint64_t GuestMemory::total_size() const {

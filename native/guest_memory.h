@@ -45,6 +45,8 @@ class GuestMemory {
     return nullptr;
   }
   size_t region_count() const { return regions_.size(); }
+  // Whether a host address lies in one of our mappings (to find who owns a faulting address).
+  bool contains_host(uintptr_t a) const;
   uint64_t total_size() const;
 
  private:

@@ -7,9 +7,11 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "datapath.h"
+#include "fault_guard.h"
 
 namespace vs {
 
@@ -161,14 +163,47 @@ void Switch::run(Thread* t) {
   c.sw = this;
   c.thread = t->index;
   c.dirty.reserve(64);
+  install_fault_handler();
+  for (;;) {
+    FaultGuard g;
+    if (sigsetjmp(g.env, 1) == 0) {
+      tl_fault_guard = &g;
+      bool stop = poll_loop(t, c);
+      tl_fault_guard = nullptr;
+      if (stop) return;
+    } else {
+      recover_from_fault(c, g.addr);
+    }
+  }
+}
+
+// A guest's memory file shrank under us (SIGBUS, see fault_guard.h): stop every ring of the port that owns
+// the address until its frontend resets it, and forget what this thread had pending for it.
+void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
+  if (tl_rx_lock) {
+    tl_rx_lock->clear(std::memory_order_release);
+    tl_rx_lock = nullptr;
+  }
+  for (auto& [id, p] : ports_) {
+    if (!p->mem || !p->mem->contains_host(addr)) continue;
+    for (auto& v : p->vrings) {
+      if (!v->broken) v->counters.drops[kDropBadDescriptor].inc();
+      v->mark_broken();
+      v->dirty = false;
+    }
+    c.dirty.erase(std::remove_if(c.dirty.begin(), c.dirty.end(), [](Vring* v) { return v->broken; }), c.dirty.end());
+  }
+}
+
+bool Switch::poll_loop(Thread* t, PollContext& c) {
   const uint64_t idle_limit = tsc_hz() / 1000000 * opts_.idle_us;
   uint64_t last_busy = __rdtsc();
   for (;;) {
     if (park_requested_.load(std::memory_order_acquire)) {
+      tl_fault_guard = nullptr;  // parked, the control thread may unmap: no guest memory is touched here
       park();
-      if (stopping_) return;
-      last_busy = __rdtsc();
-      continue;
+      if (stopping_) return true;
+      return false;  // re-arm the guard and start over
     }
     uint64_t t0 = __rdtsc();
     c.now = now_.load(std::memory_order_relaxed);
@@ -424,7 +459,12 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     if (which != 0) return "";
     // vhost-user: SET_VRING_KICK starts the ring.
     if (!p.mem || !v.translate(p.mem.get())) return "ring started before its memory table and addresses";
+    install_fault_handler();
+    FaultGuard g;
+    if (sigsetjmp(g.env, 1) != 0) return "the ring's memory is not accessible (memory file truncated?)";
+    tl_fault_guard = &g;
     v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
+    tl_fault_guard = nullptr;
     v.broken = false;
     v.started = true;
     v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep

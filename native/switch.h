@@ -18,6 +18,7 @@
 
 #include "counters.h"
 #include "fdb.h"
+#include "datapath.h"
 #include "port.h"
 
 namespace vs {
@@ -111,6 +112,8 @@ class Switch {
   void exec(const std::function<void()>& fn);
   void rebuild();
   void run(Thread* t);
+  bool poll_loop(Thread* t, PollContext& c);
+  void recover_from_fault(PollContext& c, uintptr_t addr);
   void park();
   void sleep_on_kicks(Thread* t);
   void housekeeping();

@@ -106,6 +106,7 @@ void Vring::publish() {
 }
 
 void Vring::enable_kicks() {
+  if (broken) return;  // a broken ring's memory may be gone: leave it alone
   if (event_idx) {
     // avail_event lives after the used ring; the driver kicks when its avail idx passes it.
     uint16_t* avail_event = reinterpret_cast<uint16_t*>(&used->ring[num]);
@@ -118,6 +119,7 @@ void Vring::enable_kicks() {
 }
 
 void Vring::disable_kicks() {
+  if (broken) return;
   // With EVENT_IDX a stale avail_event already suppresses kicks until the index wraps around to it.
   if (!event_idx) __atomic_store_n(&used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
