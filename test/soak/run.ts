@@ -38,8 +38,19 @@ async function main(): Promise<number> {
   };
   const runDir = makeRunDir('soak');
   const r = await runSoak({ durationMs, runDir, cycleMs, sampleEveryMs: sampleEveryMs ?? (durationMs >= 600_000 ? 10_000 : 5000), log });
+  // Growth after warm-up per minute (least squares), to spot a slow leak that stays inside the bounds.
+  const after = r.baseline ? r.samples.filter((x) => x.tMs >= r.baseline!.tMs) : [];
+  const slope = (f: (x: (typeof after)[number]) => number) => {
+    if (after.length < 2) return undefined;
+    const mx = after.reduce((a, x) => a + x.tMs, 0) / after.length;
+    const my = after.reduce((a, x) => a + f(x), 0) / after.length;
+    const sxy = after.reduce((a, x) => a + (x.tMs - mx) * (f(x) - my), 0);
+    const sxx = after.reduce((a, x) => a + (x.tMs - mx) ** 2, 0);
+    return Math.round((sxy / sxx) * 60_000 * 100) / 100;
+  };
   const summary = {
     passed: r.violations.length === 0,
+    growthPerMinute: { rssKiB: slope((x) => x.rssKiB), fds: slope((x) => x.fds), maps: slope((x) => x.maps) },
     cycles: r.cycles,
     baseline: r.baseline,
     last: r.samples[r.samples.length - 1],
@@ -48,8 +59,9 @@ async function main(): Promise<number> {
     violations: r.violations,
   };
   log(JSON.stringify(summary, null, 2));
-  log(`soak: ${summary.passed ? 'PASSED' : 'FAILED'} (log: ${logFile}, samples: ${path.join(runDir, 'samples.json')})`);
-  fs.writeFileSync(path.join(path.dirname(logFile), `${path.basename(logFile, '.log')}-samples.json`), JSON.stringify(r.samples));
+  const samplesFile = path.join(path.dirname(logFile), `${path.basename(logFile, '.log')}-samples.json`);
+  fs.writeFileSync(samplesFile, JSON.stringify(r.samples));
+  log(`soak: ${summary.passed ? 'PASSED' : 'FAILED'} (log: ${logFile}, samples: ${samplesFile})`);
   out.end();
   return summary.passed ? 0 : 1;
 }
