@@ -13,6 +13,7 @@
         "native/datapath.cc",
         "native/nic.cc",
         "native/nic_path.cc",
+        "native/nic_xdp.cc",
         "native/fault_guard.cc",
         "native/switch.cc",
         "native/driver.cc",

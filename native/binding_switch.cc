@@ -146,7 +146,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     return Napi::Number::New(env, sw(env).add_port(c));
   }
 
-  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu}
+  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu, backend: 'auto' | 'af_xdp' | 'af_packet'}
   Napi::Value AddNicPort(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].As<Napi::Object>();
@@ -164,10 +164,21 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
     c.mtu = mtu;
     c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
+    std::string backend = o.Has("backend") && !o.Get("backend").IsUndefined()
+                              ? o.Get("backend").As<Napi::String>().Utf8Value()
+                              : "af_packet";
+    NicBackendChoice choice;
+    if (backend == "auto") choice = NicBackendChoice::kAuto;
+    else if (backend == "af_xdp") choice = NicBackendChoice::kAfXdp;
+    else if (backend == "af_packet") choice = NicBackendChoice::kAfPacket;
+    else throw Napi::TypeError::New(env, "backend must be 'auto', 'af_xdp' or 'af_packet'");
+    if (kind == "tap" && choice != NicBackendChoice::kAfPacket && choice != NicBackendChoice::kAuto)
+      throw Napi::TypeError::New(env, "a tap port has no backend choice");
     uint32_t id = 0;
     std::string err;
     if (!sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
-                              err))
+                              err, choice))
       throw Napi::Error::New(env, iface + ": " + err);
     return Napi::Number::New(env, id);
   }
@@ -272,6 +283,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     for (int r = 0; r < kDropReasonCount; r++) drops.Set(kDropReasonNames[r], big(env, s.drops[r]));
     o.Set("drops", drops);
     o.Set("broken", s.broken);
+    if (!s.backend.empty()) o.Set("backend", s.backend);
+    if (!s.xdp_mode.empty()) o.Set("xdpMode", s.xdp_mode);
+    if (!s.backend_note.empty()) o.Set("backendNote", s.backend_note);
     Napi::Array qs = Napi::Array::New(env, s.queues.size());
     for (size_t i = 0; i < s.queues.size(); i++) {
       const VringStatsSnapshot& q = s.queues[i];

@@ -14,6 +14,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "nic_xdp.h"
+
 namespace vs {
 
 #ifndef PACKET_IGNORE_OUTGOING
@@ -23,6 +25,19 @@ namespace vs {
 NicQueue::~NicQueue() {
   if (ring) munmap(ring, ring_len);
   if (fd >= 0) close(fd);
+}
+
+const char* nic_backend_name(const NicQueue& q) {
+  switch (q.backend) {
+    case NicBackend::kTap: return "tap";
+    case NicBackend::kAfXdp: return "af_xdp";
+    default: return "af_packet";
+  }
+}
+
+const char* nic_xdp_mode(const NicQueue& q) {
+  if (q.backend != NicBackend::kAfXdp || !q.xdp_prog) return "";
+  return q.xdp_prog->native ? "native" : "generic";
 }
 
 static std::string sys_err(const char* what) { return std::string(what) + ": " + std::strerror(errno); }

@@ -11,6 +11,7 @@
 #include "datapath.h"
 #include "frame.h"
 #include "nic.h"
+#include "nic_xdp.h"
 #include "port.h"
 
 namespace vs {
@@ -20,8 +21,10 @@ namespace {
 // The 10-byte header of PACKET_VNET_HDR and IFF_VNET_HDR (virtio_net_hdr without num_buffers).
 constexpr uint32_t kVnetHdr = 10;
 
+}  // namespace
+
 // Parses one received frame (after its vnet header) into f and forwards it.
-void receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
+void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
              bool offloaded_tag, uint16_t tci) {
   Frame f;
   Buf pieces[2];
@@ -77,6 +80,8 @@ void receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t*
   forward(c, p, q.rx, q.fwd, f);
 }
 
+namespace {
+
 uint32_t poll_af_packet(PollContext& c, Port& p, NicQueue& q) {
   auto* bd = reinterpret_cast<tpacket_block_desc*>(q.ring + size_t(q.block_i) * q.block_size);
   if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
@@ -90,7 +95,7 @@ uint32_t poll_af_packet(PollContext& c, Port& p, NicQueue& q) {
     uint64_t mac = off + h->tp_mac;
     if (h->tp_mac < kVnetHdr || mac + h->tp_snaplen > q.block_size) break;
     bool tag = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-    receive(c, p, q, block + mac - kVnetHdr, block + mac, h->tp_snaplen, tag, h->hv1.tp_vlan_tci);
+    nic_receive(c, p, q, block + mac - kVnetHdr, block + mac, h->tp_snaplen, tag, h->hv1.tp_vlan_tci);
     if (!h->tp_next_offset) break;
     off += h->tp_next_offset;
   }
@@ -105,7 +110,7 @@ uint32_t poll_tap(PollContext& c, Port& p, NicQueue& q) {
     ssize_t r = read(q.fd, q.scratch.get(), NicQueue::kScratchLen);
     if (r < static_cast<ssize_t>(kVnetHdr)) break;
     uint8_t* b = q.scratch.get();
-    receive(c, p, q, b, b + kVnetHdr, static_cast<uint32_t>(r - kVnetHdr), false, 0);
+    nic_receive(c, p, q, b, b + kVnetHdr, static_cast<uint32_t>(r - kVnetHdr), false, 0);
   }
   return n;
 }
@@ -113,11 +118,16 @@ uint32_t poll_tap(PollContext& c, Port& p, NicQueue& q) {
 }  // namespace
 
 uint32_t poll_nic(PollContext& c, Port& p, NicQueue& q) {
-  return q.backend == NicBackend::kTap ? poll_tap(c, p, q) : poll_af_packet(c, p, q);
+  switch (q.backend) {
+    case NicBackend::kTap: return poll_tap(c, p, q);
+    case NicBackend::kAfXdp: return poll_af_xdp(c, p, q);
+    default: return poll_af_packet(c, p, q);
+  }
 }
 
 int nic_send(PollContext& c, Port& dst, const Frame& f) {
   NicQueue& q = *dst.nicq[c.thread % dst.nicq.size()];
+  if (q.backend == NicBackend::kAfXdp) return xdp_send(c, dst, q, f);
   bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
   if (!gso && f.len > dst.cfg.mtu + kEthHdr) {
     q.tx.drops[kDropMtu].inc();

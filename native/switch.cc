@@ -12,6 +12,7 @@
 
 #include "datapath.h"
 #include "fault_guard.h"
+#include "nic_xdp.h"
 
 namespace vs {
 
@@ -298,7 +299,7 @@ uint32_t Switch::add_port(const PortConfig& cfg) {
 }
 
 bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
-                          std::string& err) {
+                          std::string& err, NicBackendChoice backend) {
   if (queues < 1 || queues > 64 || (kind == PortKind::kTap && queues != 1)) {
     err = kind == PortKind::kTap ? "a tap port has one queue" : "queues must be 1..64";
     return false;
@@ -307,10 +308,24 @@ bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::strin
   std::vector<std::unique_ptr<NicQueue>> qs;
   static std::atomic<uint16_t> fanout_ids{1};
   uint16_t fanout = static_cast<uint16_t>(fanout_ids.fetch_add(1) ^ (getpid() & 0x7fff));
-  for (int i = 0; i < queues; i++) {
-    auto q = kind == PortKind::kTap ? open_tap(iface, err) : open_af_packet(iface, queues, fanout, err);
-    if (!q) return false;
-    qs.push_back(std::move(q));
+  std::string why_not_xdp;
+  if (kind == PortKind::kNic && backend != NicBackendChoice::kAfPacket) {
+    // AF_XDP first; on any failure everything it opened is closed (the program detached) before AF_PACKET.
+    if (!open_af_xdp(iface, queues, cfg.mtu, qs, why_not_xdp)) {
+      qs.clear();
+      if (backend == NicBackendChoice::kAfXdp) {
+        err = "AF_XDP: " + why_not_xdp;
+        return false;
+      }
+    }
+  }
+  if (qs.empty()) {
+    for (int i = 0; i < queues; i++) {
+      auto q = kind == PortKind::kTap ? open_tap(iface, err) : open_af_packet(iface, queues, fanout, err);
+      if (!q) return false;
+      qs.push_back(std::move(q));
+    }
+    if (!why_not_xdp.empty()) qs[0]->note = "AF_XDP: " + why_not_xdp;
   }
   exec([&] {
     *id = next_id_++;
@@ -512,6 +527,11 @@ bool Switch::port_stats(uint32_t id, PortStatsSnapshot* out) const {
     }
     out->broken |= v.broken;
     out->queues.push_back(q);
+  }
+  if (!p.nicq.empty()) {
+    out->backend = nic_backend_name(*p.nicq[0]);
+    out->xdp_mode = nic_xdp_mode(*p.nicq[0]);
+    out->backend_note = p.nicq[0]->note;
   }
   // NIC queues: what came in from the wire is the port's rx, what went out its tx.
   for (size_t i = 0; i < p.nicq.size(); i++) {

@@ -51,6 +51,7 @@ struct PortStatsSnapshot {
   uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
   uint64_t drops[kDropReasonCount] = {};
   bool broken = false;
+  std::string backend, xdp_mode, backend_note;  // NIC ports: af_packet / af_xdp (native|generic) / tap
   std::vector<VringStatsSnapshot> queues;
 };
 
@@ -64,7 +65,7 @@ class Switch {
   // A port on a kernel interface: AF_PACKET on iface with `queues` fanout sockets, or a tap device named
   // iface that we create. Returns false and sets err if the interface cannot be opened.
   bool add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
-                    std::string& err);
+                    std::string& err, NicBackendChoice backend = NicBackendChoice::kAfPacket);
   // Each control call returns an empty string on success or the reason it was refused.
   std::string remove_port(uint32_t id);
   std::string reset_port(uint32_t id);

@@ -58,6 +58,12 @@ export interface PortStats {
   drops: Record<string, bigint>;
   /** True once a ring was marked broken (bad descriptors) until the frontend resets it. */
   broken: boolean;
+  /** NIC ports: the backend in use. */
+  backend?: 'af_packet' | 'af_xdp' | 'tap';
+  /** AF_XDP: the program runs in the driver (native) or in the generic (SKB) hook. */
+  xdpMode?: 'native' | 'generic';
+  /** Backend 'auto' that fell back to AF_PACKET: why AF_XDP could not be had. */
+  backendNote?: string;
   queues: QueueStats[];
 }
 
@@ -112,7 +118,14 @@ export interface NicPortOptions {
   /** Carry every VLAN, 802.1Q-tagged on the wire. */
   trunk?: boolean;
   mtu?: number;
+  /**
+   * nic only. 'auto': AF_XDP if the kernel and interface allow it, else AF_PACKET (portStats().backendNote
+   * says why); 'af_xdp' or 'af_packet' forced. Omitted: AF_PACKET.
+   */
+  backend?: NicBackend;
 }
+
+export type NicBackend = 'auto' | 'af_xdp' | 'af_packet';
 
 export interface NativeSwitch {
   addPort(opts: PortOptions): number;

@@ -1,5 +1,5 @@
 // NIC ports against the kernel's own network stack: a veth pair whose far end lives in a network namespace
-// this test creates (AF_PACKET port), and a tap device the switch creates. Our virtio-user frontend on a
+// this test creates (AF_PACKET and AF_XDP ports), and a tap device the switch creates. Our virtio-user frontend on a
 // vhost-user port asks, by ARP, for the kernel endpoint's link-local address and must get the answer.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -99,7 +99,45 @@ describe('NIC ports', () => {
     expect(s.rxPackets).toBeGreaterThan(0n); // from the wire
   });
 
-  it('VLAN trunk between two switches on a veth pair: VLAN 100 reaches VLAN 100 only, tagged on the wire', async () => {
+  it('AF_XDP port (forced) on a veth: ARP answered, reported as af_xdp, program detached on removal', async () => {
+    const n = await attachGuestPort();
+    const { ns, outside, inside } = makeNamespace('x');
+    ip('-n', ns, 'addr', 'add', '169.254.50.3/16', 'dev', inside);
+    const nic = n.sw.addNicPort({ name: 'uplink', kind: 'nic', iface: outside, backend: 'af_xdp' });
+    const info = n.sw.portStats(nic);
+    expect(info.backend).toBe('af_xdp');
+    expect(['native', 'generic']).toContain(info.xdpMode);
+    expect(ip('link', 'show', outside)).toMatch(/prog\/xdp/);
+    await expectArpReply(n, '169.254.50.3');
+    const s = n.sw.portStats(nic);
+    expect(s.txPackets).toBeGreaterThan(0n);
+    expect(s.rxPackets).toBeGreaterThan(0n);
+    n.sw.removePort(nic);
+    expect(ip('link', 'show', outside)).not.toMatch(/prog\/xdp/);
+  });
+
+  it('backend auto picks AF_XDP on a veth; af_packet when forced; af_xdp refused with the reason', async () => {
+    const n = await attachGuestPort();
+    const { ns, outside, inside } = makeNamespace('y');
+    ip('-n', ns, 'addr', 'add', '169.254.50.4/16', 'dev', inside);
+    const auto = n.sw.addNicPort({ name: 'uplink', kind: 'nic', iface: outside, backend: 'auto' });
+    expect(n.sw.portStats(auto).backend).toBe('af_xdp');
+    await expectArpReply(n, '169.254.50.4');
+    n.sw.removePort(auto);
+    const pkt = n.sw.addNicPort({ name: 'uplink', kind: 'nic', iface: outside, backend: 'af_packet' });
+    expect(n.sw.portStats(pkt).backend).toBe('af_packet');
+    expect(n.sw.portStats(pkt).xdpMode).toBeUndefined();
+    await expectArpReply(n, '169.254.50.4');
+    n.sw.removePort(pkt);
+    // An MTU AF_XDP frames cannot carry: forced fails with the reason, auto falls back and says why.
+    expect(() => n.sw.addNicPort({ name: 'big', kind: 'nic', iface: outside, backend: 'af_xdp', mtu: 9000 }))
+      .toThrow(/AF_XDP: MTU 9000/);
+    const fb = n.sw.addNicPort({ name: 'big', kind: 'nic', iface: outside, backend: 'auto', mtu: 9000 });
+    expect(n.sw.portStats(fb).backend).toBe('af_packet');
+    expect(n.sw.portStats(fb).backendNote).toMatch(/AF_XDP: MTU 9000/);
+  });
+
+  it.each(['af_packet', 'af_xdp'] as const)('VLAN trunk between two switches on a veth pair (%s): VLAN 100 reaches VLAN 100 only, tagged on the wire', async (backend) => {
     // Two "hosts": two switch instances joined by a veth pair, each with a trunk port on its end. (This
     // kernel has no 8021q module, so the far end cannot be a kernel VLAN device.)
     const n = await attachGuestPort(100);
@@ -107,11 +145,11 @@ describe('NIC ports', () => {
     const b = `vstb${process.pid % 10000}`;
     ip('link', 'add', a, 'type', 'veth', 'peer', 'name', b);
     n.cleanup.push(() => ip('link', 'del', a));
-    n.sw.addNicPort({ name: 'trunk', kind: 'nic', iface: a, trunk: true });
+    n.sw.addNicPort({ name: 'trunk', kind: 'nic', iface: a, trunk: true, backend });
     const sw2 = new (native().Switch)({ threads: 1 });
     const eps: VhostUserEndpoint[] = [];
     n.cleanup.push(() => sw2.close());
-    sw2.addNicPort({ name: 'trunk', kind: 'nic', iface: b, trunk: true });
+    sw2.addNicPort({ name: 'trunk', kind: 'nic', iface: b, trunk: true, backend });
     const fronts: VirtioUserPort[] = [];
     for (const vlan of [100, 200]) {
       const id = sw2.addPort({ name: `vm${vlan}`, vlan, queuePairs: 1, mtu: 1500 });

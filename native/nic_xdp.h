@@ -1,0 +1,66 @@
+// AF_XDP backend of NIC queues, without libbpf/libxdp: raw bpf(2) calls and the kernel's UAPI headers.
+// Per port: an XSKMAP and a six-instruction XDP program that redirects each received frame to the AF_XDP
+// socket of its receive queue (and passes it to the kernel's stack when there is none), attached by a
+// bpf_link (native driver mode when the driver has it, else generic/SKB mode). Per queue: one AF_XDP
+// socket in copy mode with its own UMEM, half of it for receiving (fill ring), half for sending.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vs {
+
+struct NicQueue;
+struct PollContext;
+struct Port;
+struct Frame;
+
+// What one port's queues share: the map, the program, the link that attaches it, and the socket that keeps
+// the interface promiscuous. Destroying it detaches the program.
+struct XdpProgram {
+  int map_fd = -1, prog_fd = -1, link_fd = -1, promisc_fd = -1;
+  bool native = false;  // driver mode; else generic (SKB) mode
+  ~XdpProgram();
+};
+
+struct XdpRing {
+  uint32_t* producer = nullptr;
+  uint32_t* consumer = nullptr;
+  void* desc = nullptr;
+  uint32_t mask = 0;
+  uint32_t prod = 0, cons = 0;  // our copies of the index we own
+  void* map = nullptr;
+  size_t map_len = 0;
+};
+
+// One AF_XDP socket's memory: UMEM and the four rings. The socket's fd is NicQueue::fd.
+struct XdpSocket {
+  static constexpr uint32_t kFrameSize = 4096;  // one UMEM chunk (aligned mode: at most a page)
+  static constexpr uint32_t kRxFrames = 1024;   // chunks given to the kernel for receiving
+  static constexpr uint32_t kTxFrames = 1024;   // chunks we fill for sending
+  static constexpr uint32_t kHeadroom = 256;    // XDP_PACKET_HEADROOM: where copy mode puts received data
+  // The longest frame a chunk carries either way.
+  static constexpr uint32_t kMaxFrame = kFrameSize - kHeadroom;
+  uint8_t* umem = nullptr;
+  size_t umem_len = 0;
+  XdpRing rx, tx, fill, comp;
+  std::vector<uint64_t> free_tx;  // chunks not on the TX ring nor in flight
+  std::atomic_flag tx_lock = ATOMIC_FLAG_INIT;  // the TX ring has one producer: threads sharing the queue take turns
+  ~XdpSocket();
+};
+
+// Opens `queues` AF_XDP queues on iface (queue ids 0..queues-1) for a port whose frames are at most mtu bytes
+// (plus Ethernet header and, on trunks, a tag). Returns false with the reason in err.
+bool open_af_xdp(const std::string& iface, int queues, uint32_t mtu, std::vector<std::unique_ptr<NicQueue>>& out,
+                 std::string& err);
+
+// The packet path (nic_path.cc hands AF_XDP queues here).
+uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q);
+int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f);
+// nic_path.cc: parses one received frame and forwards it (shared by every NIC backend).
+void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
+                 bool offloaded_tag, uint16_t tci);
+
+}  // namespace vs
