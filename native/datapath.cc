@@ -141,6 +141,20 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
     tl_rx_lock = &rxq.lock;
   }
   int reason = enqueue(c, dst, rxq, f);
+  if (reason == kDropOffload) {
+    // A TCP GSO frame toward a guest that cannot take one: cut it into MSS-sized frames here.
+    struct Out {
+      PollContext* c;
+      Port* dst;
+      Vring* rxq;
+    } out{&c, &dst, &rxq};
+    auto emit = [](const Frame& seg, void* p) {
+      Out* o = static_cast<Out*>(p);
+      int r = enqueue(*o->c, *o->dst, *o->rxq, seg);
+      if (r >= 0 && r != kDropRingBroken) o->rxq->counters.drops[r].inc();
+    };
+    if (gso_segment_tcp(f, c.gso, emit, &out)) reason = -1;
+  }
   if (reason >= 0 && reason != kDropRingBroken) rxq.counters.drops[reason].inc();
   if (shared) {
     rxq.publish();

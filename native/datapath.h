@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "gso.h"
 #include "port.h"
 #include "vring.h"
 
@@ -26,6 +27,7 @@ struct PollContext {
   std::vector<Vring*> dirty;   // receive queues with used entries to publish at the end of the burst
   Buf src[kMaxChainBufs];
   Buf dst[kMaxChainBufs];
+  GsoState gso;  // software segmentation scratch
 };
 
 // Returns the number of frames taken from txq.
