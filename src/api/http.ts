@@ -96,7 +96,9 @@ export function readBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Pro
       if (!failed) resolve(Buffer.concat(chunks));
     });
     req.on('error', (err) => {
-      if (!failed) reject(err);
+      // A client that hangs up mid-body is the client's problem, not the daemon's: a 400, not a 500.
+      const gone = (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted' || req.destroyed;
+      if (!failed) reject(gone ? new HttpError(400, 'client closed the connection before the body was complete', '', 'aborted') : err);
       failed = true;
     });
   });

@@ -158,6 +158,10 @@ export function createApiServer(opts: ApiOptions): http.Server {
       const { status: s, body, headers } = errorResponse(err);
       status = s;
       if (s === 500) opts.log.error('request failed', { method: req.method, url: req.url, err: err as Error });
+      else if (req.destroyed) {
+        opts.log.debug('client went away mid-request', { method: req.method, url: req.url });
+        return;
+      }
       // A refused change is worth a line in the daemon's log (who tried what, and why not); a failed read is not.
       else if (req.method !== 'GET') opts.log.info('request refused', { method: req.method, url: req.url, status: s, error: body.error });
       // After a 413 the rest of the body is read and thrown away, so a client still writing it gets the answer
