@@ -132,9 +132,10 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
     if (!flooding) in.drops[kDropPortDown].inc();
     return;
   }
-  // This thread's receive queue of dst (no division when there is one queue, the common case).
+  // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
+  // its flows spread as it spread them itself, and one flow stays in order. No division for one queue.
   const size_t nq = dst.rx_ready.size();
-  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : c.thread % nq];
+  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : (c.src_queue + c.thread) % nq];
   const bool shared = c.sw->shared_rx();
   if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
@@ -268,6 +269,7 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
 
 uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   if (txq.broken) return 0;
+  c.src_queue = txq.queue_pair;
   uint16_t n = txq.avail_count();
   if (n == 0) return 0;
   if (n > kBurst) n = kBurst;

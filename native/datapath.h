@@ -24,6 +24,7 @@ struct PollContext {
   Switch* sw;
   int thread;
   uint32_t now;                // seconds, for FDB learning
+  uint32_t src_queue = 0;      // queue pair (or NIC queue) the current burst came from
   std::vector<Vring*> dirty;   // receive queues with used entries to publish at the end of the burst
   Buf src[kMaxChainBufs];
   Buf dst[kMaxChainBufs];

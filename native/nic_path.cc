@@ -118,6 +118,7 @@ uint32_t poll_tap(PollContext& c, Port& p, NicQueue& q) {
 }  // namespace
 
 uint32_t poll_nic(PollContext& c, Port& p, NicQueue& q) {
+  c.src_queue = 0;  // NIC frames go to a guest's first receive queue of this thread
   switch (q.backend) {
     case NicBackend::kTap: return poll_tap(c, p, q);
     case NicBackend::kAfXdp: return poll_af_xdp(c, p, q);

@@ -37,7 +37,10 @@ struct Port {
 
   Port(uint32_t id_, PortConfig c, PortKind k = PortKind::kVhost) : id(id_), cfg(std::move(c)), kind(k) {
     if (kind == PortKind::kVhost)
-      for (int i = 0; i < 2 * cfg.queue_pairs; i++) vrings.emplace_back(new Vring());
+      for (int i = 0; i < 2 * cfg.queue_pairs; i++) {
+        vrings.emplace_back(new Vring());
+        vrings.back()->queue_pair = static_cast<uint16_t>(i / 2);
+      }
   }
   ~Port() {
     for (auto& v : vrings) v->close_fds();

@@ -23,6 +23,7 @@ const char* chain_status_name(ChainStatus s);
 
 struct Vring {
   // --- configuration (SET_VRING_NUM / ADDR / BASE / KICK / CALL / ERR / ENABLE) ---
+  uint16_t queue_pair = 0;  // which pair of the port this ring belongs to
   uint16_t num = 0;  // a power of two (checked by SET_VRING_NUM), so index & (num - 1) is the slot
   uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
   bool addr_set = false;
