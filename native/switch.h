@@ -28,7 +28,8 @@ struct SwitchOptions {
   std::vector<int> cpus;   // cpus[t] for poll thread t; -1 or missing: not pinned
   uint32_t aging = 300;    // seconds
   uint32_t fdb_log2 = 16;  // FDB slots = 2^fdb_log2
-  uint32_t idle_us = 200;  // busy-poll this long without traffic before sleeping on kicks
+  uint32_t idle_us = 1000;  // busy-poll this long without traffic before sleeping on kicks (a preempted
+                            // peer can pause for hundreds of microseconds under load)
 };
 
 struct ThreadCounters {
