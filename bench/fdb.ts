@@ -70,7 +70,7 @@ function threadDelta(a: ThreadStats[], b: ThreadStats[]): { busy: number; packet
 
 export async function runFdbBench(o: { macs: number; durationS: number; warmupS: number; genCpu: number; dutCpu: number; log: (s: string) => void }): Promise<FdbResult> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vsb-fdb-'));
-  const sw: NativeSwitch = new (native().Switch)({ threads: 1, cpus: [o.dutCpu], fdbSizeLog2: 21 } as SwitchOptions & { fdbSizeLog2: number });
+  const sw: NativeSwitch = new (native().Switch)({ threads: 1, cpus: [o.dutCpu], fdbSizeLog2: 21 });
   const eps: VhostUserEndpoint[] = [];
   const ids: number[] = [];
   let ports: VirtioUserPort[] = [];

@@ -92,6 +92,10 @@ export interface SwitchOptions {
   cpus?: number[];
   /** MAC aging in seconds (default 300). */
   agingSeconds?: number;
+  /** FDB slots = 2^fdbSizeLog2, 8..24 (default 16: 65,536 slots, at most 75% filled). */
+  fdbSizeLog2?: number;
+  /** Busy-poll this long without traffic before sleeping on kick eventfds (default 1000). */
+  idleMicros?: number;
 }
 
 /**
