@@ -352,33 +352,31 @@ std::string Switch::remove_port(uint32_t id) {
   return err;  // gone unmaps memory and closes fds here, after the poll threads were released
 }
 
-std::string Switch::reset_port(uint32_t id) {
-  std::unique_ptr<GuestMemory> old;
+// Runs fn on the port inside exec(), or says the port does not exist.
+std::string Switch::with_port(uint32_t id, const std::function<std::string(Port&)>& fn) {
   std::string err;
   exec([&] {
     auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
-    old = std::move(it->second->mem);
-    it->second->reset();
-    fdb_.flush(id, false);  // the guest behind it may be another one next time
+    err = it == ports_.end() ? "no such port" : fn(*it->second);
   });
   return err;
 }
 
-std::string Switch::set_features(uint32_t id, uint64_t features) {
-  std::string err;
-  exec([&] {
-    auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
-    it->second->set_features(features);
+std::string Switch::reset_port(uint32_t id) {
+  std::unique_ptr<GuestMemory> old;  // unmapped on return, once the poll threads were released
+  return with_port(id, [&](Port& p) {
+    old = std::move(p.mem);
+    p.reset();
+    fdb_.flush(id, false);  // the guest behind it may be another one next time
+    return std::string();
   });
-  return err;
+}
+
+std::string Switch::set_features(uint32_t id, uint64_t features) {
+  return with_port(id, [&](Port& p) {
+    p.set_features(features);
+    return std::string();
+  });
 }
 
 std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions) {
@@ -387,40 +385,25 @@ std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>&
   std::unique_ptr<GuestMemory> mem = GuestMemory::Map(regions, err);
   if (!mem) return err;
   std::unique_ptr<GuestMemory> old;
-  exec([&] {
-    auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
-    Port& p = *it->second;
+  err = with_port(id, [&](Port& p) {
     old = std::move(p.mem);
     p.mem = std::move(mem);
     // Rings keep their frontend addresses; their host pointers move with the new mapping.
     for (auto& v : p.vrings)
       if (v->addr_set && !v->translate(p.mem.get()) && v->started) v->mark_broken();
+    return std::string();
   });
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
 std::string Switch::with_vring(uint32_t id, uint32_t index,
                                const std::function<std::string(Port&, Vring&)>& fn) {
-  std::string err;
-  exec([&] {
-    auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
-    Port& p = *it->second;
-    if (index >= p.vrings.size()) {
-      err = "vring index " + std::to_string(index) + " out of range (port has " +
-            std::to_string(p.vrings.size()) + " vrings)";
-      return;
-    }
-    err = fn(p, *p.vrings[index]);
+  return with_port(id, [&](Port& p) -> std::string {
+    if (index >= p.vrings.size())
+      return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(p.vrings.size()) +
+             " vrings)";
+    return fn(p, *p.vrings[index]);
   });
-  return err;
 }
 
 std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {

@@ -119,6 +119,7 @@ class Switch {
   void park();
   void sleep_on_kicks(Thread* t);
   void housekeeping();
+  std::string with_port(uint32_t id, const std::function<std::string(Port&)>& fn);
   std::string with_vring(uint32_t id, uint32_t index, const std::function<std::string(Port&, Vring&)>& fn);
 
   SwitchOptions opts_;
