@@ -147,10 +147,11 @@ struct ModelResult {
   uint64_t total = 0;
 };
 
-// The chain rules, written independently of Vring::walk_slow: a descriptor seen twice in one table is a loop
-// (the walk would never end), an INDIRECT descriptor ends the main chain and must not carry NEXT, an indirect
-// table is a whole number of descriptors (1..32768) inside one region, and no indirect table may point to
-// another. Zero-length pieces are skipped without looking at their address or direction.
+// The chain rules, written independently of Vring::walk_slow: a chain may visit at most num descriptors in all
+// (ring and indirect table, zero-length ones included: virtio 1.1 2.7.5.2), so a loop fails; an INDIRECT
+// descriptor ends the main chain and must not carry NEXT; an indirect table is a whole number of descriptors
+// (1..num) inside one region, and no indirect table may point to another. Zero-length pieces are skipped
+// without looking at their address or direction.
 ModelResult model_walk(const Env& e, const vs::VringDesc* desc, uint32_t num, uint16_t head, bool want_write,
                        int max_bufs) {
   ModelResult m;
@@ -158,21 +159,19 @@ ModelResult model_walk(const Env& e, const vs::VringDesc* desc, uint32_t num, ui
   uint32_t size = num;
   uint32_t i = head;
   bool indirect = false;
-  std::vector<bool> seen(size, false);
+  uint32_t visited = 0;
   if (i >= size) return m;
   for (;;) {
-    if (seen[i]) return m;
-    seen[i] = true;
+    if (++visited > num) return m;
     vs::VringDesc d;
     std::memcpy(&d, reinterpret_cast<const uint8_t*>(table) + 16ull * i, sizeof d);
     if (d.flags & vs::VRING_DESC_F_INDIRECT) {
       if (indirect || (d.flags & vs::VRING_DESC_F_NEXT)) return m;
-      if (d.len == 0 || d.len % 16 != 0 || d.len / 16 > 32768) return m;
+      if (d.len == 0 || d.len % 16 != 0 || d.len / 16 > num) return m;
       const uint8_t* t = model_translate(e, d.addr, d.len);
       if (!t) return m;
       table = reinterpret_cast<const vs::VringDesc*>(t);
       size = d.len / 16;
-      seen.assign(size, false);
       i = 0;
       indirect = true;
       continue;

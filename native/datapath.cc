@@ -74,9 +74,8 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
     if (st == ChainStatus::kTooManyBufs && nb > 0) return kDropNoRxBuffer;  // our scratch is full, not a guest bug
     if (st != ChainStatus::kOk) {
       // A receive chain the guest built wrongly: the queue stays stopped until the driver resets it.
-      rxq.counters.drops[kDropBadDescriptor].inc();
       rxq.mark_broken();
-      return kDropRingBroken;
+      return kDropBadDescriptor;
     }
     heads[nchains] = head;
     caps[nchains] = static_cast<uint32_t>(len > need ? need : len);
@@ -152,11 +151,11 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
     auto emit = [](const Frame& seg, void* p) {
       Out* o = static_cast<Out*>(p);
       int r = enqueue(*o->c, *o->dst, *o->rxq, seg);
-      if (r >= 0 && r != kDropRingBroken) o->rxq->counters.drops[r].inc();
+      if (r >= 0) o->rxq->counters.drops[r].inc();
     };
     if (gso_segment_tcp(f, c.gso, emit, &out)) reason = -1;
   }
-  if (reason >= 0 && reason != kDropRingBroken) rxq.counters.drops[reason].inc();
+  if (reason >= 0) rxq.counters.drops[reason].inc();  // ringBroken: every frame a broken queue could not take
   if (shared) {
     rxq.publish();
     rxq.lock.clear(std::memory_order_release);

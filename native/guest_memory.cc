@@ -50,7 +50,13 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
       close_all();
       return nullptr;
     }
-    if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < s.mmap_offset + s.size) {
+    // Only regular files (memfd, tmpfs, hugetlbfs): a device such as /dev/zero maps, then faults on touch.
+    if (!S_ISREG(st.st_mode)) {
+      err = where + "not a regular file (guest memory must be a memfd, tmpfs or hugetlbfs file)";
+      close_all();
+      return nullptr;
+    }
+    if (static_cast<uint64_t>(st.st_size) < s.mmap_offset + s.size) {
       err = where + "file is smaller than mmap_offset + size";
       close_all();
       return nullptr;

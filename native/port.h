@@ -60,7 +60,7 @@ struct Port {
       v->enabled = false;
       v->addr_set = false;
       v->num = 0;
-      v->last_avail_idx = v->used_idx = v->published_used = 0;
+      v->last_avail_idx = v->used_idx = v->published_used = v->cached_avail = 0;
     }
     mem.reset();
     features = 0;

@@ -1,5 +1,6 @@
 #include "switch.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/epoll.h>
@@ -434,7 +435,7 @@ std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, u
 std::string Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
   return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
     if (v.started) return "ring is running";
-    v.last_avail_idx = static_cast<uint16_t>(base);
+    v.last_avail_idx = v.cached_avail = static_cast<uint16_t>(base);
     return "";
   });
 }
@@ -448,7 +449,26 @@ std::string Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) 
   });
 }
 
+// Kick, call and err fds must be eventfds: the poll thread writes call/err and reads kick without blocking,
+// and another kind of fd (a full pipe, a FIFO) could stall it and with it every port.
+static std::string check_eventfd(int fd) {
+  if (fd < 0) return "";
+  char link[64];
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
+  if (n < 0) return "not an open file descriptor";
+  link[n] = 0;
+  if (std::string(link) != "anon_inode:[eventfd]") return std::string("must be an eventfd, got ") + link;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  return "";
+}
+
 std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
+  if (std::string bad = check_eventfd(fd); !bad.empty()) {
+    ::close(fd);
+    return (which == 0 ? "kick fd " : which == 1 ? "call fd " : "err fd ") + bad;
+  }
   std::string err = with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
     int* slot = which == 0 ? &v.kick_fd : which == 1 ? &v.call_fd : &v.err_fd;
     if (*slot >= 0) ::close(*slot);
@@ -463,6 +483,7 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     tl_fault_guard = &g;
     v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
     tl_fault_guard = nullptr;
+    v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx
     v.broken = false;
     v.started = true;
     v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep

@@ -49,15 +49,16 @@ ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_wr
   uint64_t sum = 0;
   if (idx >= table_size) return ChainStatus::kOutOfBounds;
   for (;;) {
-    // A chain can visit each descriptor of its table at most once; more means a loop.
-    if (++visited > table_size) return ChainStatus::kLoop;
+    // 2.7.5.2 (split rings): no chain longer than the queue size, counting every descriptor visited, in the
+    // ring and in an indirect table, zero-length ones too. More means a loop, or a chain built to cost us time.
+    if (++visited > num) return ChainStatus::kLoop;
     VringDesc d;
     std::memcpy(&d, &table[idx], sizeof d);  // one snapshot: the guest may rewrite it concurrently
     if (d.flags & VRING_DESC_F_INDIRECT) {
       // 2.6.5.3.1: no nested indirect tables, and INDIRECT together with NEXT is not allowed.
       if (in_indirect) return ChainStatus::kNestedIndirect;
       if ((d.flags & VRING_DESC_F_NEXT) || d.len == 0 || d.len % sizeof(VringDesc) ||
-          d.len / sizeof(VringDesc) > kMaxQueueSize)
+          d.len / sizeof(VringDesc) > num)
         return ChainStatus::kBadIndirect;
       // Safe: gpa_to_host checked that the whole table [addr, addr+len) lies inside one mapped region.
       const uint8_t* t = mem.gpa_to_host(d.addr, d.len);
@@ -65,7 +66,6 @@ ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_wr
       table = reinterpret_cast<const VringDesc*>(t);  // read with memcpy above, so alignment does not matter
       table_size = d.len / sizeof(VringDesc);
       idx = 0;
-      visited = 0;
       in_indirect = true;
       continue;
     }
