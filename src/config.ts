@@ -63,7 +63,7 @@ export const principalSchema = z.union(
 
 export const portSpecSchema = z.strictObject({
   name: portNameSchema,
-  /** vhost-user: a VM's NIC; nic: a host interface over AF_PACKET; tap: a tap device the switch creates. */
+  /** vhost-user: a VM's NIC; nic: a host interface over AF_XDP or AF_PACKET; tap: a tap device the switch creates. */
   type: z.enum(['vhost-user', 'nic', 'tap'], { error: expected('"vhost-user", "nic" or "tap"') }).default('vhost-user'),
   /** nic: the host interface to bind; tap: the name of the tap device to create. */
   iface: z
@@ -72,6 +72,8 @@ export const portSpecSchema = z.strictObject({
     .optional(),
   /** nic: carry every VLAN, 802.1Q-tagged on the wire (vlan is then not used). */
   trunk: z.boolean({ error: expected('true or false') }).default(false),
+  /** nic: AF_XDP where the kernel and interface allow it, else AF_PACKET (auto, the default); or forced. */
+  backend: z.enum(['auto', 'af_xdp', 'af_packet'], { error: expected('"auto", "af_xdp" or "af_packet"') }).optional(),
   /** The switch's side: server = the switch listens and QEMU connects (Nova/libvirt call that QEMU "client"). */
   mode: z.enum(['server', 'client'], { error: expected('"server" or "client"') }).default('server'),
   /** Relative paths are inside the run directory; default RUN_DIR/NAME.sock. */
@@ -95,6 +97,7 @@ export const portSpecSchema = z.strictObject({
   if (host && !p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: `is required for a ${p.type} port` });
   if (!host && p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: 'is only for nic and tap ports' });
   if (!host && p.trunk) ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'is only for nic and tap ports (vhost-user ports are access ports)' });
+  if (p.backend !== undefined && p.type !== 'nic') ctx.addIssue({ code: 'custom', path: ['backend'], message: 'is only for nic ports' });
   if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
 });
 export type PortSpecInput = z.input<typeof portSpecSchema>;

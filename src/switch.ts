@@ -59,6 +59,12 @@ export interface PortInfo extends PortSpec {
   origin: PortOrigin;
   state: EndpointState;
   protocolErrors: number;
+  /** nic and tap ports: the backend in use (a nic port's `backend` is what was asked for). */
+  activeBackend?: 'af_packet' | 'af_xdp' | 'tap';
+  /** AF_XDP: native (driver) or generic XDP. */
+  xdpMode?: 'native' | 'generic';
+  /** backend auto on AF_PACKET: why AF_XDP was not used. */
+  backendNote?: string;
 }
 
 export interface FdbView {
@@ -208,7 +214,7 @@ export class VSwitch {
     try {
       id = this.dataPlane.addNicPort({
         name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
-        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu,
+        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu, ...(spec.type === 'nic' ? { backend: spec.backend ?? 'auto' } : {}),
       });
     } catch (err) {
       throw new SwitchError(422, 'iface', (err as Error).message);
@@ -216,7 +222,11 @@ export class VSwitch {
     const endpoint: EndpointLike = { state: 'ready', start() {}, close() {}, on: () => endpoint };
     if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
     this.ports.set(spec.name, { spec: { ...spec, socket: '' }, id, origin, endpoint });
-    this.opts.log.child({ port: spec.name }).info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk });
+    const { backend, xdpMode, backendNote } = this.dataPlane.portStats(id);
+    const plog = this.opts.log.child({ port: spec.name });
+    // backend auto that could not have AF_XDP says why (the port works, over AF_PACKET).
+    if (backendNote) plog.info('AF_XDP not used, AF_PACKET instead', { iface: spec.iface, reason: backendNote });
+    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk, backend, xdpMode });
     if (origin === 'api' && opts.persist !== false) {
       try {
         await this.save();
@@ -313,7 +323,14 @@ export class VSwitch {
   }
 
   private info(p: Port): PortInfo {
-    return { ...p.spec, id: p.id, origin: p.origin, state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
+    const info: PortInfo = { ...p.spec, id: p.id, origin: p.origin, state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
+    if (p.spec.type === 'nic' || p.spec.type === 'tap') {
+      const { backend, xdpMode, backendNote } = this.dataPlane.portStats(p.id);
+      if (backend) info.activeBackend = backend;
+      if (xdpMode) info.xdpMode = xdpMode;
+      if (backendNote) info.backendNote = backendNote;
+    }
+    return info;
   }
 
   listPorts(): PortInfo[] {

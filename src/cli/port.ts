@@ -9,10 +9,18 @@ export const PORT_USAGE = `usage:
   vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
                              [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
   vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N | --trunk] [--mtu N]
+                             [--backend auto|af_xdp|af_packet]
   vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
   vhost-switch port del NAME
   vhost-switch port list [--json]
   vhost-switch port show NAME [--json]`;
+
+/** ", AF_XDP (native XDP)" / ", AF_PACKET" for nic ports; "" for others. */
+function backendText(port: PortInfo): string {
+  if (port.activeBackend === 'af_xdp') return `, AF_XDP (${port.xdpMode ?? '?'} XDP)`;
+  if (port.activeBackend === 'af_packet') return ', AF_PACKET';
+  return '';
+}
 
 export async function portCommand(ctx: CliContext, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -43,6 +51,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
       type: { type: 'string' },
       iface: { type: 'string' },
       trunk: { type: 'boolean' },
+      backend: { type: 'string' },
       mode: { type: 'string' },
       socket: { type: 'string' },
       queues: { type: 'string' },
@@ -61,6 +70,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     type: values.type ?? 'vhost-user',
     iface: values.iface,
     trunk: values.trunk,
+    backend: values.backend,
     mode: values.mode,
     socket: values.socket,
     queues: numeric(values.queues),
@@ -79,7 +89,8 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     return 0;
   }
   if (port.type !== 'vhost-user') {
-    ctx.out(`port ${port.name} added (id ${port.id}, ${port.type} on ${port.iface}${port.trunk ? ', VLAN trunk' : ''})\n`);
+    ctx.out(`port ${port.name} added (id ${port.id}, ${port.type} on ${port.iface}${backendText(port)}${port.trunk ? ', VLAN trunk' : ''})\n`);
+    if (port.backendNote) ctx.out(`  ${port.backendNote}\n`);
     return 0;
   }
   ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket})\n`);
@@ -141,6 +152,7 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['name', port.name],
     ['id', port.id],
     ['type', port.type],
+    ...(port.activeBackend ? [['backend', backendText(port).slice(2) + (port.backendNote ? ` (${port.backendNote})` : '')] as [string, string]] : []),
     ['mode', `${port.mode} (${port.mode === 'server' ? 'the switch listens' : 'the switch connects'})`],
     ['socket', port.socket],
     ['state', port.state],

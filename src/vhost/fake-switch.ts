@@ -59,9 +59,13 @@ export class FakeNativeSwitch implements NativeSwitch {
     this.record('addPort', [opts]);
     return this.nextPort++;
   }
+  /** Host ports' backends as the real switch reports them: auto and af_xdp give af_xdp here. */
+  private readonly backends = new Map<number, 'af_packet' | 'af_xdp' | 'tap'>();
   addNicPort(opts: NicPortOptions): number {
     this.record('addNicPort', [opts]);
-    return this.nextPort++;
+    const id = this.nextPort++;
+    this.backends.set(id, opts.kind === 'tap' ? 'tap' : !opts.backend || opts.backend === 'af_packet' ? 'af_packet' : 'af_xdp');
+    return id;
   }
   removePort(id: number): void {
     this.record('removePort', [id]);
@@ -114,7 +118,9 @@ export class FakeNativeSwitch implements NativeSwitch {
     this.record('setVringEnable', [id, index, enable]);
   }
   portStats(id: number): PortStats {
-    return { id, name: `port${id}`, rxPackets: 0n, rxBytes: 0n, txPackets: 0n, txBytes: 0n, drops: {}, broken: false, queues: [] };
+    const backend = this.backends.get(id);
+    const nic = backend ? { backend, ...(backend === 'af_xdp' ? { xdpMode: 'generic' as const } : {}) } : {};
+    return { id, name: `port${id}`, rxPackets: 0n, rxBytes: 0n, txPackets: 0n, txBytes: 0n, drops: {}, broken: false, ...nic, queues: [] };
   }
   threadStats(): ThreadStats[] {
     return [];

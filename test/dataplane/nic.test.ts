@@ -7,7 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
+import { createLogger } from '../../src/log.js';
 import { native, type NativeSwitch } from '../../src/native.js';
+import { VSwitch } from '../../src/switch.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 
 const OUR_MAC = '02:00:00:00:05:0a';
@@ -184,6 +186,37 @@ describe('NIC ports', () => {
     } finally {
       for (const f of fronts) f.close();
       for (const ep of eps) await ep.close();
+    }
+  });
+
+  it('control plane: a nic port reports the backend in use; backend is refused on other port types', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vs-nicctl-'));
+    const lines: string[] = [];
+    const vs = new VSwitch({
+      native: native(), threads: 1, agingSeconds: 300, runDir: dir, socketDirs: [],
+      log: createLogger({ level: 'info', write: (l: string) => lines.push(l) }),
+      endpointFactory: () => { throw new Error('no vhost-user ports here'); },
+    });
+    const a = `vscx${process.pid % 10000}`;
+    ip('link', 'add', a, 'type', 'veth', 'peer', 'name', `vscy${process.pid % 10000}`);
+    try {
+      const auto = await vs.addPort({ name: 'up', type: 'nic', iface: a });
+      expect(auto.activeBackend).toBe('af_xdp');
+      expect(vs.getPort('up').xdpMode).toMatch(/native|generic/);
+      expect(vs.portStats('up').backend).toBe('af_xdp');
+      await vs.removePort('up');
+      const pkt = await vs.addPort({ name: 'up', type: 'nic', iface: a, backend: 'af_packet' });
+      expect(pkt.activeBackend).toBe('af_packet');
+      await vs.removePort('up');
+      const fb = await vs.addPort({ name: 'up', type: 'nic', iface: a, mtu: 9000 });
+      expect(fb.activeBackend).toBe('af_packet');
+      expect(fb.backendNote).toMatch(/MTU 9000/);
+      expect(lines.join('\n')).toMatch(/AF_XDP not used/);
+      await expect(vs.addPort({ name: 'tp', type: 'tap', iface: 'vs-tapx0', backend: 'af_xdp' })).rejects.toThrow(/only for nic ports/);
+    } finally {
+      await vs.close();
+      ip('link', 'del', a);
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
