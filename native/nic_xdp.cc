@@ -100,19 +100,21 @@ bool map_ring(int fd, XdpRing& r, const xdp_ring_offset& off, uint32_t n, size_t
   return true;
 }
 
-std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, const std::shared_ptr<XdpProgram>& prog,
-                                     std::string& err) {
+std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, uint32_t max_frame,
+                                     const std::shared_ptr<XdpProgram>& prog, std::string& err) {
   auto q = std::make_unique<NicQueue>();
   q->backend = NicBackend::kAfXdp;
   q->xdp_prog = prog;
   q->xsk.reset(new XdpSocket());
   XdpSocket& x = *q->xsk;
+  x.frame_size = max_frame + XdpSocket::kHeadroom <= 2048 ? 2048 : XdpSocket::kMaxChunk;
+  x.rx_frames = XdpSocket::kRxBytes / x.frame_size;
   q->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
   if (q->fd < 0) {
     err = sys_err("AF_XDP socket");
     return nullptr;
   }
-  x.umem_len = size_t(XdpSocket::kFrameSize) * (XdpSocket::kRxFrames + XdpSocket::kTxFrames);
+  x.umem_len = size_t(x.frame_size) * (x.rx_frames + XdpSocket::kTxFrames);
   void* m = mmap(nullptr, x.umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (m == MAP_FAILED) {
     err = sys_err("UMEM mmap");
@@ -122,13 +124,13 @@ std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, const std::share
   xdp_umem_reg reg{};
   reg.addr = reinterpret_cast<uint64_t>(x.umem);
   reg.len = x.umem_len;
-  reg.chunk_size = XdpSocket::kFrameSize;
+  reg.chunk_size = x.frame_size;
   reg.headroom = 0;
   if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof reg) < 0) {
     err = sys_err("XDP_UMEM_REG");
     return nullptr;
   }
-  int nfill = XdpSocket::kRxFrames, ncomp = XdpSocket::kTxFrames, nrx = XdpSocket::kRxFrames,
+  int nfill = static_cast<int>(x.rx_frames), ncomp = XdpSocket::kTxFrames, nrx = static_cast<int>(x.rx_frames),
       ntx = XdpSocket::kTxFrames;
   if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_FILL_RING, &nfill, sizeof nfill) < 0 ||
       setsockopt(q->fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &ncomp, sizeof ncomp) < 0 ||
@@ -150,12 +152,12 @@ std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, const std::share
     return nullptr;
   // The first half of the UMEM goes to the kernel for receiving, the second is ours for sending.
   auto* fill = static_cast<uint64_t*>(x.fill.desc);
-  for (uint32_t i = 0; i < XdpSocket::kRxFrames; i++) fill[(x.fill.prod + i) & x.fill.mask] = uint64_t(i) * XdpSocket::kFrameSize;
-  x.fill.prod += XdpSocket::kRxFrames;
+  for (uint32_t i = 0; i < x.rx_frames; i++) fill[(x.fill.prod + i) & x.fill.mask] = uint64_t(i) * x.frame_size;
+  x.fill.prod += x.rx_frames;
   __atomic_store_n(x.fill.producer, x.fill.prod, __ATOMIC_RELEASE);
   x.free_tx.reserve(XdpSocket::kTxFrames);
   for (uint32_t i = 0; i < XdpSocket::kTxFrames; i++)
-    x.free_tx.push_back(uint64_t(XdpSocket::kRxFrames + i) * XdpSocket::kFrameSize);
+    x.free_tx.push_back(uint64_t(x.rx_frames + i) * x.frame_size);
   sockaddr_xdp sa{};
   sa.sxdp_family = AF_XDP;
   sa.sxdp_flags = XDP_COPY;
@@ -232,7 +234,7 @@ bool open_af_xdp(const std::string& iface, int queues, uint32_t mtu, std::vector
   if (prog->prog_fd < 0) return false;
   // Sockets first, then the program: no frame is redirected to a queue before its socket is in the map.
   for (int i = 0; i < queues; i++) {
-    auto q = open_queue(ifindex, i, prog, err);
+    auto q = open_queue(ifindex, i, mtu + kEthHdr + kVlanTag, prog, err);
     if (!q) return false;
     out.push_back(std::move(q));
   }
@@ -280,6 +282,14 @@ bool open_af_xdp(const std::string& iface, int queues, uint32_t mtu, std::vector
   return true;
 }
 
+uint64_t xdp_kernel_rx_drops(const NicQueue& q) {
+  if (q.backend != NicBackend::kAfXdp || q.fd < 0) return 0;
+  xdp_statistics st{};
+  socklen_t len = sizeof st;
+  if (getsockopt(q.fd, SOL_XDP, XDP_STATISTICS, &st, &len) < 0) return 0;
+  return st.rx_dropped + st.rx_ring_full;
+}
+
 // --- packet path ---
 
 uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q) {
@@ -293,10 +303,10 @@ uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q) {
   for (uint32_t i = 0; i < n; i++) {
     xdp_desc d = rx[(x.rx.cons + i) & x.rx.mask];
     // The kernel writes the ring, but we still keep every access inside the UMEM's receive half.
-    if (d.addr < x.umem_len && d.len <= XdpSocket::kFrameSize && d.addr + d.len <= x.umem_len)
+    if (d.addr < x.umem_len && d.len <= x.frame_size && d.addr + d.len <= x.umem_len)
       nic_receive(c, p, q, kNoOffloads, x.umem + d.addr, d.len, false, 0);
     // Every frame was copied out by forward(): the chunk goes straight back to the kernel.
-    fill[(x.fill.prod + i) & x.fill.mask] = d.addr & ~uint64_t(XdpSocket::kFrameSize - 1);
+    fill[(x.fill.prod + i) & x.fill.mask] = d.addr & ~uint64_t(x.frame_size - 1);
   }
   x.rx.cons += n;
   x.fill.prod += n;
@@ -353,7 +363,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
     kick(q.fd);
     reclaim(x);
   }
-  if (x.free_tx.empty() || wire_len > XdpSocket::kFrameSize) {
+  if (x.free_tx.empty() || wire_len > x.frame_size) {
     q.tx_errors.inc();
     q.tx.drops[kDropNoRxBuffer].inc();  // every chunk is still on its way out
     return kDropNoRxBuffer;

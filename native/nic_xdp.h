@@ -37,12 +37,17 @@ struct XdpRing {
 
 // One AF_XDP socket's memory: UMEM and the four rings. The socket's fd is NicQueue::fd.
 struct XdpSocket {
-  static constexpr uint32_t kFrameSize = 4096;  // one UMEM chunk (aligned mode: at most a page)
-  static constexpr uint32_t kRxFrames = 1024;   // chunks given to the kernel for receiving
-  static constexpr uint32_t kTxFrames = 1024;   // chunks we fill for sending
-  static constexpr uint32_t kHeadroom = 256;    // XDP_PACKET_HEADROOM: where copy mode puts received data
-  // The longest frame a chunk carries either way.
-  static constexpr uint32_t kMaxFrame = kFrameSize - kHeadroom;
+  // UMEM chunks of 2 KiB when the MTU allows (twice the frames in the same memory), else 4 KiB (aligned
+  // mode allows at most a page); 8 MiB of receive chunks either way, as deep as the AF_PACKET ring for
+  // full-sized frames.
+  static constexpr uint32_t kHeadroom = 256;  // XDP_PACKET_HEADROOM: where copy mode puts received data
+  static constexpr uint32_t kMaxChunk = 4096;
+  static constexpr uint32_t kRxBytes = 8u << 20;
+  static constexpr uint32_t kTxFrames = 1024;  // chunks we fill for sending
+  // The longest frame the largest chunk carries either way.
+  static constexpr uint32_t kMaxFrame = kMaxChunk - kHeadroom;
+  uint32_t frame_size = kMaxChunk;
+  uint32_t rx_frames = kRxBytes / kMaxChunk;  // chunks given to the kernel for receiving
   uint8_t* umem = nullptr;
   size_t umem_len = 0;
   XdpRing rx, tx, fill, comp;
@@ -55,6 +60,10 @@ struct XdpSocket {
 // (plus Ethernet header and, on trunks, a tag). Returns false with the reason in err.
 bool open_af_xdp(const std::string& iface, int queues, uint32_t mtu, std::vector<std::unique_ptr<NicQueue>>& out,
                  std::string& err);
+
+// Frames the kernel could not hand to this queue (no free chunk on the fill ring, RX ring full): read from
+// XDP_STATISTICS, counted as noRxBuffer drops of the port. 0 for other backends.
+uint64_t xdp_kernel_rx_drops(const NicQueue& q);
 
 // The packet path (nic_path.cc hands AF_XDP queues here).
 uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q);

@@ -544,6 +544,7 @@ bool Switch::port_stats(uint32_t id, PortStatsSnapshot* out) const {
                          nq.rx.bytes.get() + nq.tx.bytes.get(), {}};
     for (int r = 0; r < kDropReasonCount; r++) {
       q.drops[r] = nq.rx.drops[r].get() + nq.tx.drops[r].get();
+      if (r == kDropNoRxBuffer) q.drops[r] += xdp_kernel_rx_drops(nq);  // dropped by the kernel before our ring
       out->drops[r] += q.drops[r];
     }
     out->rx_packets += nq.rx.packets.get();
