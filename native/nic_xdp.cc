@@ -163,8 +163,17 @@ std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, uint32_t max_fra
   sa.sxdp_flags = XDP_COPY;
   sa.sxdp_ifindex = ifindex;
   sa.sxdp_queue_id = static_cast<uint32_t>(qid);
-  if (bind(q->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+  // A socket just closed on this queue releases it a little later (deferred work in the kernel): EBUSY for
+  // a moment after a port is removed. Retry for up to ~0.5 s.
+  int r = -1;
+  for (int i = 0; i < 50; i++) {
+    r = bind(q->fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    if (r == 0 || errno != EBUSY) break;
+    usleep(10000);
+  }
+  if (r < 0) {
     err = sys_err("binding the AF_XDP socket to queue " + std::to_string(qid));
+    if (errno == EINVAL && qid > 0) err += " (fewer receive queues on the interface?)";
     return nullptr;
   }
   bpf_attr a{};

@@ -118,6 +118,16 @@ describe('NIC ports', () => {
     expect(ip('link', 'show', outside)).not.toMatch(/prog\/xdp/);
   });
 
+  it('AF_XDP in generic (SKB) mode where driver mode is refused (veth peer MTU too large for native XDP)', async () => {
+    const n = await attachGuestPort();
+    const { ns, outside, inside } = makeNamespace('g');
+    ip('-n', ns, 'link', 'set', inside, 'mtu', '4000');
+    ip('-n', ns, 'addr', 'add', '169.254.50.5/16', 'dev', inside);
+    const nic = n.sw.addNicPort({ name: 'uplink', kind: 'nic', iface: outside, backend: 'af_xdp' });
+    expect(n.sw.portStats(nic)).toMatchObject({ backend: 'af_xdp', xdpMode: 'generic' });
+    await expectArpReply(n, '169.254.50.5');
+  });
+
   it('backend auto picks AF_XDP on a veth; af_packet when forced; af_xdp refused with the reason', async () => {
     const n = await attachGuestPort();
     const { ns, outside, inside } = makeNamespace('y');
