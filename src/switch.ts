@@ -16,6 +16,7 @@ import {
 } from './config.js';
 import type { Logger } from './log.js';
 import type { FdbEntry, NativeAddon, NativeSwitch, PortStats, ThreadStats } from './native.js';
+import type { EndpointOptions } from './vhost/endpoint.js';
 import { socketIsAlive } from './runDir.js';
 import type { PersistedState } from './state.js';
 import { STATE_VERSION } from './state.js';
@@ -31,22 +32,18 @@ export interface EndpointLike {
   on(event: 'state', listener: (state: EndpointState, previous: EndpointState) => void): unknown;
 }
 
-/** Everything an endpoint needs; the daemon's factory maps it onto VhostUserEndpoint's constructor. */
-export interface EndpointParams {
+/**
+ * Everything an endpoint needs: VhostUserEndpoint's own options, less the knobs VSwitch leaves at their defaults,
+ * with the data plane under its VSwitch name. The daemon's factory maps it onto VhostUserEndpoint's constructor.
+ */
+export type EndpointParams = Pick<
+  EndpointOptions,
+  'portId' | 'name' | 'mode' | 'socketPath' | 'queuePairs' | 'mtu' | 'offloads' | 'socketMode' | 'socketUid' | 'socketGid'
+> & {
   addon: NativeAddon;
   dataPlane: NativeSwitch;
-  portId: number;
-  name: string;
-  mode: 'server' | 'client';
-  socketPath: string;
-  queuePairs: number;
-  mtu: number;
-  offloads: boolean;
-  socketMode?: number;
-  socketUid?: number;
-  socketGid?: number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
-}
+};
 export type EndpointFactory = (params: EndpointParams) => EndpointLike;
 
 /** Where a port came from; decides whether it is persisted and whether the API may delete it. */
