@@ -97,7 +97,7 @@ export function readBody(req: http.IncomingMessage, limit = MAX_BODY_BYTES): Pro
     });
     req.on('error', (err) => {
       // A client that hangs up mid-body is the client's problem, not the daemon's: a 400, not a 500.
-      const gone = (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted' || req.destroyed;
+      const gone = (err as NodeJS.ErrnoException).code === 'ECONNRESET' || err.message === 'aborted';
       if (!failed) reject(gone ? new HttpError(400, 'client closed the connection before the body was complete', '', 'aborted') : err);
       failed = true;
     });

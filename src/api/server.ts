@@ -158,7 +158,8 @@ export function createApiServer(opts: ApiOptions): http.Server {
       const { status: s, body, headers } = errorResponse(err);
       status = s;
       if (s === 500) opts.log.error('request failed', { method: req.method, url: req.url, err: err as Error });
-      else if (req.destroyed) {
+      else if (err instanceof HttpError && err.reason === 'aborted') {
+        // The client hung up mid-body (src/api/http.ts): nobody is left to answer.
         opts.log.debug('client went away mid-request', { method: req.method, url: req.url });
         return;
       }
