@@ -366,19 +366,24 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
     return kDropBadHeader;
   }
   XdpSocket& x = *q.xsk;
-  SpinGuard g(x.tx_lock);
-  if (x.free_tx.empty()) reclaim(x);
-  if (x.free_tx.empty()) {
-    kick(q.fd);
-    reclaim(x);
+  uint64_t addr;
+  {
+    // The lock is not held while guest memory is read: a fault there (SIGBUS, fault_guard.h) jumps out of
+    // this function, and would leave it taken. Such a fault loses the chunk, nothing else.
+    SpinGuard g(x.tx_lock);
+    if (x.free_tx.empty()) reclaim(x);
+    if (x.free_tx.empty()) {
+      kick(q.fd);
+      reclaim(x);
+    }
+    if (x.free_tx.empty() || wire_len > x.frame_size) {
+      q.tx_errors.inc();
+      q.tx.drops[kDropNoRxBuffer].inc();  // every chunk is still on its way out
+      return kDropNoRxBuffer;
+    }
+    addr = x.free_tx.back();
+    x.free_tx.pop_back();
   }
-  if (x.free_tx.empty() || wire_len > x.frame_size) {
-    q.tx_errors.inc();
-    q.tx.drops[kDropNoRxBuffer].inc();  // every chunk is still on its way out
-    return kDropNoRxBuffer;
-  }
-  uint64_t addr = x.free_tx.back();
-  x.free_tx.pop_back();
   uint8_t* out = x.umem + addr;
   // Destination and source MAC from our copy, the tag on trunks, the rest from the source's pieces.
   std::memcpy(out, f.eth, 12);
@@ -411,11 +416,14 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
     out[start + f.hdr.csum_offset] = uint8_t(v >> 8);
     out[start + f.hdr.csum_offset + 1] = uint8_t(v);
   }
-  auto* tx = static_cast<xdp_desc*>(x.tx.desc);
-  // The TX ring has as many slots as there are send chunks: a free chunk means a free slot.
-  tx[x.tx.prod & x.tx.mask] = {addr, static_cast<uint32_t>(o), 0};
-  x.tx.prod++;
-  __atomic_store_n(x.tx.producer, x.tx.prod, __ATOMIC_RELEASE);
+  {
+    SpinGuard g(x.tx_lock);
+    auto* tx = static_cast<xdp_desc*>(x.tx.desc);
+    // The TX ring has as many slots as there are send chunks: a chunk we hold means a free slot.
+    tx[x.tx.prod & x.tx.mask] = {addr, static_cast<uint32_t>(o), 0};
+    x.tx.prod++;
+    __atomic_store_n(x.tx.producer, x.tx.prod, __ATOMIC_RELEASE);
+  }
   if (kick_now) kick(q.fd);
   q.tx.packets.inc();
   q.tx.bytes.add(o);
