@@ -96,6 +96,7 @@ export const portSpecSchema = z.strictObject({
   const host = p.type === 'nic' || p.type === 'tap';
   if (host && !p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: `is required for a ${p.type} port` });
   if (!host && p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: 'is only for nic and tap ports' });
+  if (host && p.socket) ctx.addIssue({ code: 'custom', path: ['socket'], message: 'is only for vhost-user ports' });
   if (!host && p.trunk) ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'is only for nic and tap ports (vhost-user ports are access ports)' });
   if (p.backend !== undefined && p.type !== 'nic') ctx.addIssue({ code: 'custom', path: ['backend'], message: 'is only for nic ports' });
   if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
