@@ -134,7 +134,7 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
   // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
   // its flows spread as it spread them itself, and one flow stays in order. No division for one queue.
   const size_t nq = dst.rx_ready.size();
-  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : (c.src_queue + c.thread) % nq];
+  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : c.src_queue % nq];
   const bool shared = c.sw->shared_rx();
   if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();

@@ -210,7 +210,10 @@ describe('NIC ports', () => {
     const a = `vscx${process.pid % 10000}`;
     ip('link', 'add', a, 'type', 'veth', 'peer', 'name', `vscy${process.pid % 10000}`);
     try {
-      const auto = await vs.addPort({ name: 'up', type: 'nic', iface: a });
+      const dflt = await vs.addPort({ name: 'up', type: 'nic', iface: a });
+      expect(dflt.activeBackend).toBe('af_packet');  // the default (src/switch.ts DEFAULT_NIC_BACKEND)
+      await vs.removePort('up');
+      const auto = await vs.addPort({ name: 'up', type: 'nic', iface: a, backend: 'auto' });
       expect(auto.activeBackend).toBe('af_xdp');
       expect(vs.getPort('up').xdpMode).toMatch(/native|generic/);
       expect(vs.portStats('up').backend).toBe('af_xdp');
@@ -218,7 +221,7 @@ describe('NIC ports', () => {
       const pkt = await vs.addPort({ name: 'up', type: 'nic', iface: a, backend: 'af_packet' });
       expect(pkt.activeBackend).toBe('af_packet');
       await vs.removePort('up');
-      const fb = await vs.addPort({ name: 'up', type: 'nic', iface: a, mtu: 9000 });
+      const fb = await vs.addPort({ name: 'up', type: 'nic', iface: a, mtu: 9000, backend: 'auto' });
       expect(fb.activeBackend).toBe('af_packet');
       expect(fb.backendNote).toMatch(/MTU 9000/);
       expect(lines.join('\n')).toMatch(/AF_XDP not used/);
