@@ -1,5 +1,6 @@
 // AF_XDP NIC queues (see nic_xdp.h): setup by raw syscalls, and the receive/transmit paths.
 #include "nic_xdp.h"
+#include "sg.h"
 
 #include <arpa/inet.h>
 #include <linux/bpf.h>
@@ -393,19 +394,8 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
     std::memcpy(out + o, t, kVlanTag);
     o += kVlanTag;
   }
-  uint64_t skip = f.off + 12, left = f.len - 12;
-  for (int i = 0; i < f.nbufs && left; i++) {
-    if (skip >= f.bufs[i].len) {
-      skip -= f.bufs[i].len;
-      continue;
-    }
-    uint64_t k = f.bufs[i].len - skip;
-    if (k > left) k = left;
-    std::memcpy(out + o, f.bufs[i].addr + skip, k);
-    o += k;
-    left -= k;
-    skip = 0;
-  }
+  // Safe: f's pieces were bounds-checked when the frame was taken; wire_len <= frame_size was checked above.
+  o += sg_read(f.bufs, f.nbufs, f.off + 12, out + o, f.len - 12);
   if (csum) {
     // The field holds the pseudo-header sum; the sum from csum_start to the end completes it.
     uint64_t start = f.hdr.csum_start + (tag ? kVlanTag : 0);

@@ -501,7 +501,7 @@ std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
 }
 
 std::string Switch::fdb_add(uint64_t key, uint32_t port) {
-  if (!port_by_id(port) && ports_.find(port) == ports_.end()) return "no such port";
+  if (ports_.find(port) == ports_.end()) return "no such port";  // ports_ changes on this thread only
   return fdb_.add_static(key, port) ? "" : "forwarding table is full";
 }
 
