@@ -2,28 +2,17 @@
 
 #include <cstring>
 
+#include "csum.h"
 #include "sg.h"
 
 namespace vs {
 
 namespace {
 
-uint32_t sum16(const uint8_t* p, uint32_t len, uint32_t sum = 0) {
-  for (uint32_t i = 0; i + 1 < len; i += 2) sum += uint32_t(p[i] << 8 | p[i + 1]);
-  if (len & 1) sum += uint32_t(p[len - 1] << 8);
-  return sum;
-}
-
-uint16_t fold(uint64_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
-}
-
 void put16(uint8_t* p, uint16_t v) {
   p[0] = uint8_t(v >> 8);
   p[1] = uint8_t(v);
 }
-uint16_t get16(const uint8_t* p) { return uint16_t(p[0] << 8 | p[1]); }
 uint32_t get32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
 void put32(uint8_t* p, uint32_t v) {
   put16(p, uint16_t(v >> 16));
@@ -42,10 +31,10 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
   if (sg_read(f.bufs, f.nbufs, f.off, h, want) != want) return false;
 
   uint32_t l2 = kEthHdr;
-  uint16_t type = get16(h + 12);
+  uint16_t type = get16be(h + 12);
   if (type == 0x8100) {
     l2 += kVlanTag;
-    type = get16(h + 16);
+    type = get16be(h + 16);
   }
   bool v4 = type == 0x0800;
   if (!(v4 && gso == VIRTIO_NET_HDR_GSO_TCPV4) && !(type == 0x86dd && gso == VIRTIO_NET_HDR_GSO_TCPV6)) return false;
@@ -59,10 +48,10 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
 
   const uint64_t payload = f.len - hlen;
   const uint32_t seq0 = get32(h + tcp + 4);
-  const uint16_t id0 = v4 ? get16(h + l2 + 4) : 0;
+  const uint16_t id0 = v4 ? get16be(h + l2 + 4) : 0;
   const uint8_t flags0 = h[tcp + 13];
   // Pseudo-header addresses: fixed for every segment.
-  uint32_t addr_sum = v4 ? sum16(h + l2 + 12, 8) : sum16(h + l2 + 8, 32);
+  uint64_t addr_sum = v4 ? csum_add(0, h + l2 + 12, 8) : csum_add(0, h + l2 + 8, 32);
 
   Frame seg = f;
   seg.hdr = {};
@@ -74,7 +63,7 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
       put16(h + l2 + 2, uint16_t(l3 + l4 + len));
       put16(h + l2 + 4, uint16_t(id0 + i));
       put16(h + l2 + 10, 0);
-      put16(h + l2 + 10, static_cast<uint16_t>(~fold(sum16(h + l2, l3))));
+      put16(h + l2 + 10, static_cast<uint16_t>(~csum_fold(csum_add(0, h + l2, l3))));
     } else {
       put16(h + l2 + 4, uint16_t(l4 + len));
     }
@@ -101,9 +90,9 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
     }
     if (left) return done > 0;  // the pieces ran out: a bug upstream; stop here
     uint64_t sum = addr_sum + 6 + l4 + len;  // protocol and TCP length of the pseudo-header
-    sum += sum16(h + tcp, l4);
+    sum += csum_add(0, h + tcp, l4);
     sum += sg_csum(st.bufs + 1, n - 1, 0, len);  // l4 is a multiple of 4: the payload starts on an even byte
-    put16(h + tcp + 16, static_cast<uint16_t>(~fold(sum)));
+    put16(h + tcp + 16, static_cast<uint16_t>(~csum_fold(sum)));
     seg.bufs = st.bufs;
     seg.nbufs = n;
     seg.len = hlen + len;

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "csum.h"
 #include "datapath.h"
 #include "frame.h"
 #include "gso.h"
@@ -190,13 +191,6 @@ std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, uint32_t max_fra
   return q;
 }
 
-// Sums 16-bit words into a 32-bit accumulator (one's complement, network order).
-uint32_t csum_add(uint32_t sum, const uint8_t* p, size_t n) {
-  for (; n > 1; p += 2, n -= 2) sum += uint32_t(p[0] << 8 | p[1]);
-  if (n) sum += uint32_t(p[0] << 8);
-  return sum;
-}
-
 }  // namespace
 
 XdpProgram::~XdpProgram() {
@@ -303,7 +297,6 @@ uint64_t xdp_kernel_rx_drops(const NicQueue& q) {
 // --- packet path ---
 
 uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q) {
-  static const uint8_t kNoOffloads[10] = {};
   XdpSocket& x = *q.xsk;
   uint32_t avail = __atomic_load_n(x.rx.producer, __ATOMIC_ACQUIRE) - x.rx.cons;
   uint32_t n = avail < kBurst ? avail : kBurst;
@@ -313,8 +306,14 @@ uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q) {
   for (uint32_t i = 0; i < n; i++) {
     xdp_desc d = rx[(x.rx.cons + i) & x.rx.mask];
     // The kernel writes the ring, but we still keep every access inside the UMEM's receive half.
-    if (d.addr < x.umem_len && d.len <= x.frame_size && d.addr + d.len <= x.umem_len)
-      nic_receive(c, p, q, kNoOffloads, x.umem + d.addr, d.len, false, 0);
+    if (d.addr < x.umem_len && d.len <= x.frame_size && d.addr + d.len <= x.umem_len) {
+      // No offload state crosses AF_XDP, except a checksum a local sender left pending (csum.h), which
+      // is recognised and passed on as NEEDS_CSUM.
+      uint8_t* data = x.umem + d.addr;
+      VirtioNetHdr h{};
+      if (pending_l4_csum(data, d.len, &h.csum_start, &h.csum_offset)) h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      nic_receive(c, p, q, reinterpret_cast<const uint8_t*>(&h), data, d.len, false, 0);
+    }
     // Every frame was copied out by forward(): the chunk goes straight back to the kernel.
     fill[(x.fill.prod + i) & x.fill.mask] = d.addr & ~uint64_t(x.frame_size - 1);
   }
@@ -399,9 +398,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
   if (csum) {
     // The field holds the pseudo-header sum; the sum from csum_start to the end completes it.
     uint64_t start = f.hdr.csum_start + (tag ? kVlanTag : 0);
-    uint32_t s = csum_add(0, out + start, o - start);
-    while (s >> 16) s = (s & 0xffff) + (s >> 16);
-    uint16_t v = static_cast<uint16_t>(~s);
+    uint16_t v = static_cast<uint16_t>(~csum_fold(csum_add(0, out + start, o - start)));
     if (v == 0 && f.hdr.csum_offset == 6) v = 0xffff;  // UDP: zero means "no checksum"
     out[start + f.hdr.csum_offset] = uint8_t(v >> 8);
     out[start + f.hdr.csum_offset + 1] = uint8_t(v);

@@ -47,11 +47,10 @@ export type EndpointParams = Pick<
 export type EndpointFactory = (params: EndpointParams) => EndpointLike;
 
 /**
- * AF_PACKET unless asked otherwise: through AF_XDP a guest's TCP toward a veth stalled in the e2e test (the
- * kernel's checksum-pending frames arrive over XDP without that state, so their TCP checksums are not filled
- * in). `backend: auto` (AF_XDP where the interface allows) and `af_xdp` stay available.
+ * `auto`: AF_XDP where the interface allows it, else AF_PACKET with the reason in the port's info (issue 6).
+ * Checksums a local sender left pending cross AF_XDP as NEEDS_CSUM (native/csum.h).
  */
-export const DEFAULT_NIC_BACKEND = 'af_packet' as const;
+export const DEFAULT_NIC_BACKEND = 'auto' as const;
 
 /** Where a port came from; decides whether it is persisted and whether the API may delete it. */
 export type PortOrigin = 'config' | 'api';
