@@ -96,6 +96,7 @@ export function markdown(r: BenchResults): string {
     lines.push(`| one learned destination, JS sender (control) | ${f.randomControl.mpps.toFixed(3)} | ${c(f.randomControl.cyclesPerPacket)} |`);
     lines.push(`| random destination among all learned, JS sender | ${f.random.mpps.toFixed(3)} | ${c(f.random.cyclesPerPacket)} |`);
   }
+  if (r.nic?.figures.length) lines.push('', ...nicTable(r));
   if (r.errors.length) {
     lines.push('');
     lines.push('Failures in this run:');
@@ -104,6 +105,33 @@ export function markdown(r: BenchResults): string {
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** NIC ports (bench/nic.ts): a row per path, a column pair per direction, per size. */
+function nicTable(r: BenchResults): string[] {
+  const nic = r.nic!;
+  const o = r.options;
+  const out: string[] = [];
+  out.push(`NIC ports: guest ↔ veth through a \`nic\` port, beside the kernel's own bridge between two veths with the same sender ` +
+    `(${nic.sender}; switch on CPU ${o.dutCpu}; bench/nic.ts):`);
+  out.push('');
+  out.push('| Size | Path | wire → guest Mpps | guest → wire Mpps | Gbit/s (wire → guest / guest → wire) | switch cycles/pkt (wire → guest / guest → wire) |');
+  out.push('|---|---|---|---|---|---|');
+  const get = (p: string, d: string, size: string) => nic.figures.find((f) => f.path === p && f.direction === d && f.size === size);
+  for (const size of o.nicSizes) {
+    const k = get('kernel', 'wire-to-wire', size);
+    out.push(`| ${SIZE_LABEL(size)} | kernel bridge, veth → veth | ${fmt(k?.mpps, 3)} (veth → veth) | | ${fmt(k?.gbps, 2)} | |`);
+    for (const p of ['af_xdp', 'af_packet']) {
+      const a = get(p, 'wire-to-guest', size), b = get(p, 'guest-to-wire', size);
+      out.push(`| ${SIZE_LABEL(size)} | vhost-switch, ${p === 'af_xdp' ? 'AF_XDP' : 'AF_PACKET'} | ${fmt(a?.mpps, 3)} | ${fmt(b?.mpps, 3)} | ` +
+        `${fmt(a?.gbps, 2)} / ${fmt(b?.gbps, 2)} | ${fmt(a?.cyclesPerPacket, 0)} / ${fmt(b?.cyclesPerPacket, 0)} |`);
+    }
+  }
+  out.push('');
+  out.push('wire → guest: testpmd sends into the veth; the rate is what our virtio port (the "guest") received. guest → wire: ' +
+    'our virtio port sends as fast as its ring takes frames; the rate is what arrived at the far end of the veth. ' +
+    'The kernel figure is the same sender through a Linux bridge to a second veth: the host kernel forwarding between veths.');
+  return out;
 }
 
 const COLORS: Record<DutName, string> = { 'vhost-switch': '#1f77b4', testpmd: '#7f7f7f', ovs: '#ff7f0e' };

@@ -13,6 +13,7 @@ import { TestpmdDut } from './anchors/testpmd.js';
 import { VhostSwitchDut } from './duts/vhost-switch.js';
 import { runFdbBench, type FdbResult } from './fdb.js';
 import { makeGen } from './generators.js';
+import { frameBytes, runNicBench, type NicResult } from './nic.js';
 import { pinSelf, repoRoot, run, sleep, spread, cpuShare, type Spread } from './lib/util.js';
 import { machine, type Machine } from './lib/versions.js';
 import { writeReports } from './report.js';
@@ -29,6 +30,8 @@ export interface BenchOptions {
   latency: boolean;
   scalePorts: number[];
   fdbMacs: number;
+  /** Frame sizes of the NIC-port figures (bench/nic.ts); empty skips them. */
+  nicSizes: string[];
   genCpu: number;
   dutCpu: number;
   outDir: string;
@@ -81,6 +84,7 @@ export interface BenchResults {
   idle: IdleResult[];
   scale: ScaleResult[];
   fdb?: FdbResult;
+  nic?: NicResult;
   errors: Array<{ what: string; message: string }>;
   elapsedS: number;
   /** Load average when the run ended (the machine's at the start is in machine.loadAvg). */
@@ -99,6 +103,8 @@ const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js aft
   --no-latency          skip the latency runs (our generator, source → sink at 50% of the measured maximum)
   --scale LIST          vhost-switch port counts for the scale runs (default 2,8,32; "none" skips)
   --fdb-macs N          MACs learned for the FDB run (default 1000000; 0 skips)
+  --nic-sizes LIST      frame sizes of the NIC-port figures: guest <-> veth on AF_XDP and AF_PACKET, beside
+                        the kernel bridge between veths (default 64,1518; "none" skips)
   --gen-cpu N           generator CPU (default 0)
   --dut-cpu N           DUT CPU (default 1)
   --out DIR             results directory (default bench/results)
@@ -131,6 +137,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'no-latency': { type: 'boolean' },
       scale: { type: 'string' },
       'fdb-macs': { type: 'string' },
+      'nic-sizes': { type: 'string' },
       'gen-cpu': { type: 'string' },
       'dut-cpu': { type: 'string' },
       out: { type: 'string' },
@@ -147,6 +154,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const generators = list(v.generators, ['testpmd', 'gen']) as GenName[];
   for (const g of generators) if (!['testpmd', 'gen'].includes(g)) throw new Error(`unknown generator "${g}"`);
   const scale = list(v.scale, ['2', '8', '32']);
+  const nicSizes = list(v['nic-sizes'], ['64', '1518']).map((x) => x.toLowerCase());
+  if (!nicSizes.includes('none')) for (const x of nicSizes) frameBytes(x);
   const genCpu = num(v['gen-cpu'], '--gen-cpu', 0);
   const dutCpu = num(v['dut-cpu'], '--dut-cpu', 1);
   if (genCpu === dutCpu) throw new Error('--gen-cpu and --dut-cpu must differ');
@@ -161,6 +170,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     latency: !v['no-latency'],
     scalePorts: scale.includes('none') ? [] : scale.map((s) => Math.round(num(s, '--scale', 2, 2))),
     fdbMacs: Math.round(num(v['fdb-macs'], '--fdb-macs', 1_000_000)),
+    nicSizes: nicSizes.includes('none') ? [] : nicSizes,
     genCpu,
     dutCpu,
     outDir: path.resolve(v.out ?? path.join(repoRoot, 'bench', 'results')),
@@ -387,6 +397,15 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     }
   }
 
+  if (o.nicSizes.length > 0 && o.duts.includes('vhost-switch')) {
+    try {
+      fs.mkdirSync(logsDir, { recursive: true });
+      res.nic = await runNicBench({ samples: o.samples, durationS: o.durationS, warmupS: o.warmupS, sizes: o.nicSizes, genCpu: o.genCpu, dutCpu: o.dutCpu, logDir: logsDir, log });
+    } catch (e) {
+      fail('nic', e);
+    }
+  }
+
   for (const r of res.throughput) {
     r.mpps = spread(r.samples.map((x) => x.mpps));
     r.gbps = spread(r.samples.map((x) => x.gbps));
@@ -422,7 +441,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  log(`sizes ${o.sizes.join(',')} · DUTs ${o.duts.join(',')} · generators ${o.generators.join(',')} · ${o.samples} sample(s) × ${o.durationS} s (+${o.warmupS} s warm-up) · idle ${o.idleS} s · scale ${o.scalePorts.join(',') || 'none'} · FDB ${o.fdbMacs}`);
+  log(`sizes ${o.sizes.join(',')} · DUTs ${o.duts.join(',')} · generators ${o.generators.join(',')} · ${o.samples} sample(s) × ${o.durationS} s (+${o.warmupS} s warm-up) · idle ${o.idleS} s · scale ${o.scalePorts.join(',') || 'none'} · FDB ${o.fdbMacs} · NIC ${o.nicSizes.join(',') || 'none'}`);
   try {
     const res = await runBench(o);
     const files = writeReports(res, o.outDir);

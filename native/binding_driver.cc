@@ -182,11 +182,16 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
   }
   GeneratorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GeneratorWrap>(info) {
     int cpu = -1;
+    uint32_t idle_sleep_us = 0;
     if (info.Length() > 0 && info[0].IsObject()) {
       Napi::Object o = info[0].As<Napi::Object>();
       if (o.Has("cpu") && o.Get("cpu").IsNumber()) cpu = o.Get("cpu").As<Napi::Number>().Int32Value();
+      if (o.Has("idleSleepMicros") && o.Get("idleSleepMicros").IsNumber()) {
+        double v = o.Get("idleSleepMicros").As<Napi::Number>().DoubleValue();
+        idle_sleep_us = v > 0 && v <= 100000 ? static_cast<uint32_t>(v) : 0;
+      }
     }
-    g_ = std::make_unique<Generator>(cpu);
+    g_ = std::make_unique<Generator>(cpu, idle_sleep_us);
   }
   ~GeneratorWrap() override { g_->stop(); }
 

@@ -140,11 +140,13 @@ void Generator::run() {
   }
   const double tpn = tsc_per_ns();
   while (running_.load(std::memory_order_relaxed)) {
+    bool quiet = idle_sleep_us_ > 0;
     for (PortState& p : ports_) {
       const uint8_t* data[kBurstMax];
       uint32_t lens[kBurstMax];
       uint32_t n = p.cfg.driver->rx_burst(0, data, lens, kBurstMax);
       if (n) {
+        quiet = false;
         uint64_t now = __rdtsc(), bytes = 0;
         for (uint32_t i = 0; i < n; i++) {
           bytes += lens[i];
@@ -170,9 +172,10 @@ void Generator::run() {
           if (sent < n) peer.stats->tx_ring_full.add(n - sent);
         }
       }
-      if (p.cfg.role == GenRole::kSource) send_generated(p, __rdtsc());
+      if (p.cfg.role == GenRole::kSource) quiet = false, send_generated(p, __rdtsc());
       p.cfg.driver->reclaim_tx(1);
     }
+    if (quiet) std::this_thread::sleep_for(std::chrono::microseconds(idle_sleep_us_));
   }
 }
 

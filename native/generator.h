@@ -37,7 +37,9 @@ struct GenPortStats {
 
 class Generator {
  public:
-  explicit Generator(int cpu = -1) : cpu_(cpu) {}
+  // idle_sleep_us > 0: after a pass that received and sent nothing, sleep that long instead of spinning, as a
+  // guest's interrupt-driven receive does; lets a sink share a CPU with the sender that feeds the switch.
+  explicit Generator(int cpu = -1, uint32_t idle_sleep_us = 0) : cpu_(cpu), idle_sleep_us_(idle_sleep_us) {}
   ~Generator() { stop(); }
   void add_port(const GenPortConfig& c);
   void start();
@@ -61,6 +63,7 @@ class Generator {
   void run();
   void send_generated(PortState& p, uint64_t now);
   int cpu_;
+  uint32_t idle_sleep_us_;
   std::vector<PortState> ports_;
   std::atomic<bool> running_{false};
   std::thread th_;

@@ -178,6 +178,8 @@ export interface NativeAddon extends NativeAddonFrontend {
   /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
   FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
   Switch: new (opts: SwitchOptions) => NativeSwitch;
+  /** glibc's malloc figures for the whole process (mallinfo2): in use (including mmapped chunks), mmapped, arena. */
+  mallocStats(): { inUseBytes: number; mmappedBytes: number; arenaBytes: number };
 }
 
 const require = createRequire(import.meta.url);
@@ -277,5 +279,6 @@ export interface NativeGenerator {
 
 export interface NativeAddonFrontend {
   Driver: new (opts?: { queueSize?: number; queuePairs?: number; bufSize?: number }) => NativeDriver;
-  Generator: new (opts?: { cpu?: number }) => NativeGenerator;
+  /** idleSleepMicros: sleep after a pass that moved nothing instead of spinning (0..100000; 0 spins). */
+  Generator: new (opts?: { cpu?: number; idleSleepMicros?: number }) => NativeGenerator;
 }

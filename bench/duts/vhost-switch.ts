@@ -71,6 +71,11 @@ export class VhostSwitchDut implements Dut {
     });
   }
 
+  /** Adds a port through the control API (the NIC bench adds a nic port beside the vhost-user ones). */
+  async addPort(spec: Record<string, unknown>): Promise<{ activeBackend?: string; backendNote?: string }> {
+    return this.api.call('POST', '/v1/ports', spec);
+  }
+
   private async threads(): Promise<ThreadStatsJson[]> {
     const s = await this.api.call<{ threads: ThreadStatsJson[] }>('GET', '/v1/stats');
     return s.threads;

@@ -6,6 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
+import { processMemory } from '../procmem.js';
 import { CONTROL_SOCKET_MODE } from '../runDir.js';
 import type { VSwitch } from '../switch.js';
 import { errorResponse, HttpError, MAX_BODY_BYTES, readJson, send } from './http.js';
@@ -80,7 +81,7 @@ export function createApiServer(opts: ApiOptions): http.Server {
       DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
     }),
     route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
-    route('/v1/stats', { GET: () => ok(vs.stats()) }),
+    route('/v1/stats', { GET: () => ok({ ...vs.stats(), process: processMemory() }) }),
     route(
       '/v1/fdb',
       {

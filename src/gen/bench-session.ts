@@ -137,6 +137,8 @@ export interface GenRunOptions {
   firstBurst?: number;
   /** Pin the generator thread to this CPU. */
   cpu?: number;
+  /** Sleep this long after a pass that moved nothing, instead of spinning (a sink sharing a CPU). */
+  idleSleepMicros?: number;
   /** source: stop after this many frames per source port (0 = no limit). */
   count?: number;
 }
@@ -225,7 +227,7 @@ export class GenSession {
     if (this.gen) throw new Error('generator already running');
     this.plan = portPlan(this.ports.length, o);
     if (opts.announce ?? o.role === 'source') this.announceSinks();
-    const g = new (native().Generator)(o.cpu === undefined ? {} : { cpu: o.cpu });
+    const g = new (native().Generator)({ ...(o.cpu === undefined ? {} : { cpu: o.cpu }), ...(o.idleSleepMicros ? { idleSleepMicros: o.idleSleepMicros } : {}) });
     this.ports.forEach((p, i) => g.addPort(p.driver, this.plan[i]!));
     g.start();
     this.gen = g;

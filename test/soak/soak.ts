@@ -13,6 +13,12 @@
 // frontend is still attached and after it left). The daemon is sampled at the end of a cycle, when no churn port
 // is alive, so that fds and mappings are compared in the same phase.
 //
+// Memory is judged three ways. fds exactly, and RSS and mappings within a slack of the baseline. RSS alone cannot
+// tell a leak from garbage V8 has not collected yet (a major GC comes when the old space reaches a limit that
+// grows with it, so RSS creeps for a long while and then drops), so the daemon's live JavaScript heap is measured
+// too: a heap snapshot (SIGUSR2, --heapsnapshot-signal; it runs a full GC first) during the warm-up and at the end,
+// summed. The C++ heap is glibc's malloc in use, from GET /v1/stats, sampled throughout.
+//
 // Used by test/e2e/fault-soak.test.ts (2 minutes) and scripts/soak.sh (30 minutes by default).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +51,8 @@ export interface SoakOptions {
   fdSlack?: number;
   mapsSlack?: number;
   mapsSlackRatio?: number;
+  /** Growth of the live JavaScript heap allowed between baseline and end: this or 20%, whichever is more (2 MiB). */
+  liveHeapSlackKiB?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -55,6 +63,9 @@ export interface Sample {
   rssKiB: number;
   fds: number;
   maps: number;
+  /** From GET /v1/stats `process`: V8's heap in use and glibc malloc in use, to tell a JavaScript leak from a C++ one. */
+  heapKiB?: number;
+  mallocKiB?: number;
 }
 
 export interface RemovedPortDrops {
@@ -66,6 +77,8 @@ export interface RemovedPortDrops {
 export interface SoakResult {
   samples: Sample[];
   baseline?: Sample;
+  /** Live JavaScript heap after a full GC (heap snapshot), at the baseline and at the end. */
+  liveHeapKiB?: { baseline?: number; end?: number };
   cycles: number;
   /** Everything that went wrong; empty when the soak passed. */
   violations: string[];
@@ -103,6 +116,43 @@ export function processFootprint(pid: number): { rssKiB: number; fds: number; ma
   return { rssKiB, fds, maps };
 }
 
+/** The daemon's own view of its memory (GET /v1/stats `process`), in KiB. */
+async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB'>> {
+  const r = await d.api.request('GET', '/v1/stats');
+  const p = (r.body as { process?: { heapUsedBytes?: number; mallocInUseBytes?: number } }).process;
+  const kib = (x: number | undefined) => (x === undefined ? undefined : Math.round(x / 1024));
+  return { heapKiB: kib(p?.heapUsedBytes), mallocKiB: kib(p?.mallocInUseBytes) };
+}
+
+/**
+ * Live JavaScript heap of the daemon in KiB: SIGUSR2 makes it write a heap snapshot (after a full GC) into dir;
+ * the snapshot's node self sizes are summed and the file removed.
+ */
+export async function liveHeapKiB(pid: number, dir: string, timeoutMs = 60_000): Promise<number> {
+  const before = new Set(fs.readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    await sleep(500);
+    const f = fs.readdirSync(dir).find((n) => n.endsWith('.heapsnapshot') && !before.has(n));
+    if (f) {
+      const file = path.join(dir, f);
+      try {
+        const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[] } }; nodes: number[] };
+        const n = j.snapshot.meta.node_fields.length;
+        const at = j.snapshot.meta.node_fields.indexOf('self_size');
+        let sum = 0;
+        for (let i = at; i < j.nodes.length; i += n) sum += j.nodes[i]!;
+        fs.rmSync(file, { force: true });
+        return Math.round(sum / 1024);
+      } catch {
+        /* still being written */
+      }
+    }
+    if (Date.now() > end) throw new Error(`no heap snapshot from pid ${pid} in ${timeoutMs} ms`);
+  }
+}
+
 interface Stats {
   rxPackets: number;
   txPackets: number;
@@ -136,7 +186,7 @@ async function waitState(d: DaemonProcess, name: string, want: (s: string) => bo
  * Judges samples: every sample in the last 25% must be within the bounds of the baseline (the first sample at or
  * after warm-up). Returns the violations.
  */
-export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pick<SoakOptions, 'rssSlackKiB' | 'rssSlackRatio' | 'fdSlack' | 'mapsSlack' | 'mapsSlackRatio'>>): { baseline?: Sample; violations: string[] } {
+export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pick<SoakOptions, 'rssSlackKiB' | 'rssSlackRatio' | 'fdSlack' | 'mapsSlack' | 'mapsSlackRatio'>> & { mallocSlackKiB?: number }): { baseline?: Sample; violations: string[] } {
   const baseline = samples.find((s) => s.tMs >= warmupMs);
   if (!baseline) return { violations: [`no sample after the ${warmupMs} ms warm-up (${samples.length} samples)`] };
   const after = samples.filter((s) => s.tMs > baseline.tMs);
@@ -150,6 +200,10 @@ export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pi
     if (s.rssKiB > rssMax) violations.push(`RSS ${s.rssKiB} KiB at ${s.tMs} ms > ${Math.round(rssMax)} KiB (baseline ${baseline.rssKiB} KiB at ${baseline.tMs} ms)`);
     if (s.fds > fdMax) violations.push(`${s.fds} fds at ${s.tMs} ms > ${fdMax} (baseline ${baseline.fds})`);
     if (s.maps > mapsMax) violations.push(`${s.maps} mappings at ${s.tMs} ms > ${Math.round(mapsMax)} (baseline ${baseline.maps})`);
+    if (baseline.mallocKiB !== undefined && s.mallocKiB !== undefined) {
+      const mallocMax = baseline.mallocKiB + Math.max(o.mallocSlackKiB ?? 2048, baseline.mallocKiB * 0.2);
+      if (s.mallocKiB > mallocMax) violations.push(`malloc in use ${s.mallocKiB} KiB at ${s.tMs} ms > ${Math.round(mallocMax)} KiB (baseline ${baseline.mallocKiB} KiB)`);
+    }
   }
   return { baseline, violations };
 }
@@ -165,6 +219,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     fdSlack: opts.fdSlack ?? 4,
     mapsSlack: opts.mapsSlack ?? 32,
     mapsSlackRatio: opts.mapsSlackRatio ?? 0.1,
+    liveHeapSlackKiB: opts.liveHeapSlackKiB ?? 2048,
   };
   const dir = opts.runDir;
   const violations: string[] = [];
@@ -182,8 +237,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       ],
     }),
   );
-  const d = await DaemonProcess.start(dir, ['--config', config]);
+  const heapDir = path.join(dir, 'heap');
+  fs.mkdirSync(heapDir, { recursive: true });
+  const d = await DaemonProcess.start(dir, ['--config', config], {
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heapDir}`.trim(),
+  });
   const pid = d.child.pid!;
+  const liveHeap: { baseline?: number; end?: number } = {};
   const frontends: VirtioUserPort[] = [];
   let gen: NativeGenerator | undefined;
   let cycles = 0;
@@ -222,14 +282,26 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const now = Date.now();
       if (now - lastSample >= sampleEveryMs && d.alive()) {
         lastSample = now;
-        const s = { tMs: now - t0, cycle: cycles, ...processFootprint(pid) };
+        const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d)) };
         samples.push(s);
-        log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps}`);
+        log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}KiB`);
+        // Halfway through the warm-up: writing a snapshot leaves the daemon's RSS and malloc arenas larger (by
+        // tens of MB), so it must come before the baseline sample of those, not after.
+        if (liveHeap.baseline === undefined && s.tMs >= warmupMs / 2) {
+          liveHeap.baseline = await liveHeapKiB(pid, heapDir);
+          log(`soak: live JavaScript heap (halfway through the warm-up): ${liveHeap.baseline} KiB`);
+        }
       }
       const left = cycleMs - (Date.now() - cycleStart);
       if (left > 0) await sleep(left);
     }
 
+    if (d.alive() && liveHeap.baseline !== undefined) {
+      liveHeap.end = await liveHeapKiB(pid, heapDir);
+      log(`soak: live JavaScript heap at the end: ${liveHeap.end} KiB`);
+      const max = liveHeap.baseline + Math.max(bounds.liveHeapSlackKiB, liveHeap.baseline * 0.2);
+      if (liveHeap.end > max) violations.push(`live JavaScript heap ${liveHeap.end} KiB at the end > ${Math.round(max)} KiB (${liveHeap.baseline} KiB during the warm-up)`);
+    }
     gen.stop();
     await sleep(500);
     const [ga, gb] = gen.stats();
@@ -263,7 +335,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     violations.push(...judged.violations);
     const ports = (await d.api.request('GET', '/v1/ports')).body as { ports: Array<{ name: string }> };
     if (ports.ports.length !== 2) violations.push(`ports left at the end: ${ports.ports.map((p) => p.name).join(', ')}`);
-    return { samples, baseline: judged.baseline, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
+    if (liveHeap.baseline === undefined) violations.push('the live JavaScript heap was not measured (no sample after the warm-up)');
+    return { samples, baseline: judged.baseline, liveHeapKiB: liveHeap, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
   } finally {
     gen?.stop();
     for (const f of frontends) f.close();

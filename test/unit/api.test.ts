@@ -130,10 +130,12 @@ describe('resources', () => {
     expect(typeof s.rxPackets).toBe('number');
     expect(s.drops).toEqual({ noRoute: 1, queueFull: (2n ** 60n).toString() });
     expect(s.state).toBe('listening');
-    const all = await client.call<{ ports: unknown[]; threads: Array<{ cyclesPerPacket: number }> }>('GET', '/v1/stats');
+    const all = await client.call<{ ports: unknown[]; threads: Array<{ cyclesPerPacket: number }>; process: Record<string, number> }>('GET', '/v1/stats');
     expect(all.ports).toHaveLength(1);
     expect(all.threads).toHaveLength(2);
     expect(all.threads[0]!.cyclesPerPacket).toBe(100);
+    // The daemon's own memory: resident set, V8 heap, and glibc malloc (the addon's mallinfo2()).
+    for (const k of ['rssBytes', 'heapUsedBytes', 'externalBytes', 'mallocInUseBytes']) expect(all.process[k], k).toBeGreaterThan(0);
   });
 
   it('FDB: add (persisted), list; flush forgets learned entries only', async () => {
