@@ -131,8 +131,18 @@ async function startSender(size: string, dstMac: string, o: NicBenchOptions): Pr
     if (child.exitCode !== null) throw new Error(`the testpmd sender exited ${child.exitCode} (log: ${logFile})`);
     if (fs.readFileSync(logFile, 'utf8').includes('Press enter to exit')) return child;
   }
-  await stopChild(child);
+  await stopSender(child);
   throw new Error(`the testpmd sender did not start in 10 s (log: ${logFile})`);
+}
+
+/**
+ * SIGKILL: a testpmd without hugepages or devices leaves nothing to tear down, and its own shutdown was seen to
+ * take minutes on a loaded machine (VSB_DEBUG=1 shows the steps and their times).
+ */
+async function stopSender(child: ChildProcess): Promise<void> {
+  debug('stopping the sender');
+  await stopChild(child, 0);
+  debug('sender stopped');
 }
 
 async function kernelWindow(size: string, o: NicBenchOptions): Promise<{ mpps: number; gbps: number }> {
@@ -148,7 +158,7 @@ async function kernelWindow(size: string, o: NicBenchOptions): Promise<{ mpps: n
       await sleep(o.durationS * 1000);
       return rateOf(a, rxOf(KB_B));
     } finally {
-      await stopChild(sender);
+      await stopSender(sender);
     }
   } finally {
     ip('link', 'del', BR);
@@ -178,9 +188,7 @@ async function switchWindows(backend: 'af_xdp' | 'af_packet', sizes: string[], o
         const r = rateBetween(a, b);
         record('wire-to-guest', size, { mpps: r.rxMpps, gbps: r.rxGbps, cyclesPerPacket: w.cyclesPerPacket });
       } finally {
-        debug('stopping the sender');
-        await stopChild(sender);
-        debug('sender stopped');
+        await stopSender(sender);
         gen.stop();
         await sleep(100);
         debug(`drained ${gen.drain()}`);

@@ -77,6 +77,8 @@ export interface RemovedPortDrops {
 export interface SoakResult {
   samples: Sample[];
   baseline?: Sample;
+  /** Where the resident memory grew between the baseline sample and the end: KiB per mapping name, largest first. */
+  rssGrowthByMapping?: Array<[string, number]>;
   /** Live JavaScript heap after a full GC (heap snapshot), at the baseline and at the end. */
   liveHeapKiB?: { baseline?: number; end?: number };
   cycles: number;
@@ -114,6 +116,22 @@ export function processFootprint(pid: number): { rssKiB: number; fds: number; ma
   const fds = fs.readdirSync(`/proc/${pid}/fd`).length;
   const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter(Boolean).length;
   return { rssKiB, fds, maps };
+}
+
+/** Resident KiB per mapping name (a file's path, [heap], [stack], or [anon] for anonymous memory), from smaps. */
+export function residentByMapping(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let name = '[anon]';
+  for (const line of fs.readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      name = head[1] ? head[1]!.trim() : '[anon]';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[name] = (out[name] ?? 0) + Number(rss[1]);
+  }
+  return out;
 }
 
 /** The daemon's own view of its memory (GET /v1/stats `process`), in KiB. */
@@ -244,6 +262,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   });
   const pid = d.child.pid!;
   const liveHeap: { baseline?: number; end?: number } = {};
+  let rssAtBaseline: Record<string, number> | undefined;
+  let rssGrowthByMapping: Array<[string, number]> | undefined;
   const frontends: VirtioUserPort[] = [];
   let gen: NativeGenerator | undefined;
   let cycles = 0;
@@ -287,6 +307,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}KiB`);
         // Halfway through the warm-up: writing a snapshot leaves the daemon's RSS and malloc arenas larger (by
         // tens of MB), so it must come before the baseline sample of those, not after.
+        if (!rssAtBaseline && s.tMs >= warmupMs) rssAtBaseline = residentByMapping(pid);
         if (liveHeap.baseline === undefined && s.tMs >= warmupMs / 2) {
           liveHeap.baseline = await liveHeapKiB(pid, heapDir);
           log(`soak: live JavaScript heap (halfway through the warm-up): ${liveHeap.baseline} KiB`);
@@ -296,6 +317,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       if (left > 0) await sleep(left);
     }
 
+    if (d.alive() && rssAtBaseline) {
+      const now = residentByMapping(pid);
+      const names = new Set([...Object.keys(now), ...Object.keys(rssAtBaseline)]);
+      rssGrowthByMapping = [...names].map((n): [string, number] => [n, (now[n] ?? 0) - (rssAtBaseline![n] ?? 0)]).filter(([, v]) => v !== 0).sort((a, b) => b[1] - a[1]).slice(0, 10);
+      log(`soak: resident growth by mapping since the baseline (KiB): ${rssGrowthByMapping.map(([n, v]) => `${n} ${v}`).join(', ')}`);
+    }
     if (d.alive() && liveHeap.baseline !== undefined) {
       liveHeap.end = await liveHeapKiB(pid, heapDir);
       log(`soak: live JavaScript heap at the end: ${liveHeap.end} KiB`);
@@ -336,7 +363,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const ports = (await d.api.request('GET', '/v1/ports')).body as { ports: Array<{ name: string }> };
     if (ports.ports.length !== 2) violations.push(`ports left at the end: ${ports.ports.map((p) => p.name).join(', ')}`);
     if (liveHeap.baseline === undefined) violations.push('the live JavaScript heap was not measured (no sample after the warm-up)');
-    return { samples, baseline: judged.baseline, liveHeapKiB: liveHeap, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
+    return { samples, baseline: judged.baseline, liveHeapKiB: liveHeap, rssGrowthByMapping, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
   } finally {
     gen?.stop();
     for (const f of frontends) f.close();
