@@ -66,6 +66,9 @@ export interface Sample {
   /** From GET /v1/stats `process`: V8's heap in use and glibc malloc in use, to tell a JavaScript leak from a C++ one. */
   heapKiB?: number;
   mallocKiB?: number;
+  /** V8's committed heap and glibc's held memory (in use + free): with the two above, where RSS goes. */
+  heapTotalKiB?: number;
+  mallocHeldKiB?: number;
 }
 
 export interface RemovedPortDrops {
@@ -135,11 +138,11 @@ export function residentByMapping(pid: number): Record<string, number> {
 }
 
 /** The daemon's own view of its memory (GET /v1/stats `process`), in KiB. */
-async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB'>> {
+async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB' | 'heapTotalKiB' | 'mallocHeldKiB'>> {
   const r = await d.api.request('GET', '/v1/stats');
-  const p = (r.body as { process?: { heapUsedBytes?: number; mallocInUseBytes?: number } }).process;
+  const p = (r.body as { process?: Record<string, number | undefined> }).process;
   const kib = (x: number | undefined) => (x === undefined ? undefined : Math.round(x / 1024));
-  return { heapKiB: kib(p?.heapUsedBytes), mallocKiB: kib(p?.mallocInUseBytes) };
+  return { heapKiB: kib(p?.heapUsedBytes), mallocKiB: kib(p?.mallocInUseBytes), heapTotalKiB: kib(p?.heapTotalBytes), mallocHeldKiB: kib(p?.mallocHeldBytes) };
 }
 
 /**
@@ -304,7 +307,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         lastSample = now;
         const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d)) };
         samples.push(s);
-        log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}KiB`);
+        log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}/${s.heapTotalKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}/${s.mallocHeldKiB ?? '?'}KiB`);
         // Halfway through the warm-up: writing a snapshot leaves the daemon's RSS and malloc arenas larger (by
         // tens of MB), so it must come before the baseline sample of those, not after.
         if (!rssAtBaseline && s.tMs >= warmupMs) rssAtBaseline = residentByMapping(pid);

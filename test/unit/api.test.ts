@@ -135,7 +135,7 @@ describe('resources', () => {
     expect(all.threads).toHaveLength(2);
     expect(all.threads[0]!.cyclesPerPacket).toBe(100);
     // The daemon's own memory: resident set, V8 heap, and glibc malloc (the addon's mallinfo2()).
-    for (const k of ['rssBytes', 'heapUsedBytes', 'externalBytes', 'mallocInUseBytes']) expect(all.process[k], k).toBeGreaterThan(0);
+    for (const k of ['rssBytes', 'heapUsedBytes', 'heapTotalBytes', 'externalBytes', 'mallocInUseBytes', 'mallocHeldBytes']) expect(all.process[k], k).toBeGreaterThan(0);
   });
 
   it('FDB: add (persisted), list; flush forgets learned entries only', async () => {
