@@ -2,7 +2,7 @@
 // daemon while a port is added and removed through the API every 3 s with a virtio-user frontend attaching to it
 // (alternately server and client mode, removed under an attached frontend or after it left). The daemon's RSS, fd
 // count and mapping count stay flat after warm-up, so do its C++ heap (malloc in use) and its live JavaScript heap
-// (heap snapshots at the baseline and the end), the steady ports count no drop and every frame sent toward them
+// (a full GC at the baseline and at the end), the steady ports count no drop and every frame sent toward them
 // arrives, and the churn ports leave no FDB entry behind. See test/soak/soak.ts.
 import { describe, expect, it } from 'vitest';
 import { makeRunDir } from '../support/env.js';

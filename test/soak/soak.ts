@@ -16,8 +16,8 @@
 // Memory is judged three ways. fds exactly, and RSS and mappings within a slack of the baseline. RSS alone cannot
 // tell a leak from garbage V8 has not collected yet (a major GC comes when the old space reaches a limit that
 // grows with it, so RSS creeps for a long while and then drops), so the daemon's live JavaScript heap is measured
-// too: a heap snapshot (SIGUSR2, --heapsnapshot-signal; it runs a full GC first) during the warm-up and at the end,
-// summed. The C++ heap is glibc's malloc in use, from GET /v1/stats, sampled throughout.
+// too: the daemon runs with --expose-gc, and SIGUSR2 makes it collect garbage before its heap is read, at the
+// baseline and at the end. The C++ heap is glibc's malloc in use, from GET /v1/stats, sampled throughout.
 //
 // Used by test/e2e/fault-soak.test.ts (2 minutes) and scripts/soak.sh (30 minutes by default).
 import fs from 'node:fs';
@@ -82,7 +82,7 @@ export interface SoakResult {
   baseline?: Sample;
   /** Where the resident memory grew between the baseline sample and the end: KiB per mapping name, largest first. */
   rssGrowthByMapping?: Array<[string, number]>;
-  /** Live JavaScript heap after a full GC (heap snapshot), at the baseline and at the end. */
+  /** Live JavaScript heap after a full GC, at the baseline and at the end. */
   liveHeapKiB?: { baseline?: number; end?: number };
   cycles: number;
   /** Everything that went wrong; empty when the soak passed. */
@@ -146,32 +146,15 @@ async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 
 }
 
 /**
- * Live JavaScript heap of the daemon in KiB: SIGUSR2 makes it write a heap snapshot (after a full GC) into dir;
- * the snapshot's node self sizes are summed and the file removed.
+ * Live JavaScript heap of the daemon in KiB: SIGUSR2 makes a daemon started with --expose-gc run a full garbage
+ * collection (src/daemon.ts); V8's heap in use right after it, from GET /v1/stats, is what is alive.
  */
-export async function liveHeapKiB(pid: number, dir: string, timeoutMs = 60_000): Promise<number> {
-  const before = new Set(fs.readdirSync(dir));
+export async function liveHeapKiB(pid: number, d: DaemonProcess): Promise<number> {
   process.kill(pid, 'SIGUSR2');
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    await sleep(500);
-    const f = fs.readdirSync(dir).find((n) => n.endsWith('.heapsnapshot') && !before.has(n));
-    if (f) {
-      const file = path.join(dir, f);
-      try {
-        const j = JSON.parse(fs.readFileSync(file, 'utf8')) as { snapshot: { meta: { node_fields: string[] } }; nodes: number[] };
-        const n = j.snapshot.meta.node_fields.length;
-        const at = j.snapshot.meta.node_fields.indexOf('self_size');
-        let sum = 0;
-        for (let i = at; i < j.nodes.length; i += n) sum += j.nodes[i]!;
-        fs.rmSync(file, { force: true });
-        return Math.round(sum / 1024);
-      } catch {
-        /* still being written */
-      }
-    }
-    if (Date.now() > end) throw new Error(`no heap snapshot from pid ${pid} in ${timeoutMs} ms`);
-  }
+  await sleep(500);
+  const mem = await daemonMemory(d);
+  if (mem.heapKiB === undefined) throw new Error('GET /v1/stats has no process.heapUsedBytes');
+  return mem.heapKiB;
 }
 
 interface Stats {
@@ -258,11 +241,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       ],
     }),
   );
-  const heapDir = path.join(dir, 'heap');
-  fs.mkdirSync(heapDir, { recursive: true });
-  const d = await DaemonProcess.start(dir, ['--config', config], {
-    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${heapDir}`.trim(),
-  });
+  const d = await DaemonProcess.start(dir, ['--config', config], { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc`.trim() });
   const pid = d.child.pid!;
   const liveHeap: { baseline?: number; end?: number } = {};
   let rssAtBaseline: Record<string, number> | undefined;
@@ -308,12 +287,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d)) };
         samples.push(s);
         log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}/${s.heapTotalKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}/${s.mallocHeldKiB ?? '?'}KiB`);
-        // Halfway through the warm-up: writing a snapshot leaves the daemon's RSS and malloc arenas larger (by
-        // tens of MB), so it must come before the baseline sample of those, not after.
-        if (!rssAtBaseline && s.tMs >= warmupMs) rssAtBaseline = residentByMapping(pid);
-        if (liveHeap.baseline === undefined && s.tMs >= warmupMs / 2) {
-          liveHeap.baseline = await liveHeapKiB(pid, heapDir);
-          log(`soak: live JavaScript heap (halfway through the warm-up): ${liveHeap.baseline} KiB`);
+        if (liveHeap.baseline === undefined && s.tMs >= warmupMs) {
+          liveHeap.baseline = await liveHeapKiB(pid, d);
+          log(`soak: live JavaScript heap at the baseline: ${liveHeap.baseline} KiB`);
         }
       }
       const left = cycleMs - (Date.now() - cycleStart);
@@ -327,10 +303,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       log(`soak: resident growth by mapping since the baseline (KiB): ${rssGrowthByMapping.map(([n, v]) => `${n} ${v}`).join(', ')}`);
     }
     if (d.alive() && liveHeap.baseline !== undefined) {
-      liveHeap.end = await liveHeapKiB(pid, heapDir);
+      liveHeap.end = await liveHeapKiB(pid, d);
       log(`soak: live JavaScript heap at the end: ${liveHeap.end} KiB`);
       const max = liveHeap.baseline + Math.max(bounds.liveHeapSlackKiB, liveHeap.baseline * 0.2);
-      if (liveHeap.end > max) violations.push(`live JavaScript heap ${liveHeap.end} KiB at the end > ${Math.round(max)} KiB (${liveHeap.baseline} KiB during the warm-up)`);
+      if (liveHeap.end > max) violations.push(`live JavaScript heap ${liveHeap.end} KiB at the end > ${Math.round(max)} KiB (baseline ${liveHeap.baseline} KiB)`);
     }
     gen.stop();
     await sleep(500);
