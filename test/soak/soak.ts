@@ -287,6 +287,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d)) };
         samples.push(s);
         log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}/${s.heapTotalKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}/${s.mallocHeldKiB ?? '?'}KiB`);
+        if (!rssAtBaseline && s.tMs >= warmupMs) rssAtBaseline = residentByMapping(pid);
         if (liveHeap.baseline === undefined && s.tMs >= warmupMs) {
           liveHeap.baseline = await liveHeapKiB(pid, d);
           log(`soak: live JavaScript heap at the baseline: ${liveHeap.baseline} KiB`);
