@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type http from 'node:http';
 import { createApiServer, listenUnix } from './api/server.js';
+import { MemoryTrimmer } from './memtrim.js';
 import { attachHints } from './cli/attach.js';
 import { defaultConfig, loadConfigFile, resolveSettings, type Config, type SettingOverrides } from './config.js';
 import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
@@ -118,6 +119,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   const { addon, endpointFactory } = await dataPlaneHooks(opts, log);
   const store = new StateStore(path.join(stateDir, STATE_FILE_NAME), log);
+  // A substitute data plane (tests) may have no trimMemory: then there is nothing to trim.
+  const trimmer = typeof addon.trimMemory === 'function' ? new MemoryTrimmer({ trim: () => addon.trimMemory(), onError: (err) => log.warn('memory trim failed', { err }) }) : undefined;
   const vswitch = new VSwitch({
     native: addon,
     threads: settings.threads,
@@ -128,6 +131,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     log,
     endpointFactory,
     persist: (s) => store.save(s),
+    onPortRemoved: () => trimmer?.noteRelease(),
   });
   log.info('starting', { runDir, stateDir, config: opts.configFile ?? '(embedded default)', threads: settings.threads, cpus: settings.cpus?.join(',') });
 
@@ -138,7 +142,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw err;
   }
 
-  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log });
+  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log, trimStats: trimmer && (() => trimmer.stats()) });
   try {
     await listenUnix(server, controlSocket);
   } catch (err) {
@@ -156,6 +160,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      trimmer?.close();
       await vswitch.close();
       await store.flush().catch(() => {});
       await fs.rm(controlSocket, { force: true });

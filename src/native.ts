@@ -180,6 +180,8 @@ export interface NativeAddon extends NativeAddonFrontend {
   Switch: new (opts: SwitchOptions) => NativeSwitch;
   /** glibc's malloc figures for the whole process (mallinfo2): in use (including mmapped chunks), mmapped, arena. */
   mallocStats(): { inUseBytes: number; mmappedBytes: number; arenaBytes: number };
+  /** A memory-reducing V8 collection and malloc_trim(0); true when glibc gave memory back. Blocks the main thread. */
+  trimMemory(): boolean;
 }
 
 const require = createRequire(import.meta.url);

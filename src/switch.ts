@@ -104,6 +104,8 @@ export interface VSwitchOptions {
   persist?: (state: PersistedState) => Promise<void>;
   /** Resolves socketOwner/socketGroup names (injectable for tests). */
   lookupId?: (kind: 'user' | 'group', who: string | number) => Promise<number>;
+  /** Called after a port was torn down (its guest memory unmapped, its data-plane state freed). */
+  onPortRemoved?: () => void;
 }
 
 interface Port {
@@ -317,6 +319,7 @@ export class VSwitch {
     }
     // The endpoint removed its own socket file (only if it is still the one it created).
     this.dataPlane.removePort(port.id);
+    this.opts.onPortRemoved?.();
   }
 
   private mustGet(name: string): Port {

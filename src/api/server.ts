@@ -6,6 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../log.js';
+import type { TrimStats } from '../memtrim.js';
 import { processMemory } from '../procmem.js';
 import { CONTROL_SOCKET_MODE } from '../runDir.js';
 import type { VSwitch } from '../switch.js';
@@ -27,6 +28,8 @@ export interface ApiOptions {
   openapiPath?: string;
   maxBodyBytes?: number;
   startedAt?: number;
+  /** The memory trims (src/memtrim.ts) for GET /v1/stats, when the daemon runs them. */
+  trimStats?: () => TrimStats;
 }
 
 interface Request {
@@ -81,7 +84,7 @@ export function createApiServer(opts: ApiOptions): http.Server {
       DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
     }),
     route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
-    route('/v1/stats', { GET: () => ok({ ...vs.stats(), process: processMemory() }) }),
+    route('/v1/stats', { GET: () => ok({ ...vs.stats(), process: { ...processMemory(), ...(opts.trimStats ? { trims: opts.trimStats() } : {}) } }) }),
     route(
       '/v1/fdb',
       {

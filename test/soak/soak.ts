@@ -48,6 +48,8 @@ export interface SoakOptions {
   /** Bounds over the first sample after warm-up; defaults below. */
   rssSlackKiB?: number;
   rssSlackRatio?: number;
+  /** Growth allowed of the mean RSS from the first to the last quarter after the baseline (default 4 MiB). */
+  rssTrendSlackKiB?: number;
   fdSlack?: number;
   mapsSlack?: number;
   mapsSlackRatio?: number;
@@ -84,6 +86,8 @@ export interface SoakResult {
   rssGrowthByMapping?: Array<[string, number]>;
   /** Live JavaScript heap after a full GC, at the baseline and at the end. */
   liveHeapKiB?: { baseline?: number; end?: number };
+  /** The daemon's memory trims after port removals (src/memtrim.ts), from GET /v1/stats at the end. */
+  trims?: { count: number; lastDurationMs?: number; lastRssFreedBytes?: number };
   cycles: number;
   /** Everything that went wrong; empty when the soak passed. */
   violations: string[];
@@ -190,7 +194,7 @@ async function waitState(d: DaemonProcess, name: string, want: (s: string) => bo
  * Judges samples: every sample in the last 25% must be within the bounds of the baseline (the first sample at or
  * after warm-up). Returns the violations.
  */
-export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pick<SoakOptions, 'rssSlackKiB' | 'rssSlackRatio' | 'fdSlack' | 'mapsSlack' | 'mapsSlackRatio'>> & { mallocSlackKiB?: number }): { baseline?: Sample; violations: string[] } {
+export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pick<SoakOptions, 'rssSlackKiB' | 'rssSlackRatio' | 'rssTrendSlackKiB' | 'fdSlack' | 'mapsSlack' | 'mapsSlackRatio'>> & { mallocSlackKiB?: number }): { baseline?: Sample; violations: string[] } {
   const baseline = samples.find((s) => s.tMs >= warmupMs);
   if (!baseline) return { violations: [`no sample after the ${warmupMs} ms warm-up (${samples.length} samples)`] };
   const after = samples.filter((s) => s.tMs > baseline.tMs);
@@ -200,6 +204,13 @@ export function judgeSamples(samples: Sample[], warmupMs: number, o: Required<Pi
   const fdMax = baseline.fds + o.fdSlack;
   const mapsMax = baseline.maps + Math.max(o.mapsSlack, baseline.maps * o.mapsSlackRatio);
   const violations: string[] = [];
+  // Flat, not merely bounded: the mean RSS of the last quarter against the first quarter after the baseline. A
+  // creep of a few hundred KiB a minute (what V8 and glibc did before the memory trim) stays inside the slack
+  // above for half an hour but fails this.
+  const head = after.slice(0, Math.max(1, Math.floor(after.length * 0.25)));
+  const mean = (xs: Sample[]) => xs.reduce((a, x) => a + x.rssKiB, 0) / xs.length;
+  const trend = mean(tail) - mean(head);
+  if (trend > o.rssTrendSlackKiB) violations.push(`RSS rising: mean ${Math.round(mean(tail))} KiB in the last quarter, ${Math.round(mean(head))} KiB in the first quarter after the baseline (slack ${o.rssTrendSlackKiB} KiB)`);
   for (const s of tail) {
     if (s.rssKiB > rssMax) violations.push(`RSS ${s.rssKiB} KiB at ${s.tMs} ms > ${Math.round(rssMax)} KiB (baseline ${baseline.rssKiB} KiB at ${baseline.tMs} ms)`);
     if (s.fds > fdMax) violations.push(`${s.fds} fds at ${s.tMs} ms > ${fdMax} (baseline ${baseline.fds})`);
@@ -218,8 +229,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const sampleEveryMs = opts.sampleEveryMs ?? 5000;
   const warmupMs = opts.warmupMs ?? Math.min(120_000, Math.max(20_000, opts.durationMs * 0.2));
   const bounds = {
-    rssSlackKiB: opts.rssSlackKiB ?? 16 * 1024,
-    rssSlackRatio: opts.rssSlackRatio ?? 0.1,
+    rssSlackKiB: opts.rssSlackKiB ?? 8 * 1024,
+    rssSlackRatio: opts.rssSlackRatio ?? 0.05,
+    rssTrendSlackKiB: opts.rssTrendSlackKiB ?? 4 * 1024,
     fdSlack: opts.fdSlack ?? 4,
     mapsSlack: opts.mapsSlack ?? 32,
     mapsSlackRatio: opts.mapsSlackRatio ?? 0.1,
@@ -338,12 +350,17 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     }
     if (steady.genA.tx === 0 || steady.genB.tx === 0) violations.push('a generator sent nothing');
 
+    // Removed ports must have been followed by memory trims (one per 30 s at most): without them RSS creeps.
+    const trims = ((await d.api.request('GET', '/v1/stats')).body as { process?: { trims?: SoakResult['trims'] } }).process?.trims;
+    log(`soak: memory trims: ${JSON.stringify(trims)}`);
+    if (opts.durationMs >= 60_000 && !(trims && trims.count > 0)) violations.push(`no memory trim ran after ${cycles} port removals: ${JSON.stringify(trims)}`);
+
     const judged = judgeSamples(samples, warmupMs, bounds);
     violations.push(...judged.violations);
     const ports = (await d.api.request('GET', '/v1/ports')).body as { ports: Array<{ name: string }> };
     if (ports.ports.length !== 2) violations.push(`ports left at the end: ${ports.ports.map((p) => p.name).join(', ')}`);
     if (liveHeap.baseline === undefined) violations.push('the live JavaScript heap was not measured (no sample after the warm-up)');
-    return { samples, baseline: judged.baseline, liveHeapKiB: liveHeap, rssGrowthByMapping, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
+    return { samples, baseline: judged.baseline, liveHeapKiB: liveHeap, trims, rssGrowthByMapping, cycles, violations, removedPortDrops, steady, daemonAlive: d.alive() };
   } finally {
     gen?.stop();
     for (const f of frontends) f.close();
