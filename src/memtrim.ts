@@ -2,10 +2,10 @@
 //
 // Why: V8 collects the old generation only when it has grown to a multiple of what is alive (up to 4x on a
 // machine with much memory), and even then keeps the pages it emptied; glibc keeps freed chunks in its arenas.
-// A daemon whose ports come and go therefore grows its RSS for an hour or more before it levels off, although
-// nothing leaks (the soak showed this: docs/notes.md, "Memory under churn"). A trim a few seconds after a port is
+// A daemon whose ports come and go therefore grew its RSS all through a 30-minute soak (~300 KiB a minute),
+// although nothing leaked (docs/notes.md, "Memory under churn"). A trim a few seconds after a port is
 // removed (V8's memory-reducing collection and malloc_trim, native/binding.cc) brings it back to what is alive.
-// It costs about 10 ms of the main thread (the control plane; the data plane's threads run on), and it runs at
+// It costs 10-30 ms of the main thread (the control plane; the data plane's threads run on), and it runs at
 // most once per `minIntervalMs` however fast ports churn. OVS has the same idea as `memory-trim-on-compaction`.
 
 export interface TrimStats {
