@@ -110,6 +110,9 @@ export class Libvirtd {
     for (const [sub] of BIND_MOUNTS) fs.mkdirSync(path.join(dir, sub), { recursive: true, mode: 0o755 });
     fs.writeFileSync(path.join(dir, 'etc', 'qemu.conf'), TEST_QEMU_CONF);
     fs.writeFileSync(path.join(dir, 'etc', 'libvirtd.conf'), TEST_LIBVIRTD_CONF);
+    // /run/libvirt is made by libvirtd or virtlogd on their first start (the package ships no tmpfiles entry),
+    // so a machine where neither has run yet lacks it: make it, as they would. The others come with the package.
+    fs.mkdirSync('/run/libvirt', { recursive: true, mode: 0o755 });
     for (const [, target] of BIND_MOUNTS) {
       if (!fs.existsSync(target)) throw new Error(`${target} does not exist: is libvirt-daemon-system installed?`);
     }
