@@ -2,6 +2,7 @@
 
 #include "frame.h"
 #include "nic.h"
+#include "nic_xdp.h"
 #include "sg.h"
 #include "switch.h"
 
@@ -297,6 +298,7 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
 void flush_rx(PollContext& c) {
   for (Vring* v : c.dirty) v->publish();
   c.dirty.clear();
+  if (!c.xdp_kicks.empty()) xdp_flush(c);
 }
 
 }  // namespace vs

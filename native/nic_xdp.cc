@@ -352,8 +352,9 @@ struct SpinGuard {
 namespace {
 
 // One frame without segmentation offload onto the TX ring.
-// kick: ask the kernel to send now (copy mode sends only when asked, at most 32 frames per call).
-int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
+// The kernel is not asked to send it here: copy mode sends only when asked, and the packet path asks once per
+// burst (note_pending, xdp_flush).
+int send_one(Port& dst, NicQueue& q, const Frame& f) {
   if (f.len > dst.cfg.mtu + kEthHdr) {
     q.tx.drops[kDropMtu].inc();
     return kDropMtu;
@@ -411,7 +412,6 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
     x.tx.prod++;
     __atomic_store_n(x.tx.producer, x.tx.prod, __ATOMIC_RELEASE);
   }
-  if (kick_now) kick(q.fd);
   q.tx.packets.inc();
   q.tx.bytes.add(o);
   return -1;
@@ -419,25 +419,54 @@ int send_one(Port& dst, NicQueue& q, const Frame& f, bool kick_now = true) {
 
 }  // namespace
 
+namespace {
+
+// The kernel sends at most this many frames per sendto() in copy mode (TX_BATCH_SIZE in net/xdp/xsk.c): a
+// thread with this many waiting on a queue kicks it at once rather than at the end of the burst.
+constexpr uint32_t kKickBatch = 32;
+
+// One more frame on q waits for a kick from this thread. The list is short (the NIC queues a burst reached),
+// and its capacity is reserved when the thread starts, so this allocates nothing.
+void note_pending(PollContext& c, NicQueue& q) {
+  for (auto& k : c.xdp_kicks) {
+    if (k.q != &q) continue;
+    if (++k.pending == kKickBatch) {
+      kick(q.fd);
+      k.pending = 0;
+    }
+    return;
+  }
+  c.xdp_kicks.push_back({&q, 1});
+}
+
+}  // namespace
+
 int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   // No virtio-net header crosses AF_XDP: a pending checksum is computed in send_one(), and TCP GSO frames
   // are cut into MSS-sized frames here (gso.cc); other GSO frames are dropped and counted.
-  if ((f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_NONE) return send_one(dst, q, f);
+  if ((f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_NONE) {
+    int r = send_one(dst, q, f);
+    if (r < 0) note_pending(c, q);
+    return r;
+  }
   struct Out {
+    PollContext* c;
     Port* dst;
     NicQueue* q;
-    uint32_t n;
-  } out{&dst, &q, 0};
+  } out{&c, &dst, &q};
   auto emit = [](const Frame& seg, void* p) {
     Out* o = static_cast<Out*>(p);
-    send_one(*o->dst, *o->q, seg, ++o->n % 16 == 0);  // drops counted inside
+    if (send_one(*o->dst, *o->q, seg) < 0) note_pending(*o->c, *o->q);  // drops counted inside
   };
-  if (gso_segment_tcp(f, c.gso, emit, &out)) {
-    if (out.n % 16) kick(q.fd);
-    return -1;
-  }
+  if (gso_segment_tcp(f, c.gso, emit, &out)) return -1;
   q.tx.drops[kDropOffload].inc();
   return kDropOffload;
+}
+
+void xdp_flush(PollContext& c) {
+  for (auto& k : c.xdp_kicks)
+    if (k.pending) kick(k.q->fd);
+  c.xdp_kicks.clear();
 }
 
 }  // namespace vs

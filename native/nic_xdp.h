@@ -67,7 +67,11 @@ uint64_t xdp_kernel_rx_drops(const NicQueue& q);
 
 // The packet path (nic_path.cc hands AF_XDP queues here).
 uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q);
+// Puts the frame on the queue's TX ring; the kernel is asked to send at the end of the burst (xdp_flush), or
+// at once when this thread has a copy-mode batch (32 frames) waiting on the queue.
 int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f);
+// Asks the kernel to send what this thread put on AF_XDP queues since the last flush (datapath.cc, flush_rx).
+void xdp_flush(PollContext& c);
 // nic_path.cc: parses one received frame and forwards it (shared by every NIC backend).
 void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
                  bool offloaded_tag, uint16_t tci);

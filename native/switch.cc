@@ -165,6 +165,7 @@ void Switch::run(Thread* t) {
   c.sw = this;
   c.thread = t->index;
   c.dirty.reserve(64);
+  c.xdp_kicks.reserve(64);
   install_fault_handler();
   for (;;) {
     FaultGuard g;
@@ -182,6 +183,9 @@ void Switch::run(Thread* t) {
 // A guest's memory file shrank under us (SIGBUS, see fault_guard.h): stop every ring of the port that owns
 // the address until its frontend resets it, and forget what this thread had pending for it.
 void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
+  // Frames already on AF_XDP queues go out now: the queues are valid (this thread is not parked), and the list
+  // must be empty before it parks, when ports may be removed.
+  if (!c.xdp_kicks.empty()) xdp_flush(c);
   if (tl_rx_lock) {
     tl_rx_lock->clear(std::memory_order_release);
     tl_rx_lock = nullptr;
