@@ -12,7 +12,6 @@
 namespace vs {
 
 class Switch;
-struct NicQueue;
 
 // The receive-queue lock this thread holds, if any: released if a guest memory fault interrupts it.
 extern thread_local std::atomic_flag* tl_rx_lock;

@@ -417,10 +417,6 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
   return -1;
 }
 
-}  // namespace
-
-namespace {
-
 // The kernel sends at most this many frames per sendto() in copy mode (TX_BATCH_SIZE in net/xdp/xsk.c): a
 // thread with this many waiting on a queue kicks it at once rather than at the end of the burst.
 constexpr uint32_t kKickBatch = 32;
