@@ -23,7 +23,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ethFrame, VirtioUserPort } from '../../src/gen/virtio-user.js';
+import type { TrimStats } from '../../src/memtrim.js';
 import { native, type NativeGenerator } from '../../src/native.js';
+import type { ProcessMemory } from '../../src/procmem.js';
 import { DaemonProcess } from '../integration/support/daemon.js';
 import { sleep } from '../support/env.js';
 
@@ -87,7 +89,7 @@ export interface SoakResult {
   /** Live JavaScript heap after a full GC, at the baseline and at the end. */
   liveHeapKiB?: { baseline?: number; end?: number };
   /** The daemon's memory trims after port removals (src/memtrim.ts), from GET /v1/stats at the end. */
-  trims?: { count: number; lastDurationMs?: number; lastRssFreedBytes?: number };
+  trims?: TrimStats;
   cycles: number;
   /** Everything that went wrong; empty when the soak passed. */
   violations: string[];
@@ -141,10 +143,15 @@ export function residentByMapping(pid: number): Record<string, number> {
   return out;
 }
 
-/** The daemon's own view of its memory (GET /v1/stats `process`), in KiB. */
-async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB' | 'heapTotalKiB' | 'mallocHeldKiB'>> {
+/** GET /v1/stats `process`: the daemon's own view of its memory, and its memory trims. */
+async function daemonProcess(d: DaemonProcess): Promise<(Partial<ProcessMemory> & { trims?: TrimStats }) | undefined> {
   const r = await d.api.request('GET', '/v1/stats');
-  const p = (r.body as { process?: Record<string, number | undefined> }).process;
+  return (r.body as { process?: Partial<ProcessMemory> & { trims?: TrimStats } }).process;
+}
+
+/** The daemon's memory (GET /v1/stats `process`), in KiB. */
+async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB' | 'heapTotalKiB' | 'mallocHeldKiB'>> {
+  const p = await daemonProcess(d);
   const kib = (x: number | undefined) => (x === undefined ? undefined : Math.round(x / 1024));
   return { heapKiB: kib(p?.heapUsedBytes), mallocKiB: kib(p?.mallocInUseBytes), heapTotalKiB: kib(p?.heapTotalBytes), mallocHeldKiB: kib(p?.mallocHeldBytes) };
 }
@@ -351,7 +358,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     if (steady.genA.tx === 0 || steady.genB.tx === 0) violations.push('a generator sent nothing');
 
     // Removed ports must have been followed by memory trims (one per 30 s at most): without them RSS creeps.
-    const trims = ((await d.api.request('GET', '/v1/stats')).body as { process?: { trims?: SoakResult['trims'] } }).process?.trims;
+    const trims = (await daemonProcess(d))?.trims;
     log(`soak: memory trims: ${JSON.stringify(trims)}`);
     if (opts.durationMs >= 60_000 && !(trims && trims.count > 0)) violations.push(`no memory trim ran after ${cycles} port removals: ${JSON.stringify(trims)}`);
 
