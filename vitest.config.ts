@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// .ci/run sets VS_VITEST_JSON to also get a JSON report for its summary line.
-const json = process.env.VS_VITEST_JSON;
+// .ci/run sets VS_VITEST_SUMMARY: test/support/summary-reporter.ts writes CI's closing line there.
+const summary = process.env.VS_VITEST_SUMMARY;
 
 // Two projects:
 //  - unit: everything under test/ except test/e2e, short timeouts.
@@ -15,7 +15,7 @@ const json = process.env.VS_VITEST_JSON;
 // when the file ends, whatever happened.
 export default defineConfig({
   test: {
-    reporters: json ? [process.env.CI ? 'verbose' : 'default', ['json', { outputFile: json }]] : [process.env.CI ? 'verbose' : 'default'],
+    reporters: [process.env.CI ? 'verbose' : 'default', ...(summary ? ['./test/support/summary-reporter.ts'] : [])],
     teardownTimeout: 60_000,
     projects: [
       {
