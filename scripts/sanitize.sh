@@ -4,7 +4,10 @@
 #                                           fuzz_corpus_test.cc: the fuzz corpora + 50,000 fixed-seed mutations
 #   2. scripts/fuzz.sh SECONDS             each libFuzzer target (clang, ASan+UBSan) for SECONDS
 #
-#   scripts/sanitize.sh [SECONDS]          SECONDS per fuzz target, default 60 (CI); 0 skips step 2
+#   scripts/sanitize.sh [SECONDS]          SECONDS per fuzz target, default 60; 0 skips step 2
+#
+# CI runs it through test/dataplane/hostile-sanitizers.test.ts with 20 s per target (VS_SANITIZE_FUZZ_SECONDS), and
+# scripts/native-test.sh plain (-O2) beside it.
 #
 # Exits 0 when everything passed, 1 on any finding or failed test, 2 when a tool is missing (g++, clang++ or the
 # libFuzzer runtime: Debian packages g++, clang, libclang-rt-14-dev). Logs: build/native-test/, .cache/fuzz/.

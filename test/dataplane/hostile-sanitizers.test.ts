@@ -1,5 +1,6 @@
-// The native core under AddressSanitizer + UndefinedBehaviorSanitizer and a short coverage-guided fuzz of the
-// descriptor-chain parser and memory-table mapping: scripts/sanitize.sh, whose exit code is the verdict.
+// The native tests as the addon is built (-O2), then the native core under AddressSanitizer +
+// UndefinedBehaviorSanitizer and a short coverage-guided fuzz of the descriptor-chain parser and memory-table
+// mapping: scripts/native-test.sh and scripts/sanitize.sh, whose exit codes are the verdicts.
 // Needs g++, clang++ and the libFuzzer runtime (Debian: g++ clang libclang-rt-14-dev); without them this FAILS,
 // it does not skip. Fuzz time per target: VS_SANITIZE_FUZZ_SECONDS (default 20; scripts/fuzz.sh runs longer).
 // Takes about 2-4 minutes on two shared cores, most of it compiling with sanitizers.
@@ -28,6 +29,12 @@ describe('sanitizers and fuzzing (scripts/sanitize.sh)', () => {
       expect(r.status, `${tool} --version`).toBe(0);
     }
   });
+
+  it('native tests pass in the optimised build (-O2, as the addon is built)', async () => {
+    const r = await run('bash', ['scripts/native-test.sh']);
+    const first = r.out.match(/(invariant failed[^\n]*|FAIL [^\n]*)/)?.[0] ?? '';
+    expect(r.code, `scripts/native-test.sh exited ${r.code ?? r.signal}\n${first}\n${r.out.slice(-2000)}`).toBe(0);
+  }, 10 * 60_000);
 
   it(`native tests pass under ASan+UBSan and ${fuzzSeconds}s of fuzzing per target finds nothing`, async () => {
     const r = await run('bash', ['scripts/sanitize.sh', fuzzSeconds]);
