@@ -4,7 +4,7 @@
 # RSS, fd count and mapping count are sampled and must stay flat; the only drops allowed are on removed ports.
 #
 # Usage: scripts/soak.sh [DURATION] [--cycle 3s] [--sample 10s]
-#   DURATION: seconds, or with a unit: 90s, 30m, 2h (default 30m). CI runs a 2-minute version as
+#   DURATION: seconds, or with a unit: 90s, 30m, 2h (default 30m). CI runs a 3-minute version as
 #   test/e2e/fault-soak.test.ts.
 # Exit status: 0 passed, 1 a violation (listed in the JSON summary), 2 the soak could not run.
 # The log and the samples are kept under .cache/logs/soak-*.

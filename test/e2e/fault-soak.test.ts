@@ -1,4 +1,4 @@
-// Issue 8, soak (the CI version: 2 minutes; scripts/soak.sh runs 30): steady generator traffic through the real
+// Soak (the CI version: 3 minutes, the second half judged; scripts/soak.sh runs 30): steady generator traffic through the real
 // daemon while a port is added and removed through the API every 3 s with a virtio-user frontend attaching to it
 // (alternately server and client mode, removed under an attached frontend or after it left). The daemon's RSS, fd
 // count and mapping count stay flat after warm-up, so do its C++ heap (malloc in use) and its live JavaScript heap
@@ -9,7 +9,7 @@ import { makeRunDir } from '../support/env.js';
 import { nativeSwitchAvailable, requireBuild } from '../integration/support/daemon.js';
 import { runSoak } from '../soak/soak.js';
 
-const SECONDS = Number(process.env.VS_SOAK_SECONDS ?? 120);
+const SECONDS = Number(process.env.VS_SOAK_SECONDS ?? 180);
 
 describe('soak: ports added and removed under traffic', () => {
   it(`${SECONDS} s: memory, fds and mappings flat; no drops but on removed ports`, async () => {
