@@ -329,7 +329,7 @@ export class VSwitch {
     return this.serial(async () => {
       const port = this.mustGet(name);
       if (port.origin === 'config' && !opts.force) {
-        throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; remove it there and restart`);
+        throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; remove it there and reload (SIGHUP)`);
       }
       await this.teardown(name);
       this.opts.log.info('port removed', { port: name });
