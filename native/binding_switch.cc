@@ -87,6 +87,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("threadStats", &SwitchWrap::ThreadStats),
                            InstanceMethod("fdbList", &SwitchWrap::FdbList),
                            InstanceMethod("fdbAdd", &SwitchWrap::FdbAdd),
+                           InstanceMethod("fdbRemove", &SwitchWrap::FdbRemove),
                            InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
                            InstanceMethod("close", &SwitchWrap::Close),
                        });
@@ -352,6 +353,17 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
     check(env, sw(env).fdb_add(Fdb::key(m, static_cast<uint16_t>(vlan)), to_u32(info[2], "port")));
     return env.Undefined();
+  }
+
+  // Returns whether the entry was there.
+  Napi::Value FdbRemove(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[0].IsString() || !parse_mac(info[0].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    uint32_t vlan = to_u32(info[1], "vlan");
+    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
+    return Napi::Boolean::New(env, sw(env).fdb().remove(Fdb::key(m, static_cast<uint16_t>(vlan))));
   }
 
   Napi::Value FdbFlush(const Napi::CallbackInfo& info) {

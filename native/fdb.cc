@@ -90,6 +90,18 @@ bool Fdb::add_static(uint64_t k, uint32_t port) {
   return true;
 }
 
+bool Fdb::remove(uint64_t k) {
+  lock();
+  Slot* s = find_locked(k);
+  if (s) {
+    s->key.store(kTombstone, std::memory_order_release);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    bump();
+  }
+  unlock();
+  return s != nullptr;
+}
+
 void Fdb::flush(uint32_t port, bool include_static) {
   lock();
   for (uint64_t i = 0; i <= mask_; i++) {

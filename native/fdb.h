@@ -37,6 +37,8 @@ class Fdb {
   // once a second without the lock.
   void learn(uint64_t k, uint32_t port, uint32_t now);
   bool add_static(uint64_t k, uint32_t port);
+  // Removes k (static or learned); false when it was not there.
+  bool remove(uint64_t k);
   void flush(uint32_t port = kNoPort, bool include_static = false);
   // Removes dynamic entries not seen for aging seconds; returns how many.
   size_t age(uint32_t now, uint32_t aging);

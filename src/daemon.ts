@@ -7,12 +7,14 @@ import type http from 'node:http';
 import { createApiServer, listenUnix } from './api/server.js';
 import { MemoryTrimmer } from './memtrim.js';
 import { attachHints } from './cli/attach.js';
-import { defaultConfig, loadConfigFile, resolveSettings, type Config, type SettingOverrides } from './config.js';
+import { defaultConfig, loadConfigFile, resolveSettings, type Config, type ResolvedSwitchSettings, type SettingOverrides } from './config.js';
 import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
 import { native, type NativeAddon } from './native.js';
 import { claimSocketPath, controlSocketPath, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
+import { changedFields } from './reconcile.js';
+import { restoreState } from './restore.js';
 import { StateStore } from './state.js';
-import { VSwitch, type EndpointFactory } from './switch.js';
+import { VSwitch, type ConfigChange, type EndpointFactory } from './switch.js';
 
 export const FEATURES = [
   'vhost-user-server',
@@ -47,6 +49,11 @@ export interface Daemon {
   log: Logger;
   /** Gives memory back to the system now (the addon's trimMemory), without counting it as a scheduled trim. */
   releaseMemory(): void;
+  /**
+   * Reads the config file again and applies what changed in it (SIGHUP); resolves with what was done, or undefined
+   * when nothing was (no config file, or it does not validate: then the running state is kept). Never rejects.
+   */
+  reload(): Promise<ConfigChange | undefined>;
   close(): Promise<void>;
 }
 
@@ -111,7 +118,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat });
   const cfg: Config = opts.configFile ? await loadConfigFile(opts.configFile) : defaultConfig();
   const baseDir = opts.configFile ? path.dirname(path.resolve(opts.configFile)) : process.cwd();
-  const settings = resolveSettings(cfg, opts, { runDir: resolveRunDir() }, baseDir);
+  const resolve = (c: Config) => resolveSettings(c, opts, { runDir: resolveRunDir() }, baseDir);
+  const settings = resolve(cfg);
   const { runDir, stateDir } = settings;
   await prepareRunDir(runDir);
   await fs.mkdir(stateDir, { recursive: true, mode: 0o755 });
@@ -138,7 +146,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   log.info('starting', { runDir, stateDir, config: opts.configFile ?? '(embedded default)', threads: settings.threads, cpus: settings.cpus?.join(',') });
 
   try {
-    await applyConfigAndState(vswitch, cfg, store, log);
+    await applyConfig(vswitch, cfg);
+    await restoreState(vswitch, store, new Set(cfg.ports.map((p) => p.name)), log);
   } catch (err) {
     await vswitch.close();
     throw err;
@@ -153,6 +162,14 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   }
   log.info('control socket ready', { socket: controlSocket, ports: vswitch.listPorts().length });
   (opts.out ?? ((t: string) => process.stdout.write(t)))(attachHints(vswitch.listPorts()));
+
+  // One reload at a time, in the order the signals came.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = () => {
+    const next = reloading.then(() => reloadConfig({ configFile: opts.configFile, settings, resolve, vswitch, store, log }));
+    reloading = next;
+    return next;
+  };
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -171,14 +188,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const releaseMemory = () => {
     if (typeof addon.trimMemory === 'function') addon.trimMemory();
   };
-  return { vswitch, server, runDir, controlSocket, stateFile: store.file, log, releaseMemory, close };
+  return { vswitch, server, runDir, controlSocket, stateFile: store.file, log, reload, releaseMemory, close };
 }
 
-/**
- * Config ports are declared: they are applied first, and failing to apply one is fatal. Stored (API) ports come
- * next; a stored port whose name a config port now uses is dropped (config wins) and the drop is logged.
- */
-async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateStore, log: Logger): Promise<void> {
+/** Config ports are declared: they are applied first, and failing to apply one is fatal (at start). */
+async function applyConfig(vswitch: VSwitch, cfg: Config): Promise<void> {
   for (const [i, p] of cfg.ports.entries()) {
     try {
       await vswitch.addPort(p, 'config');
@@ -193,44 +207,88 @@ async function applyConfigAndState(vswitch: VSwitch, cfg: Config, store: StateSt
       throw new Error(`config fdb[${i}]: ${(err as Error).message}`);
     }
   }
-  const stored = await store.load();
-  const configNames = new Set(cfg.ports.map((p) => p.name));
-  const droppedPorts = new Set<string>();
-  for (const p of stored.ports) {
-    if (configNames.has(p.name)) {
-      log.warn('stored port has the name of a config port: the config wins, the stored port is dropped', { port: p.name, storedSocket: p.socket });
-      droppedPorts.add(p.name);
-      continue;
-    }
-    try {
-      await vswitch.addPort(p, 'api', { persist: false });
-      log.info('port restored', { port: p.name });
-    } catch (err) {
-      log.error('stored port could not be restored and is dropped', { port: p.name, err: err as Error });
-      droppedPorts.add(p.name);
-    }
-  }
-  let dropped = droppedPorts.size;
-  for (const e of stored.fdb) {
-    // Entries of a dropped port go with it, even when a config port now has that name: they were never its.
-    if (droppedPorts.has(e.port)) {
-      log.warn('stored fdb entry of a dropped port is dropped', { port: e.port, mac: e.mac, vlan: e.vlan });
-      dropped++;
-      continue;
-    }
-    try {
-      await vswitch.fdbAdd(e, 'api', { persist: false });
-    } catch (err) {
-      log.warn('stored fdb entry could not be restored and is dropped', { port: e.port, mac: e.mac, vlan: e.vlan, err: err as Error });
-      dropped++;
-    }
-  }
-  if (dropped > 0) await vswitch.save();
 }
 
-/** `vhost-switch run`: start, then close cleanly on SIGINT/SIGTERM. Resolves with the exit code. */
+interface ReloadContext {
+  configFile?: string;
+  /** The settings the daemon started with; they stay until the next start. */
+  settings: ResolvedSwitchSettings;
+  resolve: (cfg: Config) => ResolvedSwitchSettings;
+  vswitch: VSwitch;
+  store: StateStore;
+  log: Logger;
+}
+
+async function reloadConfig({ configFile, settings, resolve, vswitch, store, log }: ReloadContext): Promise<ConfigChange | undefined> {
+  if (!configFile) {
+    log.warn('no config file to reload: the daemon runs the embedded default config (start it with --config FILE)');
+    return undefined;
+  }
+  let cfg: Config;
+  let next: ResolvedSwitchSettings;
+  try {
+    cfg = await loadConfigFile(configFile);
+    next = resolve(cfg);
+  } catch (err) {
+    log.error('config reload refused; the running config is kept', { config: configFile, reason: (err as Error).message });
+    return undefined;
+  }
+  // Poll threads, CPUs, directories and aging are fixed when the data plane starts.
+  const fixed = changedFields(settings, next);
+  if (fixed.length) log.warn('switch settings changed in the config; they apply at the next start', { fields: fixed.join(',') });
+  let change: ConfigChange;
+  try {
+    change = await vswitch.applyConfig(cfg.ports, cfg.fdb);
+  } catch (err) {
+    log.error('config reload failed', { config: configFile, err: err as Error });
+    return undefined;
+  }
+  try {
+    const { ports, fdb } = change.dropped;
+    if (ports.length || fdb.length) {
+      const movedTo = await store.setAside([
+        ...ports.map((p) => ({ entry: `port ${p.name}`, reason: 'a config port now has this name (the config wins)', value: p })),
+        ...fdb.map((e) => ({ entry: `fdb ${e.mac} vlan ${e.vlan}`, reason: `its port "${e.port}" was dropped`, value: e })),
+      ]);
+      log.warn('API entries set aside', { count: ports.length + fdb.length, movedTo });
+    }
+    if (change.apiChanged) await vswitch.save();
+  } catch (err) {
+    log.error('could not save state after the reload', { err: err as Error });
+  }
+  const names = (l: string[]) => l.join(',') || undefined;
+  log.info('config reloaded', {
+    config: configFile, added: names(change.added), removed: names(change.removed), changed: names(change.replaced),
+    unchanged: change.unchanged.length, fdbAdded: change.fdbAdded, fdbRemoved: change.fdbRemoved, failed: change.failed.length,
+  });
+  return change;
+}
+
+/**
+ * `vhost-switch run`: start; SIGHUP reloads the config file, SIGINT/SIGTERM close cleanly. Resolves with the exit
+ * code.
+ */
 export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
-  const daemon = await startDaemon(opts);
+  // Caught from the first instant: Node's default for SIGHUP is to die on the spot, sockets left behind. One that
+  // arrives while the daemon starts is acted on once it is up (the file may have changed after it was read).
+  let daemon: Daemon | undefined;
+  let hupWhileStarting = false;
+  let stopping = false;
+  const onHup = () => {
+    if (!daemon) return void (hupWhileStarting = true);
+    daemon.log.info('signal received', { signal: 'SIGHUP' });
+    if (stopping) return daemon.log.info('not reloading: shutting down');
+    void daemon.reload();
+  };
+  process.on('SIGHUP', onHup);
+  try {
+    daemon = await startDaemon(opts);
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    throw err;
+  }
+  if (hupWhileStarting) onHup();
+  const running = daemon;
   return new Promise((resolve) => {
     let firstAt = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -238,15 +296,16 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
       // every process): only a repeat after a pause means "stop now, skip the cleanup".
       if (firstAt !== 0) {
         if (Date.now() - firstAt < 2000) return;
-        daemon.log.warn('second signal: exiting without cleanup', { signal: sig });
+        running.log.warn('second signal: exiting without cleanup', { signal: sig });
         process.exit(130);
       }
       firstAt = Date.now();
-      daemon.log.info('signal received', { signal: sig });
-      daemon.close().then(
+      stopping = true;
+      running.log.info('signal received', { signal: sig });
+      running.close().then(
         () => resolve(0),
         (err: Error) => {
-          daemon.log.error('shutdown failed', { err });
+          running.log.error('shutdown failed', { err });
           resolve(1);
         },
       );

@@ -152,6 +152,8 @@ export interface NativeSwitch {
   threadStats(): ThreadStats[];
   fdbList(): FdbEntry[];
   fdbAdd(mac: string, vlan: number, portId: number): void;
+  /** Removes the entry for mac+vlan (static or learned); false when there was none. */
+  fdbRemove(mac: string, vlan: number): boolean;
   fdbFlush(portId?: number): void;
   close(): void;
 }

@@ -9,16 +9,37 @@ import type { Logger } from './log.js';
 
 export const STATE_VERSION = 1;
 
+/** The envelope; each entry is validated on its own (see StateStore.load), so one bad entry costs only itself. */
 export const stateSchema = z.strictObject({
   version: z.literal(STATE_VERSION),
-  ports: z.array(portSpecSchema),
-  fdb: z.array(fdbSpecSchema),
+  ports: z.array(z.unknown()),
+  fdb: z.array(z.unknown()),
 });
 
 export interface PersistedState {
   version: typeof STATE_VERSION;
   ports: PortSpec[];
   fdb: FdbSpec[];
+}
+
+/** A stored entry the daemon does not use: where it was in state.json, why, and the entry as it was stored. */
+export interface SetAside {
+  entry: string;
+  reason: string;
+  value: unknown;
+}
+
+/** A valid stored entry, with its place in the file for the log lines about it. */
+export interface Stored<T> {
+  entry: string;
+  spec: T;
+}
+
+export interface LoadedState {
+  ports: Stored<PortSpec>[];
+  fdb: Stored<FdbSpec>[];
+  /** Entries that did not validate. */
+  invalid: SetAside[];
 }
 
 export function emptyState(): PersistedState {
@@ -67,31 +88,56 @@ export class StateStore {
   ) {}
 
   /**
-   * The stored state; empty when there is none. A file that is not valid is moved aside (state.json.bad-TIME) and
-   * logged rather than fatal: the config-file ports must still come up, and the operator keeps the bad file.
+   * The stored entries, each validated on its own; nothing when there is no file. An entry that does not validate
+   * is logged and returned in `invalid` (the caller sets it aside with the others it cannot restore); only a file
+   * whose envelope is unusable (not JSON, another version) is moved aside whole (state.json.bad-TIME). Neither is
+   * fatal: the config-file ports must still come up, and the operator keeps what was refused.
    */
-  async load(): Promise<PersistedState> {
+  async load(): Promise<LoadedState> {
+    const loaded: LoadedState = { ports: [], fdb: [], invalid: [] };
     let text: string;
     try {
       text = await fs.readFile(this.file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return loaded;
       throw new Error(`state ${this.file}: ${(err as Error).message}`);
     }
     let reason: string;
     try {
       const r = stateSchema.safeParse(JSON.parse(text));
-      if (r.success) return r.data;
-      reason = issuesOf(r.error)
-        .map((i) => `${i.field || '(root)'}: ${i.reason}`)
-        .join('; ');
+      if (r.success) {
+        const take = <T>(kind: 'ports' | 'fdb', schema: z.ZodType<T>, out: Stored<T>[]) =>
+          r.data[kind].forEach((value, i) => {
+            const entry = `${kind}[${i}]`;
+            const p = schema.safeParse(kind === 'ports' ? withoutEmptySocket(value) : value);
+            if (p.success) return out.push({ entry, spec: p.data });
+            const why = describeIssues(p.error);
+            this.log.error('stored entry is invalid and is set aside', { entry, reason: why });
+            loaded.invalid.push({ entry, reason: why, value });
+          });
+        take('ports', portSpecSchema, loaded.ports);
+        take('fdb', fdbSpecSchema, loaded.fdb);
+        return loaded;
+      }
+      reason = describeIssues(r.error);
     } catch (err) {
       reason = `not valid JSON: ${(err as Error).message}`;
     }
-    const aside = `${this.file}.bad-${new Date().toISOString().replace(/[:.]/g, '')}`;
+    const aside = await asidePath(this.file);
     await fs.rename(this.file, aside);
     this.log.error('stored state is invalid; starting without it', { file: this.file, movedTo: aside, reason });
-    return emptyState();
+    return loaded;
+  }
+
+  /**
+   * Writes the entries the daemon is not going to use to state.json.bad-TIME (0600, like state.json) and returns
+   * its path. Called before state.json is rewritten without them, so a crash in between leaves them in both
+   * files rather than in neither.
+   */
+  async setAside(rejected: SetAside[]): Promise<string> {
+    const aside = await asidePath(this.file);
+    await writeFileAtomic(aside, JSON.stringify({ from: this.file, time: new Date().toISOString(), rejected }, null, 2) + '\n');
+    return aside;
   }
 
   save(state: PersistedState): Promise<void> {
@@ -106,4 +152,35 @@ export class StateStore {
   flush(): Promise<void> {
     return this.queue;
   }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return issuesOf(error)
+    .map((i) => `${i.field || '(root)'}: ${i.reason}`)
+    .join('; ');
+}
+
+/** state.json.bad-TIME, with -N appended if that name is taken (two set-asides within a millisecond). */
+async function asidePath(file: string): Promise<string> {
+  const base = `${file}.bad-${new Date().toISOString().replace(/[:.]/g, '')}`;
+  for (let n = 0; ; n++) {
+    const candidate = n === 0 ? base : `${base}-${n}`;
+    try {
+      await fs.lstat(candidate);
+    } catch {
+      return candidate;
+    }
+  }
+}
+
+/**
+ * Earlier versions stored nic and tap ports with `socket: ""`, which the schema refuses ("must not be empty"): such
+ * an entry is read as having no socket, so those ports come back instead of being set aside.
+ */
+function withoutEmptySocket(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const v = value as Record<string, unknown>;
+  if (v.socket !== '' || (v.type !== 'nic' && v.type !== 'tap')) return value;
+  const { socket: _empty, ...rest } = v;
+  return rest;
 }

@@ -18,6 +18,7 @@ import type { Logger } from './log.js';
 import type { FdbEntry, NativeAddon, NativeSwitch, PortStats, ThreadStats } from './native.js';
 import type { EndpointOptions } from './vhost/endpoint.js';
 import { socketIsAlive } from './runDir.js';
+import { changedFields, planFdb, planPorts } from './reconcile.js';
 import type { PersistedState } from './state.js';
 import { STATE_VERSION } from './state.js';
 
@@ -108,8 +109,35 @@ export interface VSwitchOptions {
   onPortRemoved?: () => void;
 }
 
+/**
+ * A port's spec as it runs and is stored: a vhost-user port's socket as an absolute path, a host port without one.
+ * Config ports are compared in this form on reload, so "vm1.sock" and "RUN_DIR/vm1.sock" are the same port.
+ */
+export function normalizePortSpec(spec: PortSpec, runDir: string): PortSpec {
+  if (spec.type === 'vhost-user') return { ...spec, socket: resolveSocketPath(runDir, spec.name, spec.socket) };
+  const { socket: _none, ...host } = spec;
+  return host;
+}
+
+/** What a config reload did, port by port. */
+export interface ConfigChange {
+  added: string[];
+  removed: string[];
+  /** Changed in the file: taken down and brought up with the new spec. */
+  replaced: string[];
+  unchanged: string[];
+  /** Ports and entries of the file that could not be applied, and why (a changed port keeps its previous spec). */
+  failed: Array<{ what: string; reason: string }>;
+  fdbAdded: number;
+  fdbRemoved: number;
+  /** API ports a new config port took the name of (the config wins), with their API FDB entries. */
+  dropped: { ports: PortSpec[]; fdb: FdbSpec[] };
+  /** The API ports or entries changed: state.json must be written. */
+  apiChanged: boolean;
+}
+
 interface Port {
-  spec: PortSpec & { socket: string };
+  spec: PortSpec;
   id: number;
   origin: PortOrigin;
   endpoint: EndpointLike;
@@ -119,6 +147,8 @@ export class VSwitch {
   readonly dataPlane: NativeSwitch;
   private readonly ports = new Map<string, Port>();
   private apiFdb: FdbSpec[] = [];
+  /** The config file's static entries as installed (entries of a port that is down are not). */
+  private configFdb: FdbSpec[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly allowedDirs: string[];
@@ -146,66 +176,68 @@ export class VSwitch {
 
   /** Validates `input` (an untrusted object) and brings the port up. Nothing changes if it throws. */
   addPort(input: unknown, origin: PortOrigin = 'api', opts: { persist?: boolean } = {}): Promise<PortInfo> {
-    return this.serial(async () => {
-      if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
-      const parsed = parseWith(portSpecSchema, input);
-      if (parsed.type !== 'vhost-user') return this.addHostPort(parsed, origin, opts);
-      const spec = { ...parsed, socket: resolveSocketPath(this.opts.runDir, parsed.name, parsed.socket) };
-      await this.checkNewPort(spec);
-      const uid = spec.socketOwner === undefined ? undefined : await this.lookup('user', spec.socketOwner, 'socketOwner');
-      const gid = spec.socketGroup === undefined ? undefined : await this.lookup('group', spec.socketGroup, 'socketGroup');
-      // A server socket's directory is created if missing (inside an allowed directory, checked above), and
-      // removed again if the port does not come up: a refused request leaves nothing behind.
-      const madeDir = spec.mode === 'server' ? await fs.mkdir(path.dirname(spec.socket), { recursive: true, mode: 0o755 }) : undefined;
-      const undoDir = () => (madeDir ? fs.rm(madeDir, { recursive: true, force: true }) : Promise.resolve());
+    return this.serial(() => this.addPortNow(input, origin, opts));
+  }
 
-      let id: number;
+  private async addPortNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<PortInfo> {
+    if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
+    const parsed = normalizePortSpec(parseWith(portSpecSchema, input), this.opts.runDir);
+    if (parsed.type !== 'vhost-user') return this.addHostPort(parsed, origin, opts);
+    const spec = parsed as PortSpec & { socket: string };
+    await this.checkNewPort(spec);
+    const uid = spec.socketOwner === undefined ? undefined : await this.lookup('user', spec.socketOwner, 'socketOwner');
+    const gid = spec.socketGroup === undefined ? undefined : await this.lookup('group', spec.socketGroup, 'socketGroup');
+    // A server socket's directory is created if missing (inside an allowed directory, checked above), and
+    // removed again if the port does not come up: a refused request leaves nothing behind.
+    const madeDir = spec.mode === 'server' ? await fs.mkdir(path.dirname(spec.socket), { recursive: true, mode: 0o755 }) : undefined;
+    const undoDir = () => (madeDir ? fs.rm(madeDir, { recursive: true, force: true }) : Promise.resolve());
+
+    let id: number;
+    try {
+      id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu });
+    } catch (err) {
+      await undoDir();
+      throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
+    }
+    const log = this.opts.log.child({ port: spec.name });
+    let endpoint: EndpointLike | undefined;
+    try {
+      endpoint = this.opts.endpointFactory({
+        addon: this.opts.native,
+        dataPlane: this.dataPlane,
+        portId: id,
+        name: spec.name,
+        mode: spec.mode,
+        socketPath: spec.socket,
+        queuePairs: spec.queues,
+        mtu: spec.mtu,
+        offloads: spec.offloads,
+        socketMode: spec.mode === 'server' ? spec.socketMode : undefined,
+        socketUid: uid,
+        socketGid: gid,
+        log: (level, msg, fields) => log[level](msg, fields),
+      });
+      endpoint.on('state', (state, previous) => log.info('port state', { state, previous }));
+      await endpoint.start();
+      if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
+    } catch (err) {
+      await Promise.resolve(endpoint?.close()).catch(() => {});
+      this.dataPlane.removePort(id);
+      await undoDir();
+      throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
+    }
+    this.ports.set(spec.name, { spec, id, origin, endpoint });
+    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, vlan: spec.vlan, mtu: spec.mtu });
+    if (origin === 'api' && opts.persist !== false) {
       try {
-        id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu });
+        await this.save();
       } catch (err) {
+        await this.teardown(spec.name);
         await undoDir();
-        throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
+        throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
       }
-      const log = this.opts.log.child({ port: spec.name });
-      let endpoint: EndpointLike | undefined;
-      try {
-        endpoint = this.opts.endpointFactory({
-          addon: this.opts.native,
-          dataPlane: this.dataPlane,
-          portId: id,
-          name: spec.name,
-          mode: spec.mode,
-          socketPath: spec.socket,
-          queuePairs: spec.queues,
-          mtu: spec.mtu,
-          offloads: spec.offloads,
-          socketMode: spec.mode === 'server' ? spec.socketMode : undefined,
-          socketUid: uid,
-          socketGid: gid,
-          log: (level, msg, fields) => log[level](msg, fields),
-        });
-        endpoint.on('state', (state, previous) => log.info('port state', { state, previous }));
-        await endpoint.start();
-        if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
-      } catch (err) {
-        await Promise.resolve(endpoint?.close()).catch(() => {});
-        this.dataPlane.removePort(id);
-        await undoDir();
-        throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
-      }
-      this.ports.set(spec.name, { spec, id, origin, endpoint });
-      log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, vlan: spec.vlan, mtu: spec.mtu });
-      if (origin === 'api' && opts.persist !== false) {
-        try {
-          await this.save();
-        } catch (err) {
-          await this.teardown(spec.name);
-          await undoDir();
-          throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
-        }
-      }
-      return this.info(this.ports.get(spec.name)!);
-    });
+    }
+    return this.info(this.ports.get(spec.name)!);
   }
 
   // A port on a host interface (nic: AF_PACKET; tap: a device we create): no socket, no frontend; it is
@@ -226,7 +258,7 @@ export class VSwitch {
     }
     const endpoint: EndpointLike = { state: 'ready', start() {}, close() {}, on: () => endpoint };
     if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
-    this.ports.set(spec.name, { spec: { ...spec, socket: '' }, id, origin, endpoint });
+    this.ports.set(spec.name, { spec, id, origin, endpoint });
     const { backend, xdpMode, backendNote } = this.dataPlane.portStats(id);
     const plog = this.opts.log.child({ port: spec.name });
     // backend auto that could not have AF_XDP says why (the port works, over AF_PACKET).
@@ -297,7 +329,7 @@ export class VSwitch {
     return this.serial(async () => {
       const port = this.mustGet(name);
       if (port.origin === 'config' && !opts.force) {
-        throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; remove it there and restart`);
+        throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; remove it there and reload (SIGHUP)`);
       }
       await this.teardown(name);
       this.opts.log.info('port removed', { port: name });
@@ -312,6 +344,8 @@ export class VSwitch {
     const port = this.ports.get(name);
     if (!port) return;
     this.ports.delete(name);
+    // Its static entries went with it in the data plane (API entries stay listed: the port may come back, see applyConfig).
+    this.configFdb = this.configFdb.filter((e) => e.port !== name);
     try {
       await port.endpoint.close();
     } catch (err) {
@@ -329,7 +363,7 @@ export class VSwitch {
   }
 
   private info(p: Port): PortInfo {
-    const info: PortInfo = { ...p.spec, id: p.id, origin: p.origin, state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
+    const info: PortInfo = { ...p.spec, socket: p.spec.socket ?? '', id: p.id, origin: p.origin, state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
     if (p.spec.type === 'nic' || p.spec.type === 'tap') {
       const { backend, xdpMode, backendNote } = this.dataPlane.portStats(p.id);
       if (backend) info.activeBackend = backend;
@@ -369,22 +403,26 @@ export class VSwitch {
 
   /** Adds a static entry. API entries are persisted; an entry for the same MAC+VLAN replaces the old one. */
   fdbAdd(input: unknown, origin: PortOrigin = 'api', opts: { persist?: boolean } = {}): Promise<FdbSpec> {
-    return this.serial(async () => {
-      const entry = parseWith(fdbSpecSchema, input);
-      const port = this.ports.get(entry.port);
-      if (!port) throw new SwitchError(422, 'port', `no port named "${entry.port}"`);
-      try {
-        this.dataPlane.fdbAdd(entry.mac, entry.vlan, port.id);
-      } catch (err) {
-        throw new SwitchError(422, undefined, `data plane refused the entry: ${(err as Error).message}`);
-      }
-      this.opts.log.info('fdb entry added', { port: entry.port, mac: entry.mac, vlan: entry.vlan, origin });
-      if (origin === 'api') {
-        this.apiFdb = [...this.apiFdb.filter((e) => !(e.mac === entry.mac && e.vlan === entry.vlan)), entry];
-        if (opts.persist !== false) await this.saveOrReport('fdb entry added');
-      }
-      return entry;
-    });
+    return this.serial(() => this.fdbAddNow(input, origin, opts));
+  }
+
+  private async fdbAddNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<FdbSpec> {
+    const entry = parseWith(fdbSpecSchema, input);
+    const port = this.ports.get(entry.port);
+    if (!port) throw new SwitchError(422, 'port', `no port named "${entry.port}"`);
+    try {
+      this.dataPlane.fdbAdd(entry.mac, entry.vlan, port.id);
+    } catch (err) {
+      throw new SwitchError(422, undefined, `data plane refused the entry: ${(err as Error).message}`);
+    }
+    this.opts.log.info('fdb entry added', { port: entry.port, mac: entry.mac, vlan: entry.vlan, origin });
+    const others = (list: FdbSpec[]) => list.filter((e) => !(e.mac === entry.mac && e.vlan === entry.vlan));
+    if (origin === 'config') this.configFdb = [...others(this.configFdb), entry];
+    if (origin === 'api') {
+      this.apiFdb = [...others(this.apiFdb), entry];
+      if (opts.persist !== false) await this.saveOrReport('fdb entry added');
+    }
+    return entry;
   }
 
   /**
@@ -397,6 +435,98 @@ export class VSwitch {
       if (portName !== undefined && !port) throw new SwitchError(404, 'port', `no port named "${portName}"`);
       this.dataPlane.fdbFlush(port?.id);
       this.opts.log.info('fdb flushed', { port: portName });
+    });
+  }
+
+  /**
+   * Makes the config ports and static entries what the config file now declares (a reload). Unchanged ports are not
+   * touched, so their guests stay connected; removed ones go down, changed ones go down and come up with the new
+   * spec, new ones come up. A new config port wins over an API port of the same name, as at start. Something that
+   * cannot be applied is logged and listed in `failed` (a changed port then keeps its previous spec) and the rest
+   * still is: the file has already been validated as a whole.
+   */
+  applyConfig(ports: readonly PortSpec[], fdb: readonly FdbSpec[]): Promise<ConfigChange> {
+    return this.serial(async () => {
+      if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
+      const log = this.opts.log;
+      const wanted = ports.map((p) => normalizePortSpec(p, this.opts.runDir));
+      const running = [...this.ports.values()].filter((p) => p.origin === 'config').map((p) => p.spec);
+      const plan = planPorts(running, wanted);
+      const change: ConfigChange = {
+        added: [], removed: [], replaced: [], unchanged: plan.keep.map((p) => p.name), failed: [],
+        fdbAdded: 0, fdbRemoved: 0, dropped: { ports: [], fdb: [] }, apiChanged: false,
+      };
+      const dropApiFdb = (name: string) => {
+        const gone = this.apiFdb.filter((e) => e.port === name);
+        this.apiFdb = this.apiFdb.filter((e) => e.port !== name);
+        if (gone.length) change.apiChanged = true;
+        return gone;
+      };
+      for (const to of plan.add) {
+        const api = this.ports.get(to.name);
+        if (api?.origin !== 'api') continue;
+        log.warn('API port has the name of a new config port: the config wins, the API port is dropped', { port: to.name, apiSocket: api.spec.socket });
+        change.dropped.ports.push(api.spec);
+        change.dropped.fdb.push(...dropApiFdb(to.name));
+        change.apiChanged = true;
+        await this.teardown(to.name);
+      }
+      // Everything that goes down goes first, so that names, sockets and interfaces are free for what comes up.
+      for (const p of plan.remove) {
+        await this.teardown(p.name);
+        for (const e of dropApiFdb(p.name)) log.warn('fdb entry of a port removed from the config is dropped', { port: p.name, mac: e.mac, vlan: e.vlan });
+        log.info('port removed', { port: p.name, reason: 'no longer in the config' });
+        change.removed.push(p.name);
+      }
+      for (const { from, to } of plan.replace) {
+        log.info('config port changed: bringing it up again', { port: to.name, fields: changedFields(from, to).join(',') });
+        await this.teardown(from.name);
+      }
+      const bringUp = async (spec: PortSpec, what: string): Promise<boolean> => {
+        try {
+          await this.addPortNow(spec, 'config');
+          return true;
+        } catch (err) {
+          log.error(`${what} could not be brought up`, { port: spec.name, err: err as Error });
+          change.failed.push({ what: `port ${spec.name}`, reason: (err as Error).message });
+          return false;
+        }
+      };
+      for (const { from, to } of plan.replace) {
+        if (await bringUp(to, 'changed config port')) change.replaced.push(to.name);
+        else if (await bringUp(from, 'previous spec of the config port')) log.warn('config port kept its previous spec', { port: to.name });
+      }
+      for (const to of plan.add) if (await bringUp(to, 'new config port')) change.added.push(to.name);
+
+      // Entries of ports that went down went with them: they are no longer in configFdb, so the plan brings them back.
+      const fdbPlan = planFdb(this.configFdb, fdb);
+      const removedKeys = new Set(fdbPlan.remove.map((e) => `${e.mac}/${e.vlan}`));
+      for (const e of fdbPlan.remove) {
+        this.dataPlane.fdbRemove(e.mac, e.vlan);
+        log.info('fdb entry removed', { port: e.port, mac: e.mac, vlan: e.vlan, reason: 'no longer in the config' });
+        change.fdbRemoved++;
+      }
+      this.configFdb = this.configFdb.filter((e) => !removedKeys.has(`${e.mac}/${e.vlan}`));
+      for (const e of fdbPlan.add) {
+        try {
+          await this.fdbAddNow(e, 'config');
+          change.fdbAdded++;
+        } catch (err) {
+          log.error('config fdb entry could not be installed', { port: e.port, mac: e.mac, vlan: e.vlan, err: err as Error });
+          change.failed.push({ what: `fdb ${e.mac} vlan ${e.vlan}`, reason: (err as Error).message });
+        }
+      }
+      // Static entries that a port going down took along, or that a removed config entry had replaced: put back.
+      const installed = new Set(this.dataPlane.fdbList().filter((x) => x.static).map((x) => `${x.mac}/${x.vlan}`));
+      const reinstall = (mac: string, vlan: number, port: string) => {
+        const p = this.ports.get(port);
+        if (!p || installed.has(`${mac}/${vlan}`)) return;
+        this.dataPlane.fdbAdd(mac, vlan, p.id);
+        installed.add(`${mac}/${vlan}`);
+      };
+      for (const e of this.apiFdb) reinstall(e.mac, e.vlan, e.port);
+      for (const p of this.ports.values()) if (p.spec.mac && removedKeys.has(`${p.spec.mac}/${p.spec.vlan}`)) reinstall(p.spec.mac, p.spec.vlan, p.spec.name);
+      return change;
     });
   }
 

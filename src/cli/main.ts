@@ -17,6 +17,7 @@ usage: vhost-switch COMMAND [options]
 
 daemon:
   run [--config FILE] [--run-dir DIR] [--state-dir DIR] [--threads N] [--cpus LIST] [--log-level L] [--log-format logfmt|json]
+                              SIGHUP reloads the config file; SIGINT/SIGTERM stop and remove the sockets
 
 client (talk to the daemon over RUN_DIR/control.sock; pick another with --control PATH or --run-dir DIR):
   port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N] [--mac MAC]

@@ -131,6 +131,10 @@ export class FakeNativeSwitch implements NativeSwitch {
   fdbAdd(mac: string, vlan: number, portId: number): void {
     this.record('fdbAdd', [mac, vlan, portId]);
   }
+  fdbRemove(mac: string, vlan: number): boolean {
+    this.record('fdbRemove', [mac, vlan]);
+    return true;
+  }
   fdbFlush(portId?: number): void {
     this.record('fdbFlush', [portId]);
   }

@@ -146,7 +146,7 @@ describe('errors: message and exit status', T, () => {
     [['port', 'add', 'x', '--socket', 'vhu0.sock'], 1, /socket: \S+vhu0.sock is already used by port "vhu0" \(HTTP 409\)/],
     [['port', 'add', 'x', '--socket-group', 'no-such-group-x'], 1, /socketGroup: no group named "no-such-group-x"/],
     [['port', 'add', 'bad/name'], 1, /name: must be 1-64 characters/],
-    [['port', 'del', 'vhu0'], 1, /name: port "vhu0" is declared in the config file; remove it there and restart \(HTTP 409\)/],
+    [['port', 'del', 'vhu0'], 1, /name: port "vhu0" is declared in the config file; remove it there and reload \(SIGHUP\) \(HTTP 409\)/],
     [['port', 'del', 'nope'], 1, /name: no port named "nope" \(HTTP 404\)/],
     [['port', 'show', 'nope'], 1, /no port named "nope" \(HTTP 404\)/],
     [['fdb', 'add', '52:54:00:00:00:01', '--port', 'nope'], 1, /port: no port named "nope" \(HTTP 422\)/],

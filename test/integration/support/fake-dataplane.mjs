@@ -87,6 +87,9 @@ export class FakeSwitch {
     if (!MAC_RE.test(mac)) throw new Error(`bad mac ${mac}`);
     this.fdb.set(`${mac}/${vlan}`, { mac, vlan, portId, static: true, ageSeconds: 0 });
   }
+  fdbRemove(mac, vlan) {
+    return this.fdb.delete(`${mac}/${vlan}`);
+  }
   /** Learned entries only, like the native flush. */
   fdbFlush(portId) {
     for (const [k, e] of this.fdb) if (!e.static && (portId === undefined || e.portId === portId)) this.fdb.delete(k);
