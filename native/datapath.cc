@@ -222,7 +222,7 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
     return;
   }
   // Before learning: a frame that claims another port's addresses must not move that port's FDB entry.
-  if (const PortSecurity* ps = src.cfg.security.get(); ps && !port_security_allows(*ps, f)) {
+  if (const PortSecurity* ps = src.cfg.security.get(); ps && !port_security_check(*ps, f, c.sec)) {
     in.drops[kDropSpoofed].inc();
     return;
   }

@@ -29,8 +29,17 @@ struct PortSecurity {
   bool checks_ips() const { return !v4.empty() || !v6.empty(); }
 };
 
-// True when f, which came in on a port with these rules, may enter the switch. Reads only f.eth and, for the
-// L3 headers, the bounds-checked pieces of f; never allocates.
-bool port_security_allows(const PortSecurity& s, const Frame& f);
+// One poll thread's scratch for the frame under check: its first bytes as they were checked, and the pieces
+// that deliver those bytes from here rather than from guest memory, which the guest may rewrite meanwhile.
+struct SecurityScratch {
+  static constexpr uint32_t kHead = 256;  // what a check may read; a frame that needs more is dropped
+  uint8_t head[kHead];
+  Buf bufs[kMaxChainBufs + 1];
+};
+
+// True when f, which came in on a port with these rules, may enter the switch. Then f's first bytes (its
+// Ethernet header from f.eth, and the L3 headers that were checked) come from scratch, the rest from f's
+// pieces as before. Never allocates.
+bool port_security_check(const PortSecurity& s, Frame& f, SecurityScratch& scratch);
 
 }  // namespace vs
