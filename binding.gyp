@@ -11,6 +11,7 @@
         "native/vring.cc",
         "native/fdb.cc",
         "native/datapath.cc",
+        "native/port_security.cc",
         "native/gso.cc",
         "native/nic.cc",
         "native/nic_path.cc",

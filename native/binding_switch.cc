@@ -62,6 +62,37 @@ bool parse_mac(const std::string& s, uint8_t* m) {
   return true;
 }
 
+// o.security: {macs: string[] (the port's own first), ips: string[]}; absent: port security off.
+std::shared_ptr<const PortSecurity> security_of(Napi::Env env, const Napi::Object& o) {
+  if (!o.Has("security") || o.Get("security").IsUndefined() || o.Get("security").IsNull()) return nullptr;
+  if (!o.Get("security").IsObject()) throw Napi::TypeError::New(env, "security must be an object");
+  Napi::Object so = o.Get("security").As<Napi::Object>();
+  auto strings = [&](const char* field) {
+    Napi::Value v = so.Get(field);
+    if (v.IsUndefined()) return std::vector<std::string>{};
+    if (!v.IsArray()) throw Napi::TypeError::New(env, std::string("security.") + field + " must be an array");
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      if (!a.Get(i).IsString()) throw Napi::TypeError::New(env, std::string("security.") + field + " must hold strings");
+      out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+    }
+    return out;
+  };
+  auto s = std::make_shared<PortSecurity>();
+  for (const std::string& m : strings("macs")) {
+    uint8_t b[6];
+    if (!parse_mac(m, b) || (b[0] & 1)) throw Napi::TypeError::New(env, "security.macs: not a unicast MAC: " + m);
+    s->add_mac(b);
+  }
+  if (s->macs.empty()) throw Napi::RangeError::New(env, "security.macs must name the port's MAC");
+  for (const std::string& ip : strings("ips")) {
+    std::string err = s->add_ip(ip);
+    if (!err.empty()) throw Napi::TypeError::New(env, "security.ips: " + err);
+  }
+  return s;
+}
+
 }  // namespace
 
 class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
@@ -144,10 +175,11 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.vlan = static_cast<uint16_t>(vlan);
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
+    c.security = security_of(env, o);
     return Napi::Number::New(env, sw(env).add_port(c));
   }
 
-  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu, backend: 'auto' | 'af_xdp' | 'af_packet'}
+  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu, backend: 'auto' | 'af_xdp' | 'af_packet', security}
   Napi::Value AddNicPort(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].As<Napi::Object>();
@@ -165,6 +197,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
     c.mtu = mtu;
     c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    c.security = security_of(env, o);
     // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
     std::string backend = o.Has("backend") && !o.Get("backend").IsUndefined()
                               ? o.Get("backend").As<Napi::String>().Utf8Value()

@@ -30,12 +30,14 @@ enum DropReason : int {
   kDropBadHeader,        // virtio-net header fields out of range (csum_start/offset beyond the frame)
   kDropHairpin,          // destination is the source port
   kDropPortDown,         // destination has no enabled receive queue
+  kDropSpoofed,          // port security: a source MAC, IP, ARP sender or ND target not the port's own
   kDropReasonCount
 };
 
 inline const char* const kDropReasonNames[kDropReasonCount] = {
     "noRxBuffer", "rxBufferTooSmall", "badDescriptor", "ringBroken", "runt",   "mtu",
-    "vlanFilter", "offload",          "badHeader",     "hairpin",    "portDown"};
+    "vlanFilter", "offload",          "badHeader",     "hairpin",    "portDown",
+    "spoofed"};
 
 struct VringCounters {
   Counter packets;

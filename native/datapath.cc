@@ -3,6 +3,7 @@
 #include "frame.h"
 #include "nic.h"
 #include "nic_xdp.h"
+#include "port_security.h"
 #include "sg.h"
 #include "switch.h"
 
@@ -218,6 +219,11 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
   const uint16_t ethertype = uint16_t(f.eth[12] << 8 | f.eth[13]);
   if (!src.cfg.trunk && src.cfg.vlan && (ethertype == 0x8100 || ethertype == 0x88a8)) {
     in.drops[kDropVlanFilter].inc();  // an access port carries untagged frames only
+    return;
+  }
+  // Before learning: a frame that claims another port's addresses must not move that port's FDB entry.
+  if (const PortSecurity* ps = src.cfg.security.get(); ps && !port_security_check(*ps, f, c.sec)) {
+    in.drops[kDropSpoofed].inc();
     return;
   }
   const uint8_t* dmac = f.eth;

@@ -7,6 +7,7 @@
 
 #include "gso.h"
 #include "port.h"
+#include "port_security.h"
 #include "vring.h"
 
 namespace vs {
@@ -36,6 +37,7 @@ struct PollContext {
   Buf src[kMaxChainBufs];
   Buf dst[kMaxChainBufs];
   GsoState gso;  // software segmentation scratch
+  SecurityScratch sec;  // port security: the checked head of the current frame
 };
 
 // Returns the number of frames taken from txq.

@@ -9,6 +9,7 @@
 
 #include "guest_memory.h"
 #include "nic.h"
+#include "port_security.h"
 #include "vring.h"
 
 namespace vs {
@@ -21,6 +22,7 @@ struct PortConfig {
   uint16_t queue_pairs = 1;
   uint32_t mtu = 1500;
   bool trunk = false;       // NIC ports: carry every VLAN, tagged on the wire (vlan is then ignored)
+  std::shared_ptr<const PortSecurity> security;  // null: port security off
 };
 
 struct Port {

@@ -2,6 +2,7 @@
 // port described in a config file, POSTed to /v1/ports or restored from state.json is checked by the same rules
 // and a bad field gets the same message everywhere: "ports[1].mtu: must be at most 9710".
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -10,6 +11,8 @@ export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export const MAX_QUEUE_PAIRS = 64;
 export const MIN_MTU = 68;
 export const MAX_MTU = 9710;
+/** Entries in each of a port's allowedMacs and allowedIps (checked one by one for each frame the port sends). */
+export const MAX_ALLOWED_ADDRESSES = 64;
 /** sun_path is 108 bytes including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -37,6 +40,28 @@ export const macSchema = z
   .transform((s) => s.toLowerCase())
   .refine((s) => (parseInt(s.slice(0, 2), 16) & 1) === 0, { error: 'must be a unicast address (first octet even)' })
   .refine((s) => s !== '00:00:00:00:00:00', { error: 'must not be all zeros' });
+
+/** An IPv4 or IPv6 address, or a CIDR prefix ("169.254.0.0/16", "fe80::/64"), normalised to lower case. */
+export const ipPrefixSchema = z
+  .string({ error: expected('a string') })
+  .transform((s) => s.trim().toLowerCase())
+  .refine(
+    (s) => {
+      const [addr, len, ...rest] = s.split('/');
+      const v = net.isIPv4(addr) ? 4 : net.isIPv6(addr) && !addr.includes('%') ? 6 : 0;
+      if (v === 0 || rest.length) return false;
+      return len === undefined || (/^\d{1,3}$/.test(len) && Number(len) <= (v === 4 ? 32 : 128));
+    },
+    { error: 'must be an IPv4 or IPv6 address or prefix like 169.254.1.2, 169.254.0.0/16 or fe80::/64' },
+  );
+
+/** The IPv6 link-local address a MAC gives by EUI-64 (RFC 4291 appendix A), as Neutron allows it for a port's MAC. */
+export function eui64LinkLocal(mac: string): string {
+  const b = mac.split(':').map((h) => parseInt(h, 16));
+  const g = [(b[0] ^ 2) << 8 | b[1], b[2] << 8 | 0xff, 0xfe << 8 | b[3], b[4] << 8 | b[5]];
+  // The URL parser writes IPv6 hosts in their canonical (RFC 5952) form.
+  return new URL(`http://[fe80::${g.map((x) => x.toString(16)).join(':')}]`).hostname.slice(1, -1);
+}
 
 export const vlanSchema = int('VLAN id, 0 = untagged', 0, 4094);
 
@@ -87,6 +112,22 @@ export const portSpecSchema = z.strictObject({
   vlan: vlanSchema.default(0),
   /** The guest's MAC: installed as a static FDB entry for this port and used by `vif` output. */
   mac: macSchema.optional(),
+  /**
+   * Port security (Neutron's port_security_enabled): frames whose source MAC is neither `mac` nor in allowedMacs
+   * are dropped (`spoofed`), and with allowedIps also frames that claim another address (IPv4/IPv6 source, ARP
+   * sender, ND target).
+   */
+  portSecurity: z.boolean({ error: expected('true or false') }).default(false),
+  /** Source MACs the port may use besides `mac` (Neutron's allowed_address_pairs). */
+  allowedMacs: z
+    .array(macSchema, { error: expected('an array of MAC addresses') })
+    .max(MAX_ALLOWED_ADDRESSES, { error: `must have at most ${MAX_ALLOWED_ADDRESSES} entries` })
+    .default([]),
+  /** Addresses and prefixes the port may send from; empty: only the source MAC is checked. */
+  allowedIps: z
+    .array(ipPrefixSchema, { error: expected('an array of IP addresses or prefixes') })
+    .max(MAX_ALLOWED_ADDRESSES, { error: `must have at most ${MAX_ALLOWED_ADDRESSES} entries` })
+    .default([]),
   /** Offer checksum/TSO offloads to the guest. */
   offloads: z.boolean({ error: expected('true or false') }).default(false),
   socketMode: socketModeSchema.default(0o660),
@@ -100,6 +141,11 @@ export const portSpecSchema = z.strictObject({
   if (!host && p.trunk) ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'is only for nic and tap ports (vhost-user ports are access ports)' });
   if (p.backend !== undefined && p.type !== 'nic') ctx.addIssue({ code: 'custom', path: ['backend'], message: 'is only for nic ports' });
   if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
+  if (p.portSecurity && !p.mac) ctx.addIssue({ code: 'custom', path: ['mac'], message: 'is required with portSecurity' });
+  // Without port security nothing would check them: refuse rather than let the operator believe they apply.
+  for (const f of ['allowedMacs', 'allowedIps'] as const) {
+    if (!p.portSecurity && p[f].length) ctx.addIssue({ code: 'custom', path: [f], message: 'needs portSecurity: true' });
+  }
 });
 export type PortSpecInput = z.input<typeof portSpecSchema>;
 export type PortSpec = z.output<typeof portSpecSchema>;

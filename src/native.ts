@@ -28,6 +28,17 @@ export interface VringAddr {
   log: bigint;
 }
 
+/** Port security (native/port_security.h): the MACs a port may send from, and the addresses it may claim. */
+export interface PortSecurityOptions {
+  /** The port's MAC first, then its allowed MACs. Frames from any other source MAC are dropped (`spoofed`). */
+  macs: string[];
+  /**
+   * IPv4/IPv6 addresses or CIDR prefixes. Empty: only the source MAC is checked. Otherwise the source address, the
+   * ARP sender and the ND target must be inside them, and only IPv4, ARP and IPv6 frames leave the port.
+   */
+  ips: string[];
+}
+
 export interface PortOptions {
   name: string;
   /** 0: untagged / default bridge domain; 1..4094: access port of that VLAN. */
@@ -35,6 +46,8 @@ export interface PortOptions {
   /** Maximum queue pairs the port offers (GET_QUEUE_NUM). */
   queuePairs: number;
   mtu: number;
+  /** Omitted: port security off. */
+  security?: PortSecurityOptions;
 }
 
 export interface QueueStats {
@@ -127,6 +140,8 @@ export interface NicPortOptions {
    * says why); 'af_xdp' or 'af_packet' forced. Omitted: AF_PACKET.
    */
   backend?: NicBackend;
+  /** Omitted: port security off. */
+  security?: PortSecurityOptions;
 }
 
 export type NicBackend = 'auto' | 'af_xdp' | 'af_packet';

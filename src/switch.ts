@@ -15,7 +15,7 @@ import {
   type PortSpec,
 } from './config.js';
 import type { Logger } from './log.js';
-import type { FdbEntry, NativeAddon, NativeSwitch, PortStats, ThreadStats } from './native.js';
+import type { FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats } from './native.js';
 import type { EndpointOptions } from './vhost/endpoint.js';
 import { socketIsAlive } from './runDir.js';
 import { changedFields, planFdb, planPorts } from './reconcile.js';
@@ -119,6 +119,11 @@ export function normalizePortSpec(spec: PortSpec, runDir: string): PortSpec {
   return host;
 }
 
+/** The data plane's port-security table for a spec, or undefined when port security is off. */
+export function securityOf(spec: PortSpec): PortSecurityOptions | undefined {
+  return spec.portSecurity && spec.mac ? { macs: [spec.mac, ...spec.allowedMacs], ips: spec.allowedIps } : undefined;
+}
+
 /** What a config reload did, port by port. */
 export interface ConfigChange {
   added: string[];
@@ -194,7 +199,7 @@ export class VSwitch {
 
     let id: number;
     try {
-      id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu });
+      id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec) });
     } catch (err) {
       await undoDir();
       throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
@@ -227,7 +232,7 @@ export class VSwitch {
       throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
     }
     this.ports.set(spec.name, { spec, id, origin, endpoint });
-    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, vlan: spec.vlan, mtu: spec.mtu });
+    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, vlan: spec.vlan, mtu: spec.mtu, portSecurity: spec.portSecurity });
     if (origin === 'api' && opts.persist !== false) {
       try {
         await this.save();
@@ -251,7 +256,8 @@ export class VSwitch {
     try {
       id = this.dataPlane.addNicPort({
         name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
-        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu, ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
+        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu, security: securityOf(spec),
+        ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
       });
     } catch (err) {
       throw new SwitchError(422, 'iface', (err as Error).message);
@@ -263,7 +269,7 @@ export class VSwitch {
     const plog = this.opts.log.child({ port: spec.name });
     // backend auto that could not have AF_XDP says why (the port works, over AF_PACKET).
     if (backendNote) plog.info('AF_XDP not used, AF_PACKET instead', { iface: spec.iface, reason: backendNote });
-    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk, backend, xdpMode });
+    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk, backend, xdpMode, portSecurity: spec.portSecurity });
     if (origin === 'api' && opts.persist !== false) {
       try {
         await this.save();

@@ -8,14 +8,28 @@ import { human, num, octal, sumDrops, table } from './format.js';
 export const PORT_USAGE = `usage:
   vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
                              [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
+                             [--port-security [--allowed-mac MAC[,MAC]]... [--allowed-ip ADDR[/LEN][,...]]...]
   vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N | --trunk] [--mtu N]
                              [--backend auto|af_xdp|af_packet]
   vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
+  (--port-security needs --mac; every port type takes it)
   vhost-switch port del NAME
   vhost-switch port list [--json]
   vhost-switch port show NAME [--json]`;
 
 /** ", AF_XDP (native XDP)" / ", AF_PACKET" for nic ports; "" for others. */
+/** Repeated and comma-separated values of one option, as one list ("a,b" --x c → [a, b, c]). */
+function listOption(values: string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+/** "on (MACs 52:54:00:00:00:01; addresses 169.254.1.2, fe80::1)" for port show. */
+function portSecurityText(port: PortInfo): string {
+  if (!port.portSecurity) return 'off';
+  const ips = port.allowedIps.length ? port.allowedIps.join(', ') : 'any (only the source MAC is checked)';
+  return `on (MACs ${[port.mac, ...port.allowedMacs].join(', ')}; addresses ${ips})`;
+}
+
 function backendText(port: PortInfo): string {
   if (port.activeBackend === 'af_xdp') return `, AF_XDP (${port.xdpMode ?? '?'} XDP)`;
   if (port.activeBackend === 'af_packet') return ', AF_PACKET';
@@ -59,6 +73,9 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
       mtu: { type: 'string' },
       mac: { type: 'string' },
       offloads: { type: 'boolean' },
+      'port-security': { type: 'boolean' },
+      'allowed-mac': { type: 'string', multiple: true },
+      'allowed-ip': { type: 'string', multiple: true },
       'socket-mode': { type: 'string' },
       'socket-owner': { type: 'string' },
       'socket-group': { type: 'string' },
@@ -78,6 +95,9 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     mtu: numeric(values.mtu),
     mac: values.mac,
     offloads: values.offloads,
+    portSecurity: values['port-security'],
+    allowedMacs: listOption(values['allowed-mac']),
+    allowedIps: listOption(values['allowed-ip']),
     socketMode: values['socket-mode'], // a string: "0600" is octal, not six hundred
     socketOwner: numeric(values['socket-owner']),
     socketGroup: numeric(values['socket-group']),
@@ -162,6 +182,7 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['mtu', port.mtu],
     ['mac', port.mac ?? '-'],
     ['offloads', port.offloads ? 'on' : 'off'],
+    ['port security', portSecurityText(port)],
     ['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`],
     ['protocol errors', port.protocolErrors],
     ['rx', `${human(num(stats.rxPackets))} packets, ${human(num(stats.rxBytes))} bytes`],

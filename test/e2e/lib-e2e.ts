@@ -16,6 +16,9 @@ export interface PortSpecJson {
   mtu?: number;
   mac?: string;
   offloads?: boolean;
+  portSecurity?: boolean;
+  allowedMacs?: string[];
+  allowedIps?: string[];
 }
 
 export interface FdbSpecJson {

@@ -90,6 +90,40 @@ describe('ports', T, () => {
     expect(fs.existsSync(path.join(runDir, 'vm1.sock'))).toBe(false);
   });
 
+  it('port add --port-security --allowed-mac --allowed-ip: shown by port show, stored, counted under spoofed', async () => {
+    const add = await run('port', 'add', 'sec1', '--mac', '52:54:00:00:00:51', '--port-security', '--allowed-mac', '52:54:00:00:00:52',
+      '--allowed-ip', '169.254.51.1,169.254.52.0/24', '--allowed-ip', 'FE80::5054:FF:FE00:51');
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    const show = await run('port', 'show', 'sec1');
+    expect(show.stdout).toMatch(
+      /^port security\s+on \(MACs 52:54:00:00:00:51, 52:54:00:00:00:52; addresses 169\.254\.51\.1, 169\.254\.52\.0\/24, fe80::5054:ff:fe00:51\)$/m,
+    );
+    expect(show.stdout).toMatch(/^drops\s+0 \(.*spoofed 0.*\)$/m);
+    const j = JSON.parse((await run('port', 'show', 'sec1', '--json')).stdout);
+    expect(j).toMatchObject({ portSecurity: true, allowedMacs: ['52:54:00:00:00:52'], allowedIps: ['169.254.51.1', '169.254.52.0/24', 'fe80::5054:ff:fe00:51'] });
+    expect(j.stats.drops.spoofed).toBe(0);
+    const stored = JSON.parse(fs.readFileSync(path.join(runDir, 'state.json'), 'utf8'));
+    expect(stored.ports.find((p: { name: string }) => p.name === 'sec1')).toMatchObject({ portSecurity: true, allowedIps: j.allowedIps });
+    expect((await run('port', 'del', 'sec1')).code).toBe(0);
+
+    const macOnly = await run('port', 'add', 'sec2', '--mac', '52:54:00:00:00:53', '--port-security');
+    expect(macOnly.code).toBe(0);
+    expect((await run('port', 'show', 'sec2')).stdout).toMatch(/^port security\s+on \(MACs 52:54:00:00:00:53; addresses any \(only the source MAC is checked\)\)$/m);
+    expect((await run('port', 'show', 'vhu0')).stdout).toMatch(/^port security\s+off$/m);
+    expect((await run('port', 'del', 'sec2')).code).toBe(0);
+
+    const noMac = await run('port', 'add', 'sec3', '--port-security');
+    expect(noMac.code).toBe(1);
+    expect(noMac.stderr).toContain('mac: is required with portSecurity');
+    const noSec = await run('port', 'add', 'sec3', '--mac', '52:54:00:00:00:54', '--allowed-ip', '169.254.51.1');
+    expect(noSec.code).toBe(1);
+    expect(noSec.stderr).toContain('allowedIps: needs portSecurity: true');
+    const badIp = await run('port', 'add', 'sec3', '--mac', '52:54:00:00:00:54', '--port-security', '--allowed-ip', '169.254.51.1/40');
+    expect(badIp.code).toBe(1);
+    expect(badIp.stderr).toContain('allowedIps[0]: must be an IPv4 or IPv6 address or prefix');
+  });
+
   it('vif prints attach instructions for a port', async () => {
     const r = await run('vif', 'vhu0', '--format', 'qemu');
     expect(r.code).toBe(0);

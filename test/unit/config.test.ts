@@ -8,6 +8,7 @@ import {
   configSchema,
   defaultConfig,
   DEFAULT_CONFIG_JSON,
+  eui64LinkLocal,
   loadConfigFile,
   lookupId,
   parseCpuList,
@@ -42,6 +43,9 @@ describe('port spec', () => {
       vlan: 0,
       trunk: false,
       offloads: false,
+      portSecurity: false,
+      allowedMacs: [],
+      allowedIps: [],
       socketMode: 0o660,
     });
   });
@@ -88,6 +92,44 @@ describe('port spec', () => {
     const found = issues(portSpecSchema, input);
     expect(found.map((i) => i.field)).toContain(field);
     expect(found.find((i) => i.field === field)!.reason).toContain(reason);
+  });
+
+  it('port security: normalises allowed MACs and addresses; prefixes, IPv4 and IPv6 accepted', () => {
+    const p = parseWith(portSpecSchema, {
+      name: 'a', mac: '52:54:00:00:00:01', portSecurity: true,
+      allowedMacs: ['52:54:00:00:00:AA'], allowedIps: ['169.254.1.2', '169.254.0.0/16', 'FE80::1', '2001:db8::/32', '0.0.0.0/0', '::/0'],
+    });
+    expect(p.portSecurity).toBe(true);
+    expect(p.allowedMacs).toEqual(['52:54:00:00:00:aa']);
+    expect(p.allowedIps).toEqual(['169.254.1.2', '169.254.0.0/16', 'fe80::1', '2001:db8::/32', '0.0.0.0/0', '::/0']);
+    // A MAC alone is enough: only the source MAC is checked then.
+    expect(parseWith(portSpecSchema, { name: 'a', mac: '52:54:00:00:00:01', portSecurity: true }).allowedIps).toEqual([]);
+  });
+
+  it.each([
+    [{ name: 'a', portSecurity: true }, 'mac', 'is required with portSecurity'],
+    [{ name: 'a', portSecurity: 'on' }, 'portSecurity', 'must be true or false'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', allowedIps: ['169.254.1.1'] }, 'allowedIps', 'needs portSecurity: true'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', allowedMacs: ['52:54:00:00:00:02'] }, 'allowedMacs', 'needs portSecurity: true'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedMacs: ['01:00:5e:00:00:01'] }, 'allowedMacs[0]', 'must be a unicast address'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedMacs: '52:54:00:00:00:02' }, 'allowedMacs', 'must be an array of MAC addresses'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['169.254.1'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6 address'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['169.254.0.0/33'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['fe80::/129'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['fe80::1%eth0'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['10.0.0.0/8/8'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: ['10.0.0.0/'] }, 'allowedIps[0]', 'must be an IPv4 or IPv6'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: [7] }, 'allowedIps[0]', 'must be a string'],
+    [{ name: 'a', mac: '52:54:00:00:00:01', portSecurity: true, allowedIps: Array.from({ length: 65 }, (_, i) => `169.254.0.${i}`) }, 'allowedIps', 'at most 64'],
+  ])('port security %j → %s: %s', (input, field, reason) => {
+    const found = issues(portSpecSchema, input);
+    expect(found.map((i) => i.field)).toContain(field);
+    expect(found.find((i) => i.field === field)!.reason).toContain(reason);
+  });
+
+  it('EUI-64 link-local address of a MAC (what Neutron allows for a port MAC)', () => {
+    expect(eui64LinkLocal('52:54:00:12:34:56')).toBe('fe80::5054:ff:fe12:3456');
+    expect(eui64LinkLocal('02:00:00:00:00:0a')).toBe('fe80::ff:fe00:a');
   });
 
   it('refuses a non-object', () => {
