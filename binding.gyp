@@ -12,6 +12,7 @@
         "native/fdb.cc",
         "native/datapath.cc",
         "native/gso.cc",
+        "native/vlan.cc",
         "native/nic.cc",
         "native/nic_path.cc",
         "native/nic_xdp.cc",

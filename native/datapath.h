@@ -7,6 +7,7 @@
 
 #include "gso.h"
 #include "port.h"
+#include "vlan.h"
 #include "vring.h"
 
 namespace vs {
@@ -36,6 +37,7 @@ struct PollContext {
   Buf src[kMaxChainBufs];
   Buf dst[kMaxChainBufs];
   GsoState gso;  // software segmentation scratch
+  VlanTagView tag_view;  // a frame as a guest trunk receives it, tagged
 };
 
 // Returns the number of frames taken from txq.
