@@ -13,6 +13,7 @@
         "native/datapath.cc",
         "native/port_security.cc",
         "native/gso.cc",
+        "native/vlan.cc",
         "native/nic.cc",
         "native/nic_path.cc",
         "native/nic_xdp.cc",

@@ -6,6 +6,7 @@
 
 #include "binding.h"
 #include "switch.h"
+#include "vlan.h"
 
 namespace vs {
 
@@ -93,6 +94,26 @@ std::shared_ptr<const PortSecurity> security_of(Napi::Env env, const Napi::Objec
   return s;
 }
 
+uint16_t to_vlan(const Napi::Value& v, uint32_t min, const char* what) {
+  uint32_t x = to_u32(v, what);
+  if (x < min || x > kMaxVlan)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be " + std::to_string(min) + ".." +
+                                             std::to_string(kMaxVlan));
+  return static_cast<uint16_t>(x);
+}
+
+// {vlan, trunk, allowedVlans}: the port's VLAN membership (vlan.h). allowedVlans absent: every VLAN.
+void read_vlan_config(const Napi::Object& o, PortConfig& c) {
+  c.vlan = o.Has("vlan") && !o.Get("vlan").IsUndefined() ? to_vlan(o.Get("vlan"), 0, "vlan") : 0;
+  c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
+  if (!o.Has("allowedVlans") || o.Get("allowedVlans").IsUndefined()) return;
+  if (!c.trunk) throw Napi::TypeError::New(o.Env(), "allowedVlans is only for trunk ports");
+  if (!o.Get("allowedVlans").IsArray()) throw Napi::TypeError::New(o.Env(), "allowedVlans must be an array");
+  Napi::Array a = o.Get("allowedVlans").As<Napi::Array>();
+  c.allowed_vlans.reset();
+  for (uint32_t i = 0; i < a.Length(); i++) c.allowed_vlans.set(to_vlan(a.Get(i), 1, "allowedVlans[]"));
+}
+
 }  // namespace
 
 class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
@@ -166,20 +187,18 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     Napi::Object o = info[0].As<Napi::Object>();
     PortConfig c;
     c.name = o.Get("name").As<Napi::String>().Utf8Value();
-    uint32_t vlan = to_u32(o.Get("vlan"), "vlan");
+    read_vlan_config(o, c);
     uint32_t qp = to_u32(o.Get("queuePairs"), "queuePairs");
     uint32_t mtu = to_u32(o.Get("mtu"), "mtu");
-    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
     if (qp < 1 || qp > 64) throw Napi::RangeError::New(env, "queuePairs must be 1..64");
     if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
-    c.vlan = static_cast<uint16_t>(vlan);
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
     c.security = security_of(env, o);
     return Napi::Number::New(env, sw(env).add_port(c));
   }
 
-  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, mtu, backend: 'auto' | 'af_xdp' | 'af_packet', security}
+  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, allowedVlans, mtu, backend: 'auto' | 'af_xdp' | 'af_packet', security}
   Napi::Value AddNicPort(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].As<Napi::Object>();
@@ -189,12 +208,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (kind != "nic" && kind != "tap") throw Napi::TypeError::New(env, "kind must be 'nic' or 'tap'");
     std::string iface = o.Get("iface").As<Napi::String>().Utf8Value();
     uint32_t queues = o.Has("queues") && !o.Get("queues").IsUndefined() ? to_u32(o.Get("queues"), "queues") : 1;
-    uint32_t vlan = o.Has("vlan") && !o.Get("vlan").IsUndefined() ? to_u32(o.Get("vlan"), "vlan") : 0;
     uint32_t mtu = o.Has("mtu") && !o.Get("mtu").IsUndefined() ? to_u32(o.Get("mtu"), "mtu") : 1500;
-    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
     if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
-    c.vlan = static_cast<uint16_t>(vlan);
-    c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
+    read_vlan_config(o, c);
     c.mtu = mtu;
     c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
     c.security = security_of(env, o);
@@ -382,9 +398,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (!info[0].IsString() || !parse_mac(info[0].As<Napi::String>().Utf8Value(), m))
       throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
     if (m[0] & 1) throw Napi::RangeError::New(env, "mac must be unicast");
-    uint32_t vlan = to_u32(info[1], "vlan");
-    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
-    check(env, sw(env).fdb_add(Fdb::key(m, static_cast<uint16_t>(vlan)), to_u32(info[2], "port")));
+    uint16_t vlan = to_vlan(info[1], 0, "vlan");
+    check(env, sw(env).fdb_add(Fdb::key(m, vlan), to_u32(info[2], "port")));
     return env.Undefined();
   }
 

@@ -124,15 +124,17 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
 
 // Delivers to one destination port: a NIC queue, or this thread's receive queue of a guest, published now
 // or at the end of the burst when this thread is the only writer of the queue.
-void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool flooding) {
+void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, bool flooding) {
   if (dst.kind != PortKind::kVhost) {
-    if (!dst.nicq.empty()) nic_send(c, dst, f);
+    if (!dst.nicq.empty()) nic_send(c, dst, frame);  // tags on the wire itself
     return;
   }
   if (dst.rx_ready.empty()) {
     if (!flooding) in.drops[kDropPortDown].inc();
     return;
   }
+  // A guest trunk takes its other VLANs tagged, as a NIC trunk's wire does.
+  const Frame& f = vlan_tagged_on(dst.cfg, frame.vlan) ? vlan_tagged_view(frame, c.tag_view) : frame;
   // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
   // its flows spread as it spread them itself, and one flow stays in order. No division for one queue.
   const size_t nq = dst.rx_ready.size();
@@ -179,7 +181,6 @@ bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_
   f.nbufs = nbufs;
   f.off = src.hdr_len;
   f.len = total - src.hdr_len;
-  f.vlan = src.cfg.vlan;
   uint64_t want = src.hdr_len + kEthHdr + kVlanTag;
   if (want > total) want = total;
   f.hdr = {};
@@ -215,12 +216,7 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
     in.drops[kDropBadHeader].inc();
     return;
   }
-  const uint16_t vlan = f.vlan;
-  const uint16_t ethertype = uint16_t(f.eth[12] << 8 | f.eth[13]);
-  if (!src.cfg.trunk && src.cfg.vlan && (ethertype == 0x8100 || ethertype == 0x88a8)) {
-    in.drops[kDropVlanFilter].inc();  // an access port carries untagged frames only
-    return;
-  }
+  const uint16_t vlan = f.vlan;  // a domain src is a member of (vlan_classify)
   // Before learning: a frame that claims another port's addresses must not move that port's FDB entry.
   if (const PortSecurity* ps = src.cfg.security.get(); ps && !port_security_check(*ps, f, c.sec)) {
     in.drops[kDropSpoofed].inc();
@@ -264,13 +260,19 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
       return;
     }
     if (Port* dst = c.sw->port_by_id(to)) {
+      // An entry (static, or learned before the port changed) that names a port outside the VLAN: the frame
+      // is not delivered, and not flooded either, so a wrong entry shows in the counters instead of leaking.
+      if (!vlan_member(dst->cfg, vlan)) {
+        in.drops[kDropVlanFilter].inc();
+        return;
+      }
       deliver(c, *dst, f, in, false);
       return;
     }
   }
-  // Broadcast, multicast or unknown unicast: every other port of the same VLAN (trunks carry them all).
+  // Broadcast, multicast or unknown unicast: every other member of the VLAN.
   for (Port* dst : c.sw->ports())
-    if (dst != &src && (dst->cfg.trunk || dst->cfg.vlan == vlan)) deliver(c, *dst, f, in, true);
+    if (dst != &src && vlan_member(dst->cfg, vlan)) deliver(c, *dst, f, in, true);
 }
 
 uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
@@ -289,7 +291,15 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
     ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
     Frame f;
     if (st == ChainStatus::kOk) {
-      if (frame_from_chain(src, txq, c.src, nb, total, f)) forward(c, src, txq.counters, txq.fwd, f);
+      if (frame_from_chain(src, txq, c.src, nb, total, f)) {
+        int reason = vlan_classify(src.cfg, f, c.src, kMaxChainBufs, -1);
+        if (reason < 0) {
+          forward(c, src, txq.counters, txq.fwd, f);
+        } else {
+          txq.counters.packets.inc();
+          txq.counters.drops[reason].inc();
+        }
+      }
     } else {
       // Returned to the driver unread, so a bad chain costs the guest its buffer, not the ring.
       txq.counters.drops[kDropBadDescriptor].inc();

@@ -8,6 +8,7 @@
 #include "gso.h"
 #include "port.h"
 #include "port_security.h"
+#include "vlan.h"
 #include "vring.h"
 
 namespace vs {
@@ -38,6 +39,7 @@ struct PollContext {
   Buf dst[kMaxChainBufs];
   GsoState gso;  // software segmentation scratch
   SecurityScratch sec;  // port security: the checked head of the current frame
+  VlanTagView tag_view;  // a frame as a guest trunk receives it, tagged
 };
 
 // Returns the number of frames taken from txq.

@@ -13,6 +13,7 @@
 #include "nic.h"
 #include "nic_xdp.h"
 #include "port.h"
+#include "vlan.h"
 
 namespace vs {
 
@@ -27,7 +28,7 @@ constexpr uint32_t kVnetHdr = 10;
 void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint8_t* data, uint32_t len,
              bool offloaded_tag, uint16_t tci) {
   Frame f;
-  Buf pieces[2];
+  Buf pieces[2];  // the frame, or the two sides of a tag cut out of it
   f.hdr = {};
   std::memcpy(&f.hdr, vnet, kVnetHdr);
   if (len < kEthHdr) {
@@ -35,47 +36,18 @@ void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint
     q.rx.drops[kDropRunt].inc();
     return;
   }
-  bool tagged = offloaded_tag;
-  uint16_t vid = tci & 0xfff;
-  uint16_t ethertype = uint16_t(data[12] << 8 | data[13]);
-  if (!tagged && ethertype == 0x8100 && len >= kEthHdr + kVlanTag) {
-    // A tag left in the frame: cut it out by pointing around it (no copy).
-    tagged = true;
-    vid = uint16_t((data[14] << 8 | data[15]) & 0xfff);
-    pieces[0] = {data, 12};
-    pieces[1] = {data + 16, len - 16};
-    f.nbufs = 2;
-    len -= kVlanTag;
-    if (f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) f.hdr.csum_start -= kVlanTag;
-    if (f.hdr.hdr_len >= kVlanTag) f.hdr.hdr_len -= kVlanTag;
-  } else {
-    pieces[0] = {data, len};
-    f.nbufs = 1;
-  }
+  pieces[0] = {data, len};
   f.bufs = pieces;
+  f.nbufs = 1;
   f.off = 0;
   f.len = len;
-  if (p.cfg.trunk) {
-    f.vlan = tagged ? vid : 0;  // untagged frames on a trunk belong to the untagged domain
-  } else if (tagged && vid != 0) {
+  std::memset(f.eth, 0, sizeof f.eth);
+  std::memcpy(f.eth, data, len < sizeof f.eth ? len : sizeof f.eth);
+  int reason = vlan_classify(p.cfg, f, pieces, 2, offloaded_tag ? tci : -1);
+  if (reason >= 0) {
     q.rx.packets.inc();
-    q.rx.drops[kDropVlanFilter].inc();
+    q.rx.drops[reason].inc();
     return;
-  } else {
-    f.vlan = p.cfg.vlan;
-  }
-  uint8_t head[kEthHdr + kVlanTag] = {};
-  uint64_t want = len < sizeof head ? len : sizeof head;
-  if (pieces[0].len >= want) {
-    std::memcpy(f.eth, data, want);
-  } else {
-    uint64_t done = 0;
-    for (int i = 0; i < f.nbufs && done < want; i++) {
-      uint64_t k = pieces[i].len < want - done ? pieces[i].len : want - done;
-      std::memcpy(head + done, pieces[i].addr, k);
-      done += k;
-    }
-    std::memcpy(f.eth, head, want);
   }
   forward(c, p, q.rx, q.fwd, f);
 }
@@ -95,7 +67,12 @@ uint32_t poll_af_packet(PollContext& c, Port& p, NicQueue& q) {
     uint64_t mac = off + h->tp_mac;
     if (h->tp_mac < kVnetHdr || mac + h->tp_snaplen > q.block_size) break;
     bool tag = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-    nic_receive(c, p, q, block + mac - kVnetHdr, block + mac, h->tp_snaplen, tag, h->hv1.tp_vlan_tci);
+    if (tag && (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid != 0x8100) {
+      q.rx.packets.inc();
+      q.rx.drops[kDropVlanFilter].inc();  // an S-tag the kernel took off: 802.1Q is all we classify
+    } else {
+      nic_receive(c, p, q, block + mac - kVnetHdr, block + mac, h->tp_snaplen, tag, h->hv1.tp_vlan_tci);
+    }
     if (!h->tp_next_offset) break;
     off += h->tp_next_offset;
   }
@@ -134,16 +111,14 @@ int nic_send(PollContext& c, Port& dst, const Frame& f) {
     q.tx.drops[kDropMtu].inc();
     return kDropMtu;
   }
-  const bool tag = dst.cfg.trunk && f.vlan != 0;
+  const bool tag = vlan_tagged_on(dst.cfg, f.vlan);
   uint8_t vnet[kVnetHdr];
   VirtioNetHdr h = f.hdr;
   h.flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM;  // DATA_VALID means nothing on transmit
-  if (tag) {
-    if (h.flags) h.csum_start += kVlanTag;
-    if (gso) h.hdr_len += kVlanTag;
-  }
+  if (tag) vlan_shift_offsets(h, static_cast<int>(kVlanTag));
   std::memcpy(vnet, &h, kVnetHdr);
-  uint8_t tag_bytes[kVlanTag] = {0x81, 0x00, uint8_t(f.vlan >> 8), uint8_t(f.vlan)};
+  uint8_t tag_bytes[kVlanTag];
+  vlan_tag_bytes(f.vlan, tag_bytes);
   iovec iov[kMaxChainBufs + 3];
   int n = 0;
   iov[n++] = {vnet, kVnetHdr};

@@ -24,6 +24,7 @@
 #include "gso.h"
 #include "nic.h"
 #include "port.h"
+#include "vlan.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -359,7 +360,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
     q.tx.drops[kDropMtu].inc();
     return kDropMtu;
   }
-  const bool tag = dst.cfg.trunk && f.vlan != 0;
+  const bool tag = vlan_tagged_on(dst.cfg, f.vlan);
   const uint64_t wire_len = f.len + (tag ? kVlanTag : 0);
   const bool csum = (f.hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0;
   if (csum && (f.hdr.csum_start < 12 || uint64_t(f.hdr.csum_start) + f.hdr.csum_offset + 2 > f.len)) {
@@ -390,8 +391,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
   std::memcpy(out, f.eth, 12);
   uint64_t o = 12;
   if (tag) {
-    const uint8_t t[kVlanTag] = {0x81, 0x00, uint8_t(f.vlan >> 8), uint8_t(f.vlan)};
-    std::memcpy(out + o, t, kVlanTag);
+    vlan_tag_bytes(f.vlan, out + o);
     o += kVlanTag;
   }
   // Safe: f's pieces were bounds-checked when the frame was taken; wire_len <= frame_size was checked above.

@@ -2,6 +2,7 @@
 // Queue 2k is the guest's receive queue k (the switch enqueues), 2k+1 its transmit queue k (the switch
 // dequeues). Mutated only while every poll thread is parked (Switch::exec), read freely by poll threads.
 #pragma once
+#include <bitset>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -16,13 +17,17 @@ namespace vs {
 
 enum class PortKind { kVhost, kNic, kTap };
 
+constexpr uint16_t kMaxVlan = 4094;  // VLAN ids 1..4094 (0 and 4095 are reserved by 802.1Q)
+using VlanSet = std::bitset<kMaxVlan + 2>;
+
 struct PortConfig {
   std::string name;
-  uint16_t vlan = 0;        // 0: untagged default domain; else access port of that VLAN
+  uint16_t vlan = 0;  // access port: its VLAN (0: the untagged default domain); trunk: the native (untagged) one
   uint16_t queue_pairs = 1;
   uint32_t mtu = 1500;
-  bool trunk = false;       // NIC ports: carry every VLAN, tagged on the wire (vlan is then ignored)
+  bool trunk = false;  // carries the allowed VLANs tagged besides `vlan` (a NIC's wire, or a guest's own VLANs)
   std::shared_ptr<const PortSecurity> security;  // null: port security off
+  VlanSet allowed_vlans = VlanSet().set().reset(0).reset(kMaxVlan + 1);  // trunks only; all by default
 };
 
 struct Port {

@@ -44,6 +44,23 @@ inline uint64_t sg_write(const Buf* b, int n, uint64_t off, const void* in, uint
   return done;
 }
 
+// Describes len bytes from offset off of the pieces as at most cap pieces of out (no copy). Returns their number.
+inline int sg_slice(const Buf* b, int n, uint64_t off, uint64_t len, Buf* out, int cap) {
+  int k = 0;
+  for (int i = 0; i < n && len && k < cap; i++) {
+    if (off >= b[i].len) {
+      off -= b[i].len;
+      continue;
+    }
+    uint64_t m = b[i].len - off;
+    if (m > len) m = len;
+    out[k++] = {b[i].addr + off, static_cast<uint32_t>(m)};
+    len -= m;
+    off = 0;
+  }
+  return k;
+}
+
 // Copies len bytes from src pieces (from soff) to dst pieces (from doff): the single copy of a frame
 // from one guest's buffers into another's.
 inline void sg_copy(const Buf* s, int ns, uint64_t soff, const Buf* d, int nd, uint64_t doff, uint64_t len) {

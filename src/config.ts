@@ -63,7 +63,25 @@ export function eui64LinkLocal(mac: string): string {
   return new URL(`http://[fe80::${g.map((x) => x.toString(16)).join(':')}]`).hostname.slice(1, -1);
 }
 
-export const vlanSchema = int('VLAN id, 0 = untagged', 0, 4094);
+/** 802.1Q VLAN ids 1..4094 (0 and 4095 are reserved); 0 here is the untagged default domain. */
+export const MAX_VLAN = 4094;
+export const vlanSchema = int('VLAN id, 0 = untagged', 0, MAX_VLAN);
+export const VLAN_MODES = ['access', 'trunk'] as const;
+export type VlanMode = (typeof VLAN_MODES)[number];
+
+/** "100,200-210" or [100, 200]: tagged VLAN ids, returned sorted and each once. */
+export const vlanListSchema = z
+  .union([z.string(), z.array(z.number())], { error: expected('a VLAN list like "100,200-210" or [100, 200]') })
+  .transform((v, ctx) => {
+    try {
+      const ids = typeof v === 'string' ? parseRangeList(v, checkVlan, 'a VLAN id or range (e.g. "100", "200-210")') : v.map(checkVlan);
+      if (ids.length === 0) throw new Error('must list at least one VLAN (leave allowedVlans out to allow every VLAN)');
+      return [...new Set(ids)].sort((a, b) => a - b);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
 
 /** "0660", "660" or the number 0o660 (432); JSON has no octal literals, hence the string form. */
 export const socketModeSchema = z
@@ -95,8 +113,15 @@ export const portSpecSchema = z.strictObject({
     .string({ error: expected('a string') })
     .regex(/^[A-Za-z0-9_.:-]{1,15}$/, { error: 'must be an interface name of 1..15 letters, digits, "_", ".", ":" or "-"' })
     .optional(),
-  /** nic: carry every VLAN, 802.1Q-tagged on the wire (vlan is then not used). */
-  trunk: z.boolean({ error: expected('true or false') }).default(false),
+  /**
+   * access (default): untagged frames of `vlan` only, tagged frames dropped. trunk: `vlan` is the native VLAN
+   * (untagged frames), allowedVlans are carried 802.1Q-tagged (a NIC's wire, or a guest that runs its own VLANs).
+   */
+  vlanMode: z.enum(VLAN_MODES, { error: expected('"access" or "trunk"') }).optional(),
+  /** true is vlanMode "trunk" (the older spelling, still accepted). */
+  trunk: z.boolean({ error: expected('true or false') }).optional(),
+  /** Trunks: the tagged VLANs carried; absent = every VLAN. */
+  allowedVlans: vlanListSchema.optional(),
   /** nic: AF_XDP where the kernel and interface allow it, else AF_PACKET (auto, the default); or forced. */
   backend: z.enum(['auto', 'af_xdp', 'af_packet'], { error: expected('"auto", "af_xdp" or "af_packet"') }).optional(),
   /** The switch's side: server = the switch listens and QEMU connects (Nova/libvirt call that QEMU "client"). */
@@ -138,7 +163,8 @@ export const portSpecSchema = z.strictObject({
   if (host && !p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: `is required for a ${p.type} port` });
   if (!host && p.iface) ctx.addIssue({ code: 'custom', path: ['iface'], message: 'is only for nic and tap ports' });
   if (host && p.socket) ctx.addIssue({ code: 'custom', path: ['socket'], message: 'is only for vhost-user ports' });
-  if (!host && p.trunk) ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'is only for nic and tap ports (vhost-user ports are access ports)' });
+  if (p.trunk && p.vlanMode === 'access') ctx.addIssue({ code: 'custom', path: ['trunk'], message: 'true contradicts vlanMode "access"' });
+  if (p.allowedVlans && vlanModeOf(p) !== 'trunk') ctx.addIssue({ code: 'custom', path: ['allowedVlans'], message: 'is only for trunk ports (vlanMode "trunk")' });
   if (p.backend !== undefined && p.type !== 'nic') ctx.addIssue({ code: 'custom', path: ['backend'], message: 'is only for nic ports' });
   if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
   if (p.portSecurity && !p.mac) ctx.addIssue({ code: 'custom', path: ['mac'], message: 'is required with portSecurity' });
@@ -146,9 +172,33 @@ export const portSpecSchema = z.strictObject({
   for (const f of ['allowedMacs', 'allowedIps'] as const) {
     if (!p.portSecurity && p[f].length) ctx.addIssue({ code: 'custom', path: [f], message: 'needs portSecurity: true' });
   }
-});
+}).transform((p) => ({ ...p, vlanMode: vlanModeOf(p), trunk: vlanModeOf(p) === 'trunk' }));
 export type PortSpecInput = z.input<typeof portSpecSchema>;
 export type PortSpec = z.output<typeof portSpecSchema>;
+
+function vlanModeOf(p: { vlanMode?: VlanMode; trunk?: boolean }): VlanMode {
+  return p.vlanMode ?? (p.trunk ? 'trunk' : 'access');
+}
+
+type VlanMembership = Pick<PortSpec, 'name' | 'vlan' | 'vlanMode' | 'allowedVlans'>;
+
+/** Does the port carry `vlan` (frames of it taken from and delivered to the port)? As native/vlan.h decides. */
+export function portCarriesVlan(p: VlanMembership, vlan: number): boolean {
+  if (vlan === p.vlan) return true;
+  return p.vlanMode === 'trunk' && vlan !== 0 && (p.allowedVlans === undefined || p.allowedVlans.includes(vlan));
+}
+
+/** "an access port of VLAN 100" / "a trunk of native VLAN 0 and tagged VLANs 100,200-210". */
+export function describeVlans(p: VlanMembership): string {
+  if (p.vlanMode !== 'trunk') return `an access port of VLAN ${p.vlan}${p.vlan === 0 ? ' (untagged)' : ''}`;
+  return `a trunk of native VLAN ${p.vlan} and tagged VLANs ${p.allowedVlans ? formatRangeList(p.allowedVlans) : `1-${MAX_VLAN}`}`;
+}
+
+/** Why port p cannot take a static entry on `vlan` (frames of that VLAN would be sent to it), or undefined. */
+export function fdbVlanMismatch(p: VlanMembership, vlan: number): string | undefined {
+  if (portCarriesVlan(p, vlan)) return undefined;
+  return `port "${p.name}" is ${describeVlans(p)}, not on VLAN ${vlan}`;
+}
 
 export const fdbSpecSchema = z.strictObject({
   mac: macSchema,
@@ -194,7 +244,10 @@ export const configSchema = z
       } else names.set(p.name, i);
     });
     cfg.fdb.forEach((e, i) => {
-      if (!names.has(e.port)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'port'], message: `no port named "${e.port}" in ports` });
+      const port = names.has(e.port) ? cfg.ports[names.get(e.port)!] : undefined;
+      if (!port) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'port'], message: `no port named "${e.port}" in ports` });
+      const mismatch = port && fdbVlanMismatch(port, e.vlan);
+      if (mismatch) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vlan'], message: mismatch });
     });
     const { threads, cpus } = cfg.switch;
     if (threads !== undefined && cpus !== undefined && cpus.length !== threads) {
@@ -251,16 +304,38 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown, prefix
 }
 
 export function parseCpuList(list: string): number[] {
+  return parseRangeList(list, checkCpu, 'a CPU number or range (e.g. "2", "4-7")');
+}
+
+/** "2,4-7" → [2, 4, 5, 6, 7]; check() vets each number (throws with the reason). */
+function parseRangeList(list: string, check: (n: number) => number, what: string): number[] {
   const out: number[] = [];
   for (const part of list.split(',').map((s) => s.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new Error(`"${part}" is not a CPU number or range (e.g. "2", "4-7")`);
-    const lo = checkCpu(Number(m[1]));
-    const hi = m[2] === undefined ? lo : checkCpu(Number(m[2]));
+    if (!m) throw new Error(`"${part}" is not ${what}`);
+    const lo = check(Number(m[1]));
+    const hi = m[2] === undefined ? lo : check(Number(m[2]));
     if (hi < lo) throw new Error(`range "${part}" is backwards`);
     for (let c = lo; c <= hi; c++) out.push(c);
   }
   return out;
+}
+
+/** [100, 200, 201, 202] → "100,200-202" (sorted input). */
+export function formatRangeList(ids: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < ids.length; ) {
+    let j = i;
+    while (j + 1 < ids.length && ids[j + 1] === ids[j]! + 1) j++;
+    parts.push(j === i ? `${ids[i]}` : `${ids[i]}-${ids[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+function checkVlan(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_VLAN) throw new Error(`VLAN ${n} is not an integer 1-${MAX_VLAN}`);
+  return n;
 }
 
 function checkCpu(n: number): number {

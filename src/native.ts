@@ -39,10 +39,19 @@ export interface PortSecurityOptions {
   ips: string[];
 }
 
-export interface PortOptions {
+
+/** A port's VLAN membership (native/vlan.h); config.ts portSpecSchema validates it first. */
+export interface VlanOptions {
+  /** Access port: its VLAN (0: the untagged default domain). Trunk: the native VLAN, untagged. Default 0. */
+  vlan?: number;
+  /** Trunk: carry the allowed VLANs 802.1Q-tagged besides `vlan`. Access ports drop tagged frames. */
+  trunk?: boolean;
+  /** Trunks only: the tagged VLANs carried (1..4094); absent = every VLAN. */
+  allowedVlans?: number[];
+}
+
+export interface PortOptions extends VlanOptions {
   name: string;
-  /** 0: untagged / default bridge domain; 1..4094: access port of that VLAN. */
-  vlan: number;
   /** Maximum queue pairs the port offers (GET_QUEUE_NUM). */
   queuePairs: number;
   mtu: number;
@@ -123,17 +132,13 @@ export interface SwitchOptions {
  * the ring is polled without kicks); getVringBase stops it and returns the next avail index to process.
  * A started ring carries packets only while enabled (setVringEnable).
  */
-export interface NicPortOptions {
+export interface NicPortOptions extends VlanOptions {
   name: string;
   /** nic: AF_PACKET on an existing interface; tap: a tap device the switch creates. */
   kind: 'nic' | 'tap';
   iface: string;
   /** AF_PACKET sockets in one PACKET_FANOUT group (tap: 1). */
   queues?: number;
-  /** Access VLAN (ignored on a trunk). */
-  vlan?: number;
-  /** Carry every VLAN, 802.1Q-tagged on the wire. */
-  trunk?: boolean;
   mtu?: number;
   /**
    * nic only. 'auto': AF_XDP if the kernel and interface allow it, else AF_PACKET (portStats().backendNote

@@ -5,6 +5,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   fdbSpecSchema,
+  fdbVlanMismatch,
+  formatRangeList,
   lookupId,
   MAX_SOCKET_PATH_BYTES,
   parseWith,
@@ -15,7 +17,7 @@ import {
   type PortSpec,
 } from './config.js';
 import type { Logger } from './log.js';
-import type { FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats } from './native.js';
+import type { FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from './native.js';
 import type { EndpointOptions } from './vhost/endpoint.js';
 import { socketIsAlive } from './runDir.js';
 import { changedFields, planFdb, planPorts } from './reconcile.js';
@@ -199,7 +201,7 @@ export class VSwitch {
 
     let id: number;
     try {
-      id = this.dataPlane.addPort({ name: spec.name, vlan: spec.vlan, queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec) });
+      id = this.dataPlane.addPort({ name: spec.name, ...vlanOptions(spec), queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec) });
     } catch (err) {
       await undoDir();
       throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
@@ -232,7 +234,7 @@ export class VSwitch {
       throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
     }
     this.ports.set(spec.name, { spec, id, origin, endpoint });
-    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, vlan: spec.vlan, mtu: spec.mtu, portSecurity: spec.portSecurity });
+    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, ...vlanLog(spec), mtu: spec.mtu, portSecurity: spec.portSecurity });
     if (origin === 'api' && opts.persist !== false) {
       try {
         await this.save();
@@ -256,7 +258,7 @@ export class VSwitch {
     try {
       id = this.dataPlane.addNicPort({
         name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
-        vlan: spec.vlan, trunk: spec.trunk, mtu: spec.mtu, security: securityOf(spec),
+        ...vlanOptions(spec), mtu: spec.mtu, security: securityOf(spec),
         ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
       });
     } catch (err) {
@@ -269,7 +271,7 @@ export class VSwitch {
     const plog = this.opts.log.child({ port: spec.name });
     // backend auto that could not have AF_XDP says why (the port works, over AF_PACKET).
     if (backendNote) plog.info('AF_XDP not used, AF_PACKET instead', { iface: spec.iface, reason: backendNote });
-    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, vlan: spec.vlan, trunk: spec.trunk, backend, xdpMode, portSecurity: spec.portSecurity });
+    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, ...vlanLog(spec), backend, xdpMode, portSecurity: spec.portSecurity });
     if (origin === 'api' && opts.persist !== false) {
       try {
         await this.save();
@@ -416,6 +418,9 @@ export class VSwitch {
     const entry = parseWith(fdbSpecSchema, input);
     const port = this.ports.get(entry.port);
     if (!port) throw new SwitchError(422, 'port', `no port named "${entry.port}"`);
+    // The data plane would not deliver through such an entry (native/vlan.h); refusing it says why.
+    const mismatch = fdbVlanMismatch(port.spec, entry.vlan);
+    if (mismatch) throw new SwitchError(422, 'vlan', mismatch);
     try {
       this.dataPlane.fdbAdd(entry.mac, entry.vlan, port.id);
     } catch (err) {
@@ -569,3 +574,11 @@ export class VSwitch {
 }
 
 export { ValidationError };
+
+function vlanOptions(spec: PortSpec): VlanOptions {
+  return { vlan: spec.vlan, trunk: spec.vlanMode === 'trunk', ...(spec.allowedVlans ? { allowedVlans: spec.allowedVlans } : {}) };
+}
+function vlanLog(spec: PortSpec): Record<string, unknown> {
+  if (spec.vlanMode !== 'trunk') return { vlan: spec.vlan };
+  return { vlanMode: 'trunk', nativeVlan: spec.vlan, allowedVlans: spec.allowedVlans ? formatRangeList(spec.allowedVlans) : 'all' };
+}

@@ -1,5 +1,6 @@
 // `vhost-switch port add|del|list|show`.
 import { parseArgs } from 'node:util';
+import { describeVlans, formatRangeList, MAX_VLAN } from '../config.js';
 import type { PortInfo } from '../switch.js';
 import { qemuPortArgs } from './attach.js';
 import { exactlyOne, none, numeric, printJson, UsageError, type CliContext } from './context.js';
@@ -9,10 +10,12 @@ export const PORT_USAGE = `usage:
   vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
                              [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
                              [--port-security [--allowed-mac MAC[,MAC]]... [--allowed-ip ADDR[/LEN][,...]]...]
-  vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N | --trunk] [--mtu N]
+  vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N] [--mtu N]
                              [--backend auto|af_xdp|af_packet]
   vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
-  (--port-security needs --mac; every port type takes it)
+    every type: [--vlan-mode access|trunk | --trunk] [--allowed-vlans 100,200-210]
+                (a trunk's --vlan is its native, untagged VLAN; --allowed-vlans defaults to all)
+    (--port-security needs --mac; every port type takes it)
   vhost-switch port del NAME
   vhost-switch port list [--json]
   vhost-switch port show NAME [--json]`;
@@ -65,6 +68,8 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
       type: { type: 'string' },
       iface: { type: 'string' },
       trunk: { type: 'boolean' },
+      'vlan-mode': { type: 'string' },
+      'allowed-vlans': { type: 'string' },
       backend: { type: 'string' },
       mode: { type: 'string' },
       socket: { type: 'string' },
@@ -87,6 +92,8 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     type: values.type ?? 'vhost-user',
     iface: values.iface,
     trunk: values.trunk,
+    vlanMode: values['vlan-mode'],
+    allowedVlans: values['allowed-vlans'], // a string: the schema reads "100,200-210"
     backend: values.backend,
     mode: values.mode,
     socket: values.socket,
@@ -109,11 +116,11 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     return 0;
   }
   if (port.type !== 'vhost-user') {
-    ctx.out(`port ${port.name} added (id ${port.id}, ${port.type} on ${port.iface}${backendText(port)}${port.trunk ? ', VLAN trunk' : ''})\n`);
+    ctx.out(`port ${port.name} added (id ${port.id}, ${port.type} on ${port.iface}${backendText(port)}, ${describeVlans(port)})\n`);
     if (port.backendNote) ctx.out(`  ${port.backendNote}\n`);
     return 0;
   }
-  ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket})\n`);
+  ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket}, ${describeVlans(port)})\n`);
   ctx.out(`attach QEMU with:\n  ${qemuPortArgs(port).join(' \\\n  ')}\n`);
   return 0;
 }
@@ -142,10 +149,16 @@ async function list(ctx: CliContext, args: string[]): Promise<number> {
   ctx.out(
     table(
       ['NAME', 'ID', 'MODE', 'STATE', 'QUEUES', 'VLAN', 'MTU', 'MAC', 'ORIGIN', 'SOCKET'],
-      ports.map((p) => [p.name, p.id, p.mode, p.state, p.queues, p.vlan, p.mtu, p.mac ?? '-', p.origin, p.socket]),
+      ports.map((p) => [p.name, p.id, p.mode, p.state, p.queues, vlanColumn(p), p.mtu, p.mac ?? '-', p.origin, p.socket]),
     ) + '\n',
   );
   return 0;
+}
+
+/** The VLAN column of `port list`: "100" for an access port, "0+T:100,200-210" for a trunk (native + tagged). */
+function vlanColumn(p: PortInfo): string {
+  if (p.vlanMode !== 'trunk') return String(p.vlan);
+  return `${p.vlan}+T:${p.allowedVlans ? formatRangeList(p.allowedVlans) : 'all'}`;
 }
 
 interface PortStatsView {
@@ -178,7 +191,9 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['state', port.state],
     ['origin', port.origin],
     ['queues', port.queues],
-    ['vlan', port.vlan === 0 ? '0 (untagged)' : port.vlan],
+    ['vlan mode', port.vlanMode],
+    ['vlan', port.vlanMode === 'trunk' ? `${port.vlan} (native, untagged)` : port.vlan === 0 ? '0 (untagged)' : port.vlan],
+    ...(port.vlanMode === 'trunk' ? [['allowed vlans', port.allowedVlans ? formatRangeList(port.allowedVlans) : `all (1-${MAX_VLAN})`] as [string, string]] : []),
     ['mtu', port.mtu],
     ['mac', port.mac ?? '-'],
     ['offloads', port.offloads ? 'on' : 'off'],

@@ -166,6 +166,53 @@ describe('stats and fdb', T, () => {
     expect(j.daemon.features).toContain('state-restore');
   });
 });
+describe('VLAN modes and static entries', T, () => {
+  it('a static entry on a VLAN the port is not on is refused, naming both VLANs; its own VLAN is accepted', async () => {
+    expect((await run('port', 'add', 'vl1', '--socket', 'vl1.sock', '--vlan', '100')).code).toBe(0);
+    try {
+      const bad = await run('fdb', 'add', '52:54:00:aa:bb:cc', '--port', 'vl1', '--vlan', '7');
+      expect(bad.stderr.trim()).toBe('vhost-switch: vlan: port "vl1" is an access port of VLAN 100, not on VLAN 7 (HTTP 422)');
+      expect(bad.code).toBe(1);
+      const untagged = await run('fdb', 'add', '52:54:00:aa:bb:cc', '--port', 'vl1');
+      expect(untagged.stderr.trim()).toMatch(/port "vl1" is an access port of VLAN 100, not on VLAN 0/);
+      const list = JSON.parse((await run('fdb', 'list', '--json')).stdout) as Array<{ mac: string }>;
+      expect(list.map((e) => e.mac)).not.toContain('52:54:00:aa:bb:cc');
+      expect((await run('fdb', 'add', '52:54:00:aa:bb:cc', '--port', 'vl1', '--vlan', '100')).code).toBe(0);
+    } finally {
+      await run('port', 'del', 'vl1');
+    }
+  });
+
+  it('guest trunk: --vlan-mode trunk --allowed-vlans, shown by port show; entries only on its VLANs', async () => {
+    const add = await run('port', 'add', 'gt1', '--socket', 'gt1.sock', '--vlan-mode', 'trunk', '--allowed-vlans', '100,200-210', '--vlan', '5');
+    expect(add.stderr).toBe('');
+    expect(add.stdout).toContain('a trunk of native VLAN 5 and tagged VLANs 100,200-210');
+    try {
+      const show = await run('port', 'show', 'gt1');
+      expect(show.stdout).toMatch(/^vlan mode\s+trunk$/m);
+      expect(show.stdout).toMatch(/^vlan\s+5 \(native, untagged\)$/m);
+      expect(show.stdout).toMatch(/^allowed vlans\s+100,200-210$/m);
+      expect(JSON.parse((await run('port', 'show', 'gt1', '--json')).stdout)).toMatchObject({ vlanMode: 'trunk', trunk: true, vlan: 5, allowedVlans: [100, ...Array.from({ length: 11 }, (_, i) => 200 + i)] });
+      expect((await run('port', 'list')).stdout).toMatch(/^gt1\s+\d+\s+server\s+listening\s+1\s+5\+T:100,200-210\s/m);
+      expect((await run('fdb', 'add', '52:54:00:aa:bb:01', '--port', 'gt1', '--vlan', '205')).code).toBe(0);
+      expect((await run('fdb', 'add', '52:54:00:aa:bb:02', '--port', 'gt1', '--vlan', '5')).code).toBe(0);
+      const bad = await run('fdb', 'add', '52:54:00:aa:bb:03', '--port', 'gt1', '--vlan', '300');
+      expect(bad.stderr.trim()).toBe('vhost-switch: vlan: port "gt1" is a trunk of native VLAN 5 and tagged VLANs 100,200-210, not on VLAN 300 (HTTP 422)');
+    } finally {
+      await run('port', 'del', 'gt1');
+    }
+  });
+
+  it('--trunk is vlanMode trunk with every VLAN allowed', async () => {
+    expect((await run('port', 'add', 'gt2', '--socket', 'gt2.sock', '--trunk')).code).toBe(0);
+    try {
+      expect(JSON.parse((await run('port', 'show', 'gt2', '--json')).stdout)).toMatchObject({ vlanMode: 'trunk', trunk: true, vlan: 0 });
+      expect((await run('port', 'show', 'gt2')).stdout).toMatch(/^allowed vlans\s+all \(1-4094\)$/m);
+    } finally {
+      await run('port', 'del', 'gt2');
+    }
+  });
+});
 
 describe('errors: message and exit status', T, () => {
   const cases: Array<[string[], number, RegExp]> = [
@@ -174,6 +221,10 @@ describe('errors: message and exit status', T, () => {
     [['port', 'add', 'x', '--queues', '0', '--mtu', '10'], 1, /queues: must be at least 1; mtu: must be at least 68/],
     [['port', 'add', 'x', '--mode', 'both'], 1, /mode: must be "server" or "client"/],
     [['port', 'add', 'x', '--vlan', '4095'], 1, /vlan: must be at most 4094/],
+    [['port', 'add', 'x', '--vlan-mode', 'hybrid'], 1, /vlanMode: must be "access" or "trunk" \(HTTP 422\)/],
+    [['port', 'add', 'x', '--allowed-vlans', '100'], 1, /allowedVlans: is only for trunk ports \(vlanMode "trunk"\) \(HTTP 422\)/],
+    [['port', 'add', 'x', '--trunk', '--allowed-vlans', '100,5000'], 1, /allowedVlans: VLAN 5000 is not an integer 1-4094/],
+    [['port', 'add', 'x', '--trunk', '--vlan-mode', 'access'], 1, /trunk: true contradicts vlanMode "access"/],
     [['port', 'add', 'x', '--mac', 'ff:ff:ff:ff:ff:ff'], 1, /mac: must be a unicast address/],
     [['port', 'add', 'x', '--socket', '/etc/x.sock'], 1, /socket: \/etc\/x.sock is outside the allowed socket directories/],
     [['port', 'add', 'x', '--socket', 'plain-file'], 1, /socket: \S+plain-file exists and is not a socket; refusing to replace it \(HTTP 422\)/],

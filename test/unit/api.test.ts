@@ -139,7 +139,7 @@ describe('resources', () => {
   });
 
   it('FDB: add (persisted), list; flush forgets learned entries only', async () => {
-    await client.call('POST', '/v1/ports', { name: 'vm2', mac: '52:54:00:00:00:02' });
+    await client.call('POST', '/v1/ports', { name: 'vm2', mac: '52:54:00:00:00:02', vlan: 5 });
     expect(await client.call('POST', '/v1/fdb', { mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' })).toEqual({ mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' });
     expect(saved.at(-1)!.fdb).toEqual([{ mac: '52:54:00:00:00:03', vlan: 5, port: 'vm2' }]);
     const macs = async (learned: boolean) =>

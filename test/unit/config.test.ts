@@ -7,12 +7,15 @@ import path from 'node:path';
 import {
   configSchema,
   defaultConfig,
+  fdbVlanMismatch,
+  formatRangeList,
   DEFAULT_CONFIG_JSON,
   eui64LinkLocal,
   loadConfigFile,
   lookupId,
   parseCpuList,
   parseWith,
+  portCarriesVlan,
   portSpecSchema,
   resolveSettings,
   ValidationError,
@@ -41,6 +44,7 @@ describe('port spec', () => {
       queues: 1,
       mtu: 1500,
       vlan: 0,
+      vlanMode: 'access',
       trunk: false,
       offloads: false,
       portSecurity: false,
@@ -88,6 +92,15 @@ describe('port spec', () => {
     [{ name: 'a', socket: '' }, 'socket', 'must not be empty'],
     [{ name: 'a', socket: 'a\0b' }, 'socket', 'must not contain NUL'],
     [{ name: 'a', colour: 'blue' }, 'colour', 'unknown field'],
+    [{ name: 'a', vlanMode: 'hybrid' }, 'vlanMode', 'must be "access" or "trunk"'],
+    [{ name: 'a', vlanMode: 'access', trunk: true }, 'trunk', 'true contradicts vlanMode "access"'],
+    [{ name: 'a', allowedVlans: [100] }, 'allowedVlans', 'is only for trunk ports'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: [0] }, 'allowedVlans', 'VLAN 0 is not an integer 1-4094'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: '100,4095' }, 'allowedVlans', 'VLAN 4095 is not an integer 1-4094'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: '210-200' }, 'allowedVlans', 'range "210-200" is backwards'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: 'ten' }, 'allowedVlans', '"ten" is not a VLAN id or range'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: [] }, 'allowedVlans', 'must list at least one VLAN'],
+    [{ name: 'a', vlanMode: 'trunk', allowedVlans: 7 }, 'allowedVlans', 'must be a VLAN list'],
   ])('%j → %s: %s', (input, field, reason) => {
     const found = issues(portSpecSchema, input);
     expect(found.map((i) => i.field)).toContain(field);
@@ -132,6 +145,29 @@ describe('port spec', () => {
     expect(eui64LinkLocal('02:00:00:00:00:0a')).toBe('fe80::ff:fe00:a');
   });
 
+  it('VLAN mode: trunk for every port type, `trunk: true` is trunk, allowed VLANs from a list or a string', () => {
+    expect(parseWith(portSpecSchema, { name: 'g', vlanMode: 'trunk' })).toMatchObject({ vlanMode: 'trunk', trunk: true, vlan: 0 });
+    expect(parseWith(portSpecSchema, { name: 'u', type: 'nic', iface: 'eth1', trunk: true })).toMatchObject({ vlanMode: 'trunk', trunk: true });
+    expect(parseWith(portSpecSchema, { name: 'a', vlan: 100 })).toMatchObject({ vlanMode: 'access', trunk: false, vlan: 100 });
+    const t = parseWith(portSpecSchema, { name: 't', type: 'tap', iface: 'tap0', vlanMode: 'trunk', vlan: 5, allowedVlans: '300, 100,200-202,100' });
+    expect(t.allowedVlans).toEqual([100, 200, 201, 202, 300]);
+    expect(parseWith(portSpecSchema, { name: 't', vlanMode: 'trunk', allowedVlans: [7, 3] }).allowedVlans).toEqual([3, 7]);
+    expect(formatRangeList(t.allowedVlans!)).toBe('100,200-202,300');
+  });
+
+  it('VLAN membership: access ports carry their VLAN; trunks their native VLAN and the allowed ones', () => {
+    const access = parseWith(portSpecSchema, { name: 'vm1', vlan: 100 });
+    expect(portCarriesVlan(access, 100)).toBe(true);
+    expect(portCarriesVlan(access, 7)).toBe(false);
+    expect(portCarriesVlan(parseWith(portSpecSchema, { name: 'vm0' }), 7)).toBe(false);
+    const trunk = parseWith(portSpecSchema, { name: 't', vlanMode: 'trunk', allowedVlans: '100-101' });
+    expect([0, 100, 101, 102, 7].map((v) => portCarriesVlan(trunk, v))).toEqual([true, true, true, false, false]);
+    const native5 = parseWith(portSpecSchema, { name: 't', vlanMode: 'trunk', vlan: 5 });
+    expect([0, 5, 7, 4094].map((v) => portCarriesVlan(native5, v))).toEqual([false, true, true, true]);
+    expect(fdbVlanMismatch(access, 7)).toBe('port "vm1" is an access port of VLAN 100, not on VLAN 7');
+    expect(fdbVlanMismatch(trunk, 7)).toBe('port "t" is a trunk of native VLAN 0 and tagged VLANs 100-101, not on VLAN 7');
+  });
+
   it('refuses a non-object', () => {
     expect(issues(portSpecSchema, [1, 2])).toEqual([{ field: '', reason: 'must be a port object' }]);
     expect(issues(portSpecSchema, null)[0]!.reason).toBe('must be a port object');
@@ -171,6 +207,12 @@ describe('config file', () => {
     });
     expect(e).toContainEqual({ field: 'ports[1].name', reason: 'duplicate port name "a" (also ports[0])' });
     expect(e).toContainEqual({ field: 'fdb[0].port', reason: 'no port named "nope" in ports' });
+  });
+
+  it('refuses a static FDB entry on a VLAN its port is not on, naming both VLANs', () => {
+    const cfg = { ports: [{ name: 'vm1', vlan: 100 }], fdb: [{ mac: '52:54:00:aa:bb:cc', port: 'vm1', vlan: 7 }] };
+    expect(issues(configSchema, cfg)).toEqual([{ field: 'fdb[0].vlan', reason: 'port "vm1" is an access port of VLAN 100, not on VLAN 7' }]);
+    expect(parseWith(configSchema, { ...cfg, fdb: [{ mac: '52:54:00:aa:bb:cc', port: 'vm1', vlan: 100 }] }).fdb).toHaveLength(1);
   });
 
   it('checks threads against cpus', () => {
