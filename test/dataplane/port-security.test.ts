@@ -148,7 +148,8 @@ async function makeRig(security: PortSecurityOptions | undefined): Promise<Rig> 
   const names = ['a', 'v', 'o'] as const;
   const ids = {} as Rig['ids'];
   const eps = names.map((n) => {
-    ids[n] = sw.addPort({ name: n, vlan: 0, queuePairs: 1, mtu: 1500, ...(n === 'a' && security ? { security } : {}) });
+    // Guest trunks (native VLAN 0, every VLAN tagged), so that tagged frames are carried and their inner headers checked.
+    ids[n] = sw.addPort({ name: n, vlan: 0, trunk: true, queuePairs: 1, mtu: 1500, ...(n === 'a' && security ? { security } : {}) });
     return new VhostUserEndpoint({
       native: sw, portId: ids[n], name: n, mode: 'server', socketPath: path.join(dir, `${n}.sock`),
       queuePairs: 1, mtu: 1500, offloads: false, log: () => {},
