@@ -30,12 +30,15 @@ enum DropReason : int {
   kDropBadHeader,        // virtio-net header fields out of range (csum_start/offset beyond the frame)
   kDropHairpin,          // destination is the source port
   kDropPortDown,         // destination has no enabled receive queue
+  kDropOffloadNotNegotiated,  // checksum or segmentation offload the source port never negotiated (5.1.6.2.1)
+  kDropRingDisabled,     // frame on a started transmit ring the frontend disabled: discarded, not forwarded
   kDropReasonCount
 };
 
 inline const char* const kDropReasonNames[kDropReasonCount] = {
     "noRxBuffer", "rxBufferTooSmall", "badDescriptor", "ringBroken", "runt",   "mtu",
-    "vlanFilter", "offload",          "badHeader",     "hairpin",    "portDown"};
+    "vlanFilter", "offload",          "badHeader",     "hairpin",    "portDown",
+    "offloadNotNegotiated", "ringDisabled"};
 
 struct VringCounters {
   Counter packets;
