@@ -133,7 +133,7 @@ void Switch::rebuild() {
     p->refresh_rx_ready();
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
-      if (!v->ready()) continue;
+      if (!v->polled()) continue;
       Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
       t->items.push_back({p.get(), v, nullptr});
       if (v->kick_fd < 0) t->nofd_ring = true;
@@ -189,6 +189,13 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
   if (tl_rx_lock) {
     tl_rx_lock->clear(std::memory_order_release);
     tl_rx_lock = nullptr;
+  }
+  // The sender's ring keeps what it had: the frames before the interrupted one are used (in the shadow index,
+  // published with the next pass), the interrupted one is returned then (touching guest memory here, with no
+  // guard armed, could fault again), and none is taken twice.
+  if (Vring* v = c.tx_ring) {
+    c.tx_ring = nullptr;
+    v->fault_skip = true;
   }
   for (auto& [id, p] : ports_) {
     if (!p->mem || !p->mem->contains_host(addr)) continue;

@@ -136,6 +136,8 @@ void Vring::stop_and_reset_state() {
   started = false;
   broken = false;
   dirty = false;
+  work_debt = 0;
+  fault_skip = false;
 }
 
 void Vring::close_fds() {

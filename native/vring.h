@@ -44,12 +44,16 @@ struct Vring {
   uint16_t cached_avail = 0;    // avail->idx as last read
   bool broken = false;          // NEEDS_RESET: stopped until the frontend resets the ring
   bool dirty = false;           // used entries written but not yet published (in a thread's flush list)
+  uint32_t work_debt = 0;       // transmit queues: work spent beyond the per-pass share, paid by skipped passes
+  bool fault_skip = false;      // transmit queues: the entry at last_avail_idx was cut short by a fault: return it
   std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
 
   VringCounters counters;
   FwdCache fwd;  // transmit queues: see FwdCache
 
   bool ready() const { return started && enabled && desc && !broken; }
+  // Started rings are processed even when disabled (vhost-user "Ring states"): a disabled transmit ring is drained.
+  bool polled() const { return started && desc && !broken; }
 
   // Translates desc/avail/used for mem; false (and the ring stays unusable) if any part is outside it.
   bool translate(const GuestMemory* mem);
