@@ -150,8 +150,22 @@ void deliver(PollContext& c, Port& dst, const Frame& f, VringCounters& in, bool 
   }
   // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
   // its flows spread as it spread them itself, and one flow stays in order. No division for one queue.
-  const size_t nq = dst.rx_ready.size();
-  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : c.src_queue % nq];
+  const size_t nq = dst.rx_spread;
+  Vring* pick = dst.rx_ready[nq == 1 ? 0 : c.src_queue % nq];
+  if (!pick->is_enabled()) {
+    // Disabled since the last reconfiguration (SET_VRING_ENABLE does not park us): another queue, or none.
+    pick = nullptr;
+    for (Vring* v : dst.rx_ready)
+      if (v->is_enabled()) {
+        pick = v;
+        break;
+      }
+    if (!pick) {
+      if (!flooding) in.drops[kDropPortDown].inc();
+      return;
+    }
+  }
+  Vring& rxq = *pick;
   const bool shared = c.sw->shared_rx();
   if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
@@ -325,7 +339,7 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   uint16_t n = txq.avail_count();
   if (n == 0) return 0;
   if (n > kBurst) n = kBurst;
-  if (!txq.enabled) return drain_disabled(txq, n);
+  if (!txq.is_enabled()) return drain_disabled(txq, n);
   const GuestMemory& mem = *src.mem;
   const uint32_t work0 = c.work;
   uint16_t taken = 0;
