@@ -98,6 +98,7 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
     seg.bufs = st.bufs;
     seg.nbufs = n;
     seg.len = hlen + len;
+    std::memcpy(seg.eth, h, sizeof seg.eth);  // what is delivered first: this segment's headers (hlen > that)
     emit(seg, ctx);
   }
   return true;
