@@ -368,6 +368,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       o.Set("idleCycles", big(env, c.idle_cycles.get()));
       o.Set("packets", big(env, pk));
       o.Set("sleeps", big(env, c.sleeps.get()));
+      o.Set("parks", big(env, c.parks.get()));
       o.Set("cyclesPerPacket", pk ? static_cast<double>(busy) / static_cast<double>(pk) : 0.0);
       o.Set("sleeping", c.sleeping.load(std::memory_order_relaxed));
       out.Set(static_cast<uint32_t>(t), o);

@@ -31,13 +31,15 @@ enum DropReason : int {
   kDropHairpin,          // destination is the source port
   kDropPortDown,         // destination has no enabled receive queue
   kDropSpoofed,          // port security: a source MAC, IP, ARP sender or ND target not the port's own
+  kDropOffloadNotNegotiated,  // checksum or segmentation offload the source port never negotiated (5.1.6.2.1)
+  kDropRingDisabled,     // frame on a started transmit ring the frontend disabled: discarded, not forwarded
   kDropReasonCount
 };
 
 inline const char* const kDropReasonNames[kDropReasonCount] = {
     "noRxBuffer", "rxBufferTooSmall", "badDescriptor", "ringBroken", "runt",   "mtu",
     "vlanFilter", "offload",          "badHeader",     "hairpin",    "portDown",
-    "spoofed"};
+    "spoofed", "offloadNotNegotiated", "ringDisabled"};
 
 struct VringCounters {
   Counter packets;

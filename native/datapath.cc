@@ -6,6 +6,7 @@
 #include "port_security.h"
 #include "sg.h"
 #include "switch.h"
+#include "tx_header.h"
 
 namespace vs {
 
@@ -46,6 +47,7 @@ int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csu
 
 // Copies the frame into one receive queue of dst. Returns -1 on success or the drop reason.
 int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
+  c.work += work_units(f.len);
   VirtioNetHdr hdr;
   bool sw_csum;
   int reason = dest_header(dst, f, &hdr, &sw_csum);
@@ -73,7 +75,14 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
     int cnt;
     uint64_t len;
     ChainStatus st = rxq.walk(mem, head, true, c.dst + nb, &cnt, &len, kMaxChainBufs - nb);
-    if (st == ChainStatus::kTooManyBufs && nb > 0) return kDropNoRxBuffer;  // our scratch is full, not a guest bug
+    if (st == ChainStatus::kTooManyBufs) {
+      // More pieces than our scratch holds: legal (up to the queue size), so not a reason to stop the ring.
+      if (nb > 0) return kDropNoRxBuffer;  // the frame's earlier chains filled the scratch: it does not fit
+      // One chain alone is too long for us: it goes back to the driver unused, and this frame is dropped.
+      rxq.put_used(head, 0);
+      rxq.last_avail_idx++;
+      return kDropBadDescriptor;
+    }
     if (st != ChainStatus::kOk) {
       // A receive chain the guest built wrongly: the queue stays stopped until the driver resets it.
       rxq.mark_broken();
@@ -87,17 +96,24 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
   }
 
   hdr.num_buffers = static_cast<uint16_t>(mergeable ? nchains : 1);
-  // Safe: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total.
-  if (nb == 1 && f.nbufs == 1 && f.bufs[0].len >= f.off + f.len) {
-    // The common case, one buffer on each side: two plain copies.
+  // The Ethernet header goes from f.eth, the copy forward() checked, not again from the source's memory: a
+  // guest rewriting it from another vCPU meanwhile must not get other bytes past the checks.
+  const uint64_t eth = frame_eth_len(f);
+  // SAFETY: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total; f's pieces were
+  // bounds-checked when the frame was taken, and f.len <= their total past f.off.
+  if (nb == 1 && f.nbufs == 1 && f.bufs[0].len >= f.off + f.len && eth == sizeof f.eth) {
+    // The common case, one buffer on each side: plain copies.
+    uint8_t* out = c.dst[0].addr;
     if (dst.hdr_len == sizeof hdr)
-      std::memcpy(c.dst[0].addr, &hdr, sizeof hdr);  // constant size: a few moves, no call
+      std::memcpy(out, &hdr, sizeof hdr);  // constant size: a few moves, no call
     else
-      std::memcpy(c.dst[0].addr, &hdr, dst.hdr_len);
-    std::memcpy(c.dst[0].addr + dst.hdr_len, f.bufs[0].addr + f.off, f.len);
+      std::memcpy(out, &hdr, dst.hdr_len);
+    std::memcpy(out + dst.hdr_len, f.eth, sizeof f.eth);
+    std::memcpy(out + dst.hdr_len + sizeof f.eth, f.bufs[0].addr + f.off + sizeof f.eth, f.len - sizeof f.eth);
   } else {
     sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
-    sg_copy(f.bufs, f.nbufs, f.off, c.dst, nb, dst.hdr_len, f.len);
+    sg_write(c.dst, nb, dst.hdr_len, f.eth, eth);
+    sg_copy(f.bufs, f.nbufs, f.off + eth, c.dst, nb, dst.hdr_len + eth, f.len - eth);
   }
   if (sw_csum) {
     uint16_t sum = sg_csum(c.dst, nb, dst.hdr_len + f.hdr.csum_start, f.len - f.hdr.csum_start);
@@ -137,8 +153,22 @@ void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, b
   const Frame& f = vlan_tagged_on(dst.cfg, frame.vlan) ? vlan_tagged_view(frame, c.tag_view) : frame;
   // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
   // its flows spread as it spread them itself, and one flow stays in order. No division for one queue.
-  const size_t nq = dst.rx_ready.size();
-  Vring& rxq = *dst.rx_ready[nq == 1 ? 0 : c.src_queue % nq];
+  const size_t nq = dst.rx_spread;
+  Vring* pick = dst.rx_ready[nq == 1 ? 0 : c.src_queue % nq];
+  if (!pick->is_enabled()) {
+    // Disabled since the last reconfiguration (SET_VRING_ENABLE does not park us): another queue, or none.
+    pick = nullptr;
+    for (Vring* v : dst.rx_ready)
+      if (v->is_enabled()) {
+        pick = v;
+        break;
+      }
+    if (!pick) {
+      if (!flooding) in.drops[kDropPortDown].inc();
+      return;
+    }
+  }
+  Vring& rxq = *pick;
   const bool shared = c.sw->shared_rx();
   if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
@@ -154,6 +184,7 @@ void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, b
     } out{&c, &dst, &rxq};
     auto emit = [](const Frame& seg, void* p) {
       Out* o = static_cast<Out*>(p);
+      o->c->work += kSegmentWork;
       int r = enqueue(*o->c, *o->dst, *o->rxq, seg);
       if (r >= 0) o->rxq->counters.drops[r].inc();
     };
@@ -198,6 +229,11 @@ bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_
     sg_read(bufs, nbufs, 0, head, want);  // Safe: pieces bounds-checked by walk(); want <= their total
     std::memcpy(&f.hdr, head, src.hdr_len);
     std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
+  }
+  if (int reason = check_tx_header(src, f.hdr); reason >= 0) {
+    txq.counters.packets.inc();
+    txq.counters.drops[reason].inc();
+    return false;
   }
   return true;
 }
@@ -275,17 +311,53 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
     if (dst != &src && vlan_member(dst->cfg, vlan)) deliver(c, *dst, f, in, true);
 }
 
+namespace {
+
+// vhost-user "Ring states": a started ring the frontend disabled is still processed, without side effects; on
+// a transmit ring that means its frames are taken, discarded and counted.
+uint32_t drain_disabled(Vring& txq, uint16_t n) {
+  for (uint16_t i = 0; i < n; i++) {
+    txq.put_used(txq.avail_head(i), 0);
+    txq.counters.packets.inc();
+    txq.counters.drops[kDropRingDisabled].inc();
+  }
+  txq.last_avail_idx = static_cast<uint16_t>(txq.last_avail_idx + n);
+  txq.publish();
+  return n;
+}
+
+}  // namespace
+
 uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   if (txq.broken) return 0;
+  if (txq.fault_skip) {
+    // A guest memory fault (another port's) interrupted the forwarding of this frame: it goes back to the
+    // driver now, used once, and is not forwarded again (those that got it before the fault keep it).
+    txq.fault_skip = false;
+    txq.put_used(txq.avail_head(0), 0);
+    txq.last_avail_idx++;
+    txq.publish();
+  }
+  if (txq.work_debt) {
+    // It took more than its share of the thread in an earlier pass: the other queues go first.
+    txq.work_debt = txq.work_debt > kQueueWork ? txq.work_debt - kQueueWork : 0;
+    return 0;
+  }
   c.src_queue = txq.queue_pair;
   uint16_t n = txq.avail_count();
   if (n == 0) return 0;
   if (n > kBurst) n = kBurst;
+  if (!txq.is_enabled()) return drain_disabled(txq, n);
   const GuestMemory& mem = *src.mem;
-  for (uint16_t i = 0; i < n; i++) {
-    uint16_t head = txq.avail_head(i);
-    if (i + 2 < n) txq.prefetch_desc(i + 2);
-    if (i + 1 < n) txq.prefetch_buf(mem, i + 1, false);
+  const uint32_t work0 = c.work;
+  uint16_t taken = 0;
+  c.tx_ring = &txq;
+  while (taken < n) {
+    // Entry 0 is always the next one: progress is kept per frame, so that a fault resumes after this frame.
+    const uint16_t left = static_cast<uint16_t>(n - taken);
+    uint16_t head = txq.avail_head(0);
+    if (left > 2) txq.prefetch_desc(2);
+    if (left > 1) txq.prefetch_buf(mem, 1, false);
     int nb;
     uint64_t total;
     ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
@@ -305,10 +377,15 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
       txq.counters.drops[kDropBadDescriptor].inc();
     }
     txq.put_used(head, 0);
+    txq.last_avail_idx++;
+    taken++;
+    if (c.work - work0 >= kQueueWork) break;  // the rest waits for the next pass
   }
-  txq.last_avail_idx = static_cast<uint16_t>(txq.last_avail_idx + n);
+  c.tx_ring = nullptr;
+  const uint32_t spent = c.work - work0;
+  if (spent > kQueueWork) txq.work_debt = spent - kQueueWork;
   txq.publish();
-  return n;
+  return taken;
 }
 
 void flush_rx(PollContext& c) {

@@ -21,12 +21,25 @@ extern thread_local std::atomic_flag* tl_rx_lock;
 constexpr uint16_t kBurst = 32;
 constexpr int kMaxRxChains = 64;  // receive chains one frame may span with MRG_RXBUF
 
+// Work accounting, so that one transmit queue cannot hold its poll thread, and every queue the thread polls,
+// behind frames that cost far more than they look (a 64 KB GSO frame cut into hundreds of segments for each
+// port of a flood). A unit is about one small frame delivered: each delivery costs work_units() of its length,
+// each segment cut in software kSegmentWork more (headers rebuilt, payload checksummed). A queue stops taking
+// frames once a pass cost it kQueueWork, and sits out passes until what it spent beyond that is paid (deficit
+// round robin): the thread's other queues get their turn whatever one guest sends.
+constexpr uint32_t kWorkBytes = 1024;
+constexpr uint32_t kSegmentWork = 1;
+constexpr uint32_t kQueueWork = kBurst;
+inline uint32_t work_units(uint64_t len) { return 1 + static_cast<uint32_t>(len / kWorkBytes); }
+
 // One poll thread's scratch space, reused for every frame (no allocation on the packet path).
 struct PollContext {
   Switch* sw;
   int thread;
   uint32_t now;                // seconds, for FDB learning
   uint32_t src_queue = 0;      // queue pair (or NIC queue) the current burst came from
+  uint32_t work = 0;           // work units spent so far (wraps; only differences are used)
+  Vring* tx_ring = nullptr;    // the transmit queue whose frame at last_avail_idx is being forwarded, if any
   std::vector<Vring*> dirty;   // receive queues with used entries to publish at the end of the burst
   // AF_XDP queues this thread put frames on without asking the kernel to send them yet: one sendto() per burst
   // instead of one per frame (nic_xdp.cc). Kicked by flush_rx().

@@ -115,7 +115,8 @@ uint32_t Driver::reclaim_tx(int q) {
   return n;
 }
 
-uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* lens, uint32_t n) {
+uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* lens, uint32_t n,
+                          const VirtioNetHdr* hdr) {
   Vq& v = vq_[q];
   if (v.free.size() < n) reclaim_tx(q);
   uint32_t sent = 0;
@@ -126,7 +127,10 @@ uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* l
     uint16_t id = v.free.back();
     v.free.pop_back();
     uint8_t* b = buf(q, id);
-    std::memset(b, 0, hdr_len_);
+    if (hdr)
+      std::memcpy(b, hdr, hdr_len_);
+    else
+      std::memset(b, 0, hdr_len_);
     std::memcpy(b + hdr_len_, frames[sent], len);
     d[id] = {buf_gpa(q, id), hdr_len_ + len, 0, 0};
     avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = id;

@@ -43,8 +43,10 @@ class Driver {
 
   // Posts every receive buffer of receive queue q (call once the ring is started).
   void fill_rx(int q);
-  // Sends frames (Ethernet header onwards) on transmit queue q. Returns how many fit in the ring.
-  uint32_t tx_burst(int q, const uint8_t* const* frames, const uint32_t* lens, uint32_t n);
+  // Sends frames (Ethernet header onwards) on transmit queue q, each behind hdr (null: a zero header, no
+  // offloads). Returns how many fit in the ring.
+  uint32_t tx_burst(int q, const uint8_t* const* frames, const uint32_t* lens, uint32_t n,
+                    const VirtioNetHdr* hdr = nullptr);
   // Receives up to max frames from receive queue q: data points into our buffer (valid until the next
   // rx_burst on q), len excludes the virtio-net header. Buffers are re-posted at the next call.
   uint32_t rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t max);

@@ -27,8 +27,10 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
   const uint32_t mss = f.hdr.gso_size;
   uint32_t want = f.len < kMaxGsoHeader ? static_cast<uint32_t>(f.len) : kMaxGsoHeader;
   uint8_t* h = st.hdr;
-  // Safe: f's pieces were bounds-checked when the frame was taken; want <= f.len.
+  // SAFETY: f's pieces were bounds-checked when the frame was taken; want <= f.len.
   if (sg_read(f.bufs, f.nbufs, f.off, h, want) != want) return false;
+  // The Ethernet header as forward() checked it, not as the source's memory holds it now.
+  std::memcpy(h, f.eth, frame_eth_len(f));
 
   uint32_t l2 = kEthHdr;
   uint16_t type = get16be(h + 12);
@@ -96,6 +98,7 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
     seg.bufs = st.bufs;
     seg.nbufs = n;
     seg.len = hlen + len;
+    std::memcpy(seg.eth, h, sizeof seg.eth);  // what is delivered first: this segment's headers (hlen > that)
     emit(seg, ctx);
   }
   return true;

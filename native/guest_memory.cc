@@ -2,11 +2,15 @@
 
 #include "fault_guard.h"
 
-#include <cerrno>
-#include <cstring>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace vs {
 
@@ -21,6 +25,15 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
           std::to_string(specs.size());
     close_all();
     return nullptr;
+  }
+  uint64_t total = 0;
+  for (const MemRegionSpec& s : specs) {
+    if (s.size > kMaxGuestMemory - total) {
+      err = "memory table maps more than the limit of " + std::to_string(kMaxGuestMemory >> 30) + " GiB per port";
+      close_all();
+      return nullptr;
+    }
+    total += s.size;
   }
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   for (size_t i = 0; i < specs.size(); i++) {
@@ -53,6 +66,22 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
     // Only regular files (memfd, tmpfs, hugetlbfs): a device such as /dev/zero maps, then faults on touch.
     if (!S_ISREG(st.st_mode)) {
       err = where + "not a regular file (guest memory must be a memfd, tmpfs or hugetlbfs file)";
+      close_all();
+      return nullptr;
+    }
+    // And on a file system whose pages are memory: a file elsewhere (FUSE, NFS, a disk) can hold the poll thread
+    // in a page fault that no signal ends, and with it every port the thread serves.
+    struct statfs fs;
+    if (fstatfs(s.fd, &fs) < 0) {
+      err = where + "fstatfs: " + std::strerror(errno);
+      close_all();
+      return nullptr;
+    }
+    if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
+      char magic[24];
+      std::snprintf(magic, sizeof magic, "0x%llx", static_cast<unsigned long long>(fs.f_type));
+      err = where + "the file is on a file system of type " + magic +
+            ", not tmpfs or hugetlbfs (guest memory must be a memfd, tmpfs or hugetlbfs file)";
       close_all();
       return nullptr;
     }

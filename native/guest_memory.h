@@ -17,6 +17,9 @@ struct MemRegionSpec {
 };
 
 constexpr size_t kMaxMemRegions = 8;  // VHOST_MEMORY_BASELINE_NREGIONS
+// The most guest memory one port's table may map (all regions together): more than any guest we expect, and
+// small enough that 128 TiB of user address space holds a hundred ports at the limit.
+constexpr uint64_t kMaxGuestMemory = 1ull << 40;
 
 class GuestMemory {
  public:

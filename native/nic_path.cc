@@ -104,6 +104,7 @@ uint32_t poll_nic(PollContext& c, Port& p, NicQueue& q) {
 }
 
 int nic_send(PollContext& c, Port& dst, const Frame& f) {
+  c.work += work_units(f.len);
   NicQueue& q = *dst.nicq[c.thread % dst.nicq.size()];
   if (q.backend == NicBackend::kAfXdp) return xdp_send(c, dst, q, f);
   bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
@@ -119,14 +120,19 @@ int nic_send(PollContext& c, Port& dst, const Frame& f) {
   std::memcpy(vnet, &h, kVnetHdr);
   uint8_t tag_bytes[kVlanTag];
   vlan_tag_bytes(f.vlan, tag_bytes);
-  iovec iov[kMaxChainBufs + 3];
+  iovec iov[kMaxChainBufs + 4];
   int n = 0;
+  // The Ethernet header from our copy, the one forward() checked (the source's memory may have changed since),
+  // with the tag after the MAC addresses on trunks.
+  const uint64_t eth = frame_eth_len(f);
   iov[n++] = {vnet, kVnetHdr};
-  iov[n++] = {const_cast<uint8_t*>(f.eth), 12};  // destination and source MAC, from our copy
+  iov[n++] = {const_cast<uint8_t*>(f.eth), 12};
   if (tag) iov[n++] = {tag_bytes, kVlanTag};
+  if (eth > 12) iov[n++] = {const_cast<uint8_t*>(f.eth) + 12, eth - 12};
   // The rest straight from the source's buffers: the kernel's copy is the only one.
-  uint64_t skip = f.off + 12, left = f.len - 12;
-  for (int i = 0; i < f.nbufs && left && n < kMaxChainBufs + 3; i++) {
+  // SAFETY: f's pieces were bounds-checked when the frame was taken; the iovecs stay inside them.
+  uint64_t skip = f.off + eth, left = f.len - eth;
+  for (int i = 0; i < f.nbufs && left && n < kMaxChainBufs + 4; i++) {
     if (skip >= f.bufs[i].len) {
       skip -= f.bufs[i].len;
       continue;

@@ -387,15 +387,19 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
     x.free_tx.pop_back();
   }
   uint8_t* out = x.umem + addr;
-  // Destination and source MAC from our copy, the tag on trunks, the rest from the source's pieces.
+  // The Ethernet header from our copy, the one forward() checked (the source's memory may have changed since),
+  // the tag after the MAC addresses on trunks, the rest from the source's pieces.
+  const uint64_t eth = frame_eth_len(f);
   std::memcpy(out, f.eth, 12);
   uint64_t o = 12;
   if (tag) {
     vlan_tag_bytes(f.vlan, out + o);
     o += kVlanTag;
   }
-  // Safe: f's pieces were bounds-checked when the frame was taken; wire_len <= frame_size was checked above.
-  o += sg_read(f.bufs, f.nbufs, f.off + 12, out + o, f.len - 12);
+  std::memcpy(out + o, f.eth + 12, eth - 12);
+  o += eth - 12;
+  // SAFETY: f's pieces were bounds-checked when the frame was taken; wire_len <= frame_size was checked above.
+  o += sg_read(f.bufs, f.nbufs, f.off + eth, out + o, f.len - eth);
   if (csum) {
     // The field holds the pseudo-header sum; the sum from csum_start to the end completes it.
     uint64_t start = f.hdr.csum_start + (tag ? kVlanTag : 0);
@@ -452,6 +456,7 @@ int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   } out{&c, &dst, &q};
   auto emit = [](const Frame& seg, void* p) {
     Out* o = static_cast<Out*>(p);
+    o->c->work += kSegmentWork + work_units(seg.len);
     if (send_one(*o->dst, *o->q, seg) < 0) note_pending(*o->c, *o->q);  // drops counted inside
   };
   if (gso_segment_tcp(f, c.gso, emit, &out)) return -1;

@@ -39,8 +39,11 @@ struct Port {
   uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
   std::unique_ptr<GuestMemory> mem;
   std::vector<std::unique_ptr<Vring>> vrings;  // 2 * queue_pairs
-  // Derived on every reconfiguration: the receive queues that can take frames now.
+  // Derived on every reconfiguration: the started receive queues, those enabled then first. Frames spread over
+  // the first rx_spread of them (all when none was enabled); whether a queue is enabled is checked per frame,
+  // since enabling and disabling one does not reconfigure (SET_VRING_ENABLE does not park the poll threads).
   std::vector<Vring*> rx_ready;
+  size_t rx_spread = 0;
 
   Port(uint32_t id_, PortConfig c, PortKind k = PortKind::kVhost) : id(id_), cfg(std::move(c)), kind(k) {
     if (kind == PortKind::kVhost)
@@ -73,11 +76,16 @@ struct Port {
     features = 0;
     hdr_len = 12;
     rx_ready.clear();
+    rx_spread = 0;
   }
   void refresh_rx_ready() {
     rx_ready.clear();
-    for (size_t i = 0; i < vrings.size(); i += 2)
-      if (vrings[i]->ready()) rx_ready.push_back(vrings[i].get());
+    for (bool enabled : {true, false})
+      for (size_t i = 0; i < vrings.size(); i += 2)
+        if (vrings[i]->polled() && vrings[i]->is_enabled() == enabled) rx_ready.push_back(vrings[i].get());
+    rx_spread = 0;
+    while (rx_spread < rx_ready.size() && rx_ready[rx_spread]->is_enabled()) rx_spread++;
+    if (rx_spread == 0) rx_spread = rx_ready.size();
   }
 };
 

@@ -86,6 +86,8 @@ void Switch::close() {
   ports_.clear();
   by_id_.clear();
   list_.clear();
+  for (int fd : retired_fds_) ::close(fd);
+  retired_fds_.clear();
 }
 
 // --- the park protocol ---
@@ -102,6 +104,8 @@ void Switch::exec(const std::function<void()>& fn) {
   ctl_cv_.wait(lk, [this] { return parked_ == static_cast<int>(threads_.size()); });
   fn();
   rebuild();
+  for (int fd : retired_fds_) ::close(fd);  // no poll thread can hold them now
+  retired_fds_.clear();
   park_requested_.store(false, std::memory_order_release);
   lk.unlock();
   park_cv_.notify_all();
@@ -133,7 +137,7 @@ void Switch::rebuild() {
     p->refresh_rx_ready();
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
-      if (!v->ready()) continue;
+      if (!v->polled()) continue;
       Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
       t->items.push_back({p.get(), v, nullptr});
       if (v->kick_fd < 0) t->nofd_ring = true;
@@ -190,6 +194,13 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
     tl_rx_lock->clear(std::memory_order_release);
     tl_rx_lock = nullptr;
   }
+  // The sender's ring keeps what it had: the frames before the interrupted one are used (in the shadow index,
+  // published with the next pass), the interrupted one is returned then (touching guest memory here, with no
+  // guard armed, could fault again), and none is taken twice.
+  if (Vring* v = c.tx_ring) {
+    c.tx_ring = nullptr;
+    v->fault_skip = true;
+  }
   for (auto& [id, p] : ports_) {
     if (!p->mem || !p->mem->contains_host(addr)) continue;
     for (auto& v : p->vrings) {
@@ -207,6 +218,7 @@ bool Switch::poll_loop(Thread* t, PollContext& c) {
   for (;;) {
     if (park_requested_.load(std::memory_order_acquire)) {
       tl_fault_guard = nullptr;  // parked, the control thread may unmap: no guest memory is touched here
+      t->counters.parks.inc();
       park();
       if (stopping_) return true;
       return false;  // re-arm the guard and start over
@@ -289,6 +301,11 @@ void Switch::housekeeping() {
     now_.store(now, std::memory_order_relaxed);
     // Aging scans the table off the packet path; lookups stay lock-free meanwhile.
     fdb_.age(now, opts_.aging);
+    if (respread_.exchange(false)) {
+      lk.unlock();
+      exec([] {});  // at most once a round, however many enable messages came
+      lk.lock();
+    }
   }
 }
 
@@ -401,14 +418,45 @@ std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>&
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
+static std::string vring_range_error(uint32_t index, size_t count) {
+  return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) + " vrings)";
+}
+
 std::string Switch::with_vring(uint32_t id, uint32_t index,
                                const std::function<std::string(Port&, Vring&)>& fn) {
   return with_port(id, [&](Port& p) -> std::string {
-    if (index >= p.vrings.size())
-      return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(p.vrings.size()) +
-             " vrings)";
+    if (index >= p.vrings.size()) return vring_range_error(index, p.vrings.size());
     return fn(p, *p.vrings[index]);
   });
+}
+
+// The ring, looked up on the control thread without parking (ports_ changes only on this thread, in exec()).
+Vring* Switch::find_vring(uint32_t id, uint32_t index, std::string* err) {
+  auto it = ports_.find(id);
+  if (it == ports_.end()) {
+    *err = "no such port";
+    return nullptr;
+  }
+  if (index >= it->second->vrings.size()) {
+    *err = vring_range_error(index, it->second->vrings.size());
+    return nullptr;
+  }
+  return it->second->vrings[index].get();
+}
+
+void Switch::retire_fd(int fd) {
+  if (fd < 0) return;
+  if (threads_.empty()) {
+    ::close(fd);  // poll_once() runs on this thread: nothing can be using it
+    return;
+  }
+  size_t n;
+  {
+    std::lock_guard<std::mutex> g(exec_mu_);  // exec() (the housekeeper's too) closes the list
+    retired_fds_.push_back(fd);
+    n = retired_fds_.size();
+  }
+  if (n >= kMaxRetiredFds) exec([] {});
 }
 
 std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
@@ -473,12 +521,22 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     ::close(fd);
     return (which == 0 ? "kick fd " : which == 1 ? "call fd " : "err fd ") + bad;
   }
+  if (which != 0) {
+    // Call and err fds: the poll threads read them once per signal, so the new one goes in by one atomic store,
+    // without parking them; the old one is closed once no thread can be about to write it.
+    std::string err;
+    Vring* v = find_vring(id, index, &err);
+    if (!v) {
+      if (fd >= 0) ::close(fd);
+      return err;
+    }
+    retire_fd(__atomic_exchange_n(which == 1 ? &v->call_fd : &v->err_fd, fd, __ATOMIC_ACQ_REL));
+    return "";
+  }
   std::string err = with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
-    int* slot = which == 0 ? &v.kick_fd : which == 1 ? &v.call_fd : &v.err_fd;
-    if (*slot >= 0) ::close(*slot);
-    *slot = fd;
+    if (v.kick_fd >= 0) ::close(v.kick_fd);
+    v.kick_fd = fd;
     fd = -1;  // owned by the ring now
-    if (which != 0) return "";
     // vhost-user: SET_VRING_KICK starts the ring.
     if (!p.mem || !v.translate(p.mem.get())) return "ring started before its memory table and addresses";
     install_fault_handler();
@@ -498,10 +556,18 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
 }
 
 std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
-  return with_vring(id, index, [enable](Port&, Vring& v) -> std::string {
-    v.enabled = enable;
-    return "";
-  });
+  // No park: the data path checks `enabled` per frame (a disabled transmit ring is drained, a disabled receive
+  // ring skipped), so a flood of these costs the other ports nothing.
+  std::string err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  if (v->enabled == enable) return "";
+  __atomic_store_n(&v->enabled, enable, __ATOMIC_RELEASE);
+  if (threads_.empty())
+    exec([] {});  // poll_once() runs on this thread: reconfigure now, nothing to park
+  else
+    respread_.store(true, std::memory_order_relaxed);
+  return "";
 }
 
 std::string Switch::fdb_add(uint64_t key, uint32_t port) {

@@ -37,6 +37,7 @@ struct ThreadCounters {
   Counter idle_cycles;  // TSC cycles of poll passes that found nothing
   Counter packets;      // frames taken from guests' transmit queues
   Counter sleeps;       // times the thread slept on kick eventfds
+  Counter parks;        // times the thread parked for a control change (exec)
   std::atomic<bool> sleeping{false};
 };
 
@@ -112,6 +113,8 @@ class Switch {
   };
 
   void exec(const std::function<void()>& fn);
+  Vring* find_vring(uint32_t id, uint32_t index, std::string* err);
+  void retire_fd(int fd);
   void rebuild();
   void run(Thread* t);
   bool poll_loop(Thread* t, PollContext& c);
@@ -132,6 +135,13 @@ class Switch {
   std::vector<std::unique_ptr<Thread>> threads_;
   std::unique_ptr<Thread> manual_;  // threads = 0: the work list poll_once() runs
   uint64_t gen_ = 0;  // bumped by every exec(): poll threads rebuild their epoll sets when it moves
+  // Call and err fds replaced without a park: a poll thread may still be about to write the old one, so it is
+  // closed at the next park (exec), which comes at the latest after kMaxRetiredFds of them.
+  static constexpr size_t kMaxRetiredFds = 64;
+  std::vector<int> retired_fds_;
+  // A ring was enabled or disabled without a park: the next housekeeping round reconfigures once, so that
+  // frames spread again over the receive queues enabled now (until then, a disabled queue is skipped per frame).
+  std::atomic<bool> respread_{false};
 
   // The park protocol.
   std::mutex park_mu_;

@@ -102,7 +102,9 @@ void Vring::publish() {
   } else {
     notify = !(__atomic_load_n(&avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
   }
-  if (notify && call_fd >= 0) eventfd_write(call_fd, 1);
+  if (!notify) return;
+  int fd = __atomic_load_n(&call_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0) eventfd_write(fd, 1);
 }
 
 void Vring::enable_kicks() {
@@ -129,13 +131,16 @@ void Vring::mark_broken() {
   broken = true;
   counters.drops[kDropRingBroken].inc();
   // vhost-user: the backend reports a ring error by writing to the SET_VRING_ERR eventfd.
-  if (err_fd >= 0) eventfd_write(err_fd, 1);
+  int fd = __atomic_load_n(&err_fd, __ATOMIC_ACQUIRE);
+  if (fd >= 0) eventfd_write(fd, 1);
 }
 
 void Vring::stop_and_reset_state() {
   started = false;
   broken = false;
   dirty = false;
+  work_debt = 0;
+  fault_skip = false;
 }
 
 void Vring::close_fds() {

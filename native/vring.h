@@ -27,6 +27,8 @@ struct Vring {
   uint16_t num = 0;  // a power of two (checked by SET_VRING_NUM), so index & (num - 1) is the slot
   uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
   bool addr_set = false;
+  // call_fd and err_fd, and enabled, change without parking the poll threads (a flood of SET_VRING_CALL or
+  // SET_VRING_ENABLE must not stop every port): the data path reads them once per use, atomically.
   int kick_fd = -1, call_fd = -1, err_fd = -1;
   bool started = false;  // SET_VRING_KICK received, not yet stopped by GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE (or implied when protocol features are off)
@@ -44,12 +46,18 @@ struct Vring {
   uint16_t cached_avail = 0;    // avail->idx as last read
   bool broken = false;          // NEEDS_RESET: stopped until the frontend resets the ring
   bool dirty = false;           // used entries written but not yet published (in a thread's flush list)
+  uint32_t work_debt = 0;       // transmit queues: work spent beyond the per-pass share, paid by skipped passes
+  bool fault_skip = false;      // transmit queues: the entry at last_avail_idx was cut short by a fault: return it
   std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
 
   VringCounters counters;
   FwdCache fwd;  // transmit queues: see FwdCache
 
-  bool ready() const { return started && enabled && desc && !broken; }
+  bool is_enabled() const { return __atomic_load_n(&enabled, __ATOMIC_ACQUIRE); }
+  bool ready() const { return started && is_enabled() && desc && !broken; }
+  // Started rings are processed even when disabled (vhost-user "Ring states"): a disabled transmit ring is
+  // drained, a disabled receive ring skipped when frames are delivered.
+  bool polled() const { return started && desc && !broken; }
 
   // Translates desc/avail/used for mem; false (and the ring stays unusable) if any part is outside it.
   bool translate(const GuestMemory* mem);

@@ -94,6 +94,8 @@ export interface ThreadStats {
   busyCycles: bigint;
   idleCycles: bigint;
   packets: bigint;
+  /** Times the thread parked for a control change (every reconfiguration parks every poll thread once). */
+  parks: bigint;
   /** busyCycles / packets, 0 when no packets. */
   cyclesPerPacket: number;
   sleeping: boolean;

@@ -366,13 +366,15 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
     const fd = v.noFd ? -1 : takeFds(msg)[0]!;
     const state: FdState = v.noFd ? 'nofd' : 'fd';
     if (request === P.VHOST_USER_SET_VRING_KICK) {
-      this.native.setVringKick(this.portId, v.index, fd);
-      ring.kick = state;
-      ring.started = true;
+      // Without protocol features the ring starts enabled; enabled first, so that the data plane never sees it
+      // started and disabled (it would drain the transmit ring, as a disabled ring must be).
       if (!this.protocolFeaturesNegotiated) {
         this.native.setVringEnable(this.portId, v.index, true);
         ring.enabled = true;
       }
+      this.native.setVringKick(this.portId, v.index, fd);
+      ring.kick = state;
+      ring.started = true;
       this.log('info', 'vring started', { ring: v.index, kick: state, enabled: ring.enabled });
       this.updateReady(`ring ${v.index} started`);
     } else if (request === P.VHOST_USER_SET_VRING_CALL) {

@@ -202,11 +202,14 @@ VT_TEST(udp_gso_frame_to_a_port_without_it_is_dropped_and_counted) {
   vs::Switch sw{vs::SwitchOptions{}};
   vs::Driver a{{}}, b{{}};
   uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
-  wire(sw, pa, a, kFeatures | (1ull << vs::VIRTIO_NET_F_HOST_TSO4));
+  wire(sw, pa, a, kFeatures | (1ull << vs::VIRTIO_NET_F_HOST_UFO) | (1ull << vs::VIRTIO_NET_F_CSUM));
   wire(sw, pb, b);
   auto f = frame(BCAST, A, 100);
   uint8_t* buf = a.buf(1, 0);
   vs::VirtioNetHdr h{};
+  h.flags = vs::VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  h.csum_start = 34;
+  h.csum_offset = 6;
   h.gso_type = vs::VIRTIO_NET_HDR_GSO_UDP;
   h.gso_size = 1448;
   std::memcpy(buf, &h, 12);

@@ -54,7 +54,7 @@ inline int run_all() {
 constexpr uint64_t kFeatures = (1ull << vs::VIRTIO_F_VERSION_1) | (1ull << vs::VIRTIO_NET_F_MRG_RXBUF);
 
 // Does what the vhost-user handshake does, directly: the fds are dup'ed because the switch owns what it gets.
-inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features = kFeatures) {
+inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features = kFeatures, bool post_rx = true) {
   d.set_features(features);
   VT_CHECK(sw.set_features(id, features).empty());
   VT_CHECK(sw.set_mem_table(id, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).empty());
@@ -65,7 +65,7 @@ inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features =
     VT_CHECK(sw.set_vring_fd(id, q, 1, dup(d.call_fd(q))).empty());
     VT_CHECK(sw.set_vring_fd(id, q, 0, dup(d.kick_fd(q))).empty());
     VT_CHECK(sw.set_vring_enable(id, q, true).empty());
-    if (q % 2 == 0) d.fill_rx(q);
+    if (q % 2 == 0 && post_rx) d.fill_rx(q);
   }
 }
 

@@ -161,12 +161,12 @@ describe('VhostUserBackend: REPLY_ACK', () => {
 });
 
 describe('VhostUserBackend: ring life cycle', () => {
-  it('without VHOST_USER_F_PROTOCOL_FEATURES a ring is enabled as soon as it starts', () => {
+  it('without VHOST_USER_F_PROTOCOL_FEATURES a ring is enabled as soon as it starts (enabled just before it starts)', () => {
     const h = harness();
     negotiate(h, false);
     startRing(h, 0);
     const kickAt = h.sw.calls.findIndex((c) => c.method === 'setVringKick');
-    expect(h.sw.calls[kickAt + 1]).toEqual({ method: 'setVringEnable', args: [PORT, 0, true] });
+    expect(h.sw.calls[kickAt - 1]).toEqual({ method: 'setVringEnable', args: [PORT, 0, true] });
     expect(h.events).toEqual([]);
     startRing(h, 1);
     expect(h.events).toEqual(['ready']);
