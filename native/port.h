@@ -39,7 +39,7 @@ struct Port {
   uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
   std::unique_ptr<GuestMemory> mem;
   std::vector<std::unique_ptr<Vring>> vrings;  // 2 * queue_pairs
-  // Derived on every reconfiguration: the started receive queues, those enabled then first. Frames spread over
+  // Derived on every reconfiguration: the started receive queues (broken ones included), those enabled first. Frames spread over
   // the first rx_spread of them (all when none was enabled); whether a queue is enabled is checked per frame,
   // since enabling and disabling one does not reconfigure (SET_VRING_ENABLE does not park the poll threads).
   std::vector<Vring*> rx_ready;
@@ -82,7 +82,8 @@ struct Port {
     rx_ready.clear();
     for (bool enabled : {true, false})
       for (size_t i = 0; i < vrings.size(); i += 2)
-        if (vrings[i]->polled() && vrings[i]->is_enabled() == enabled) rx_ready.push_back(vrings[i].get());
+        if (vrings[i]->started && vrings[i]->desc && vrings[i]->is_enabled() == enabled)
+          rx_ready.push_back(vrings[i].get());  // broken ones too: enqueue counts what they cannot take
     rx_spread = 0;
     while (rx_spread < rx_ready.size() && rx_ready[rx_spread]->is_enabled()) rx_spread++;
     if (rx_spread == 0) rx_spread = rx_ready.size();
