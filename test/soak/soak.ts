@@ -244,6 +244,20 @@ export const DEFAULT_MAPS_PER_PORT = 0.25;
 export const DEFAULT_HELD_TREND_KIB_PER_MIN = 200;
 export const DEFAULT_RSS_TREND_KIB_PER_MIN = 150;
 export const DEFAULT_RSS_TREND_MIN_WINDOW_MS = 10 * 60_000;
+/** The soak's bounds unless SoakOptions.bounds says otherwise. */
+export const DEFAULT_JUDGE_BOUNDS: JudgeBounds = {
+  rssSlackKiB: 8 * 1024,
+  rssSlackRatio: 0.05,
+  mapsSlack: 32,
+  mapsSlackRatio: 0.1,
+  fdSlack: 0,
+  rssPerPortKiB: DEFAULT_RSS_PER_PORT_KIB,
+  mapsPerPort: DEFAULT_MAPS_PER_PORT,
+  heldTrendKiBPerMin: DEFAULT_HELD_TREND_KIB_PER_MIN,
+  rssTrendKiBPerMin: DEFAULT_RSS_TREND_KIB_PER_MIN,
+  rssTrendMinWindowMs: DEFAULT_RSS_TREND_MIN_WINDOW_MS,
+  mallocSlackKiB: 2048,
+};
 /** Samples after the baseline needed for a slope to mean something. */
 export const MIN_SAMPLES_FOR_TREND = 8;
 
@@ -314,21 +328,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const cycleMs = opts.cycleMs ?? 3000;
   const sampleEveryMs = opts.sampleEveryMs ?? 5000;
   const warmupMs = opts.warmupMs ?? Math.min(120_000, Math.max(20_000, opts.durationMs * 0.5));
-  const bounds: JudgeBounds & { liveHeapSlackKiB: number } = {
-    rssSlackKiB: 8 * 1024,
-    rssSlackRatio: 0.05,
-    mapsSlack: 32,
-    mapsSlackRatio: 0.1,
-    fdSlack: 0,
-    rssPerPortKiB: DEFAULT_RSS_PER_PORT_KIB,
-    mapsPerPort: DEFAULT_MAPS_PER_PORT,
-    heldTrendKiBPerMin: DEFAULT_HELD_TREND_KIB_PER_MIN,
-    rssTrendKiBPerMin: DEFAULT_RSS_TREND_KIB_PER_MIN,
-    rssTrendMinWindowMs: DEFAULT_RSS_TREND_MIN_WINDOW_MS,
-    mallocSlackKiB: 2048,
-    ...opts.bounds,
-    liveHeapSlackKiB: opts.liveHeapSlackKiB ?? 2048,
-  };
+  const bounds = { ...DEFAULT_JUDGE_BOUNDS, ...opts.bounds, liveHeapSlackKiB: opts.liveHeapSlackKiB ?? 2048 };
   const dir = opts.runDir;
   const violations: string[] = [];
   const removedPortDrops: Record<string, number> = {};

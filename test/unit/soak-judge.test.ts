@@ -5,31 +5,8 @@
 // 30-minute length of scripts/soak.sh. The soak itself runs against the real
 // daemon (test/e2e/fault-soak.test.ts).
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_HELD_TREND_KIB_PER_MIN,
-  DEFAULT_MAPS_PER_PORT,
-  DEFAULT_RSS_PER_PORT_KIB,
-  DEFAULT_RSS_TREND_KIB_PER_MIN,
-  DEFAULT_RSS_TREND_MIN_WINDOW_MS,
-  judgeSamples,
-  slope,
-  type JudgeBounds,
-  type Sample,
-} from '../soak/soak.js';
+import { DEFAULT_JUDGE_BOUNDS as bounds, judgeSamples, slope, type Sample } from '../soak/soak.js';
 
-const bounds: JudgeBounds = {
-  rssSlackKiB: 8192,
-  rssSlackRatio: 0.05,
-  mapsSlack: 32,
-  mapsSlackRatio: 0.1,
-  fdSlack: 0,
-  rssPerPortKiB: DEFAULT_RSS_PER_PORT_KIB,
-  mapsPerPort: DEFAULT_MAPS_PER_PORT,
-  heldTrendKiBPerMin: DEFAULT_HELD_TREND_KIB_PER_MIN,
-  rssTrendKiBPerMin: DEFAULT_RSS_TREND_KIB_PER_MIN,
-  rssTrendMinWindowMs: DEFAULT_RSS_TREND_MIN_WINDOW_MS,
-  mallocSlackKiB: 2048,
-};
 const WARMUP_MS = 90_000;
 const RSS = 77_500;
 
