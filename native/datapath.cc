@@ -33,7 +33,7 @@ int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csu
   }
   uint8_t gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
   if (gso != VIRTIO_NET_HDR_GSO_NONE) {
-    // Segmentation in software is not done here: a GSO frame goes only to a port that takes GSO frames.
+    // A GSO frame goes as it is only to a port that takes GSO frames; for the others deliver() segments it.
     bool ok = (gso == VIRTIO_NET_HDR_GSO_TCPV4 && dst.has(VIRTIO_NET_F_GUEST_TSO4)) ||
               (gso == VIRTIO_NET_HDR_GSO_TCPV6 && dst.has(VIRTIO_NET_F_GUEST_TSO6)) ||
               (gso == VIRTIO_NET_HDR_GSO_UDP && dst.has(VIRTIO_NET_F_GUEST_UFO));

@@ -39,7 +39,7 @@ struct SecurityScratch {
 
 // True when f, which came in on a port with these rules, may enter the switch. Then f's first bytes (its
 // Ethernet header from f.eth, and the L3 headers that were checked) come from scratch, the rest from f's
-// pieces as before. Never allocates.
+// pieces, so a guest rewriting its buffers after the check cannot change what is delivered. Never allocates.
 bool port_security_check(const PortSecurity& s, Frame& f, SecurityScratch& scratch);
 
 }  // namespace vs

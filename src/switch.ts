@@ -50,7 +50,7 @@ export type EndpointParams = Pick<
 export type EndpointFactory = (params: EndpointParams) => EndpointLike;
 
 /**
- * `auto`: AF_XDP where the interface allows it, else AF_PACKET with the reason in the port's info (issue 6).
+ * `auto`: AF_XDP where the interface allows it, else AF_PACKET with the reason in the port's info.
  * Checksums a local sender left pending cross AF_XDP as NEEDS_CSUM (native/csum.h).
  */
 export const DEFAULT_NIC_BACKEND = 'auto' as const;
