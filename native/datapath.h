@@ -13,6 +13,8 @@
 
 namespace vs {
 
+struct XdpSocket;
+
 class Switch;
 
 // The receive-queue lock this thread holds, if any: released if a guest memory fault interrupts it.
@@ -48,6 +50,12 @@ struct PollContext {
     uint32_t pending;
   };
   std::vector<XdpKick> xdp_kicks;
+  // An AF_XDP send chunk taken off its socket's free list and not yet on its TX ring: it is being filled from
+  // the source's memory, and a fault there must give it back (recover_from_fault, xdp_return_chunk).
+  struct XdpChunk {
+    XdpSocket* x = nullptr;
+    uint64_t addr = 0;
+  } xdp_chunk;
   Buf src[kMaxChainBufs];
   Buf dst[kMaxChainBufs];
   GsoState gso;  // software segmentation scratch

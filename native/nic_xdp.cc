@@ -355,7 +355,7 @@ namespace {
 // One frame without segmentation offload onto the TX ring.
 // The kernel is not asked to send it here: copy mode sends only when asked, and the packet path asks once per
 // burst (note_pending, xdp_flush).
-int send_one(Port& dst, NicQueue& q, const Frame& f) {
+int send_one(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   if (f.len > dst.cfg.mtu + kEthHdr) {
     q.tx.drops[kDropMtu].inc();
     return kDropMtu;
@@ -371,7 +371,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
   uint64_t addr;
   {
     // The lock is not held while guest memory is read: a fault there (SIGBUS, fault_guard.h) jumps out of
-    // this function, and would leave it taken. Such a fault loses the chunk, nothing else.
+    // this function, and would leave it taken. The chunk is recorded in c instead, and given back then.
     SpinGuard g(x.tx_lock);
     if (x.free_tx.empty()) reclaim(x);
     if (x.free_tx.empty()) {
@@ -385,6 +385,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
     }
     addr = x.free_tx.back();
     x.free_tx.pop_back();
+    c.xdp_chunk = {&x, addr};
   }
   uint8_t* out = x.umem + addr;
   // The Ethernet header from our copy, the one forward() checked (the source's memory may have changed since),
@@ -415,6 +416,7 @@ int send_one(Port& dst, NicQueue& q, const Frame& f) {
     tx[x.tx.prod & x.tx.mask] = {addr, static_cast<uint32_t>(o), 0};
     x.tx.prod++;
     __atomic_store_n(x.tx.producer, x.tx.prod, __ATOMIC_RELEASE);
+    c.xdp_chunk = {};
   }
   q.tx.packets.inc();
   q.tx.bytes.add(o);
@@ -445,7 +447,7 @@ int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   // No virtio-net header crosses AF_XDP: a pending checksum is computed in send_one(), and TCP GSO frames
   // are cut into MSS-sized frames here (gso.cc); other GSO frames are dropped and counted.
   if ((f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_NONE) {
-    int r = send_one(dst, q, f);
+    int r = send_one(c, dst, q, f);
     if (r < 0) note_pending(c, q);
     return r;
   }
@@ -457,11 +459,19 @@ int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   auto emit = [](const Frame& seg, void* p) {
     Out* o = static_cast<Out*>(p);
     o->c->work += kSegmentWork + work_units(seg.len);
-    if (send_one(*o->dst, *o->q, seg) < 0) note_pending(*o->c, *o->q);  // drops counted inside
+    if (send_one(*o->c, *o->dst, *o->q, seg) < 0) note_pending(*o->c, *o->q);  // drops counted inside
   };
   if (gso_segment_tcp(f, c.gso, emit, &out)) return -1;
   q.tx.drops[kDropOffload].inc();
   return kDropOffload;
+}
+
+void xdp_return_chunk(PollContext& c) {
+  XdpSocket* x = c.xdp_chunk.x;
+  if (!x) return;
+  SpinGuard g(x->tx_lock);
+  x->free_tx.push_back(c.xdp_chunk.addr);
+  c.xdp_chunk = {};
 }
 
 void xdp_flush(PollContext& c) {

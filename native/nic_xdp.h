@@ -70,6 +70,8 @@ uint32_t poll_af_xdp(PollContext& c, Port& p, NicQueue& q);
 // Puts the frame on the queue's TX ring; the kernel is asked to send at the end of the burst (xdp_flush), or
 // at once when this thread has a copy-mode batch (32 frames) waiting on the queue.
 int xdp_send(PollContext& c, Port& dst, NicQueue& q, const Frame& f);
+// A guest-memory fault interrupted send_one() while it filled a send chunk: gives the chunk back to its socket.
+void xdp_return_chunk(PollContext& c);
 // Asks the kernel to send what this thread put on AF_XDP queues since the last flush (datapath.cc, flush_rx).
 void xdp_flush(PollContext& c);
 // nic_path.cc: parses one received frame and forwards it (shared by every NIC backend).

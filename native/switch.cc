@@ -156,10 +156,20 @@ uint32_t Switch::poll_once() {
   c.sw = this;
   c.thread = 0;
   c.now = now_.load(std::memory_order_relaxed);
-  uint32_t n = 0;
-  for (const Thread::Item& it : manual_->items)
-    n += it.txq ? poll_txq(c, *it.port, *it.txq) : poll_nic(c, *it.port, *it.nicq);
-  flush_rx(c);
+  // A fault in guest memory is recovered from as on a poll thread (run()); the pass ends there. No signal
+  // mask is saved: the handler runs with SA_NODEFER, so none needs restoring, and a pass costs no syscall.
+  install_fault_handler();
+  volatile uint32_t n = 0;  // kept across the jump
+  FaultGuard g;
+  if (sigsetjmp(g.env, 0) == 0) {
+    tl_fault_guard = &g;
+    for (const Thread::Item& it : manual_->items)
+      n += it.txq ? poll_txq(c, *it.port, *it.txq) : poll_nic(c, *it.port, *it.nicq);
+    flush_rx(c);
+  } else {
+    recover_from_fault(c, g.addr);
+  }
+  tl_fault_guard = nullptr;
   manual_->counters.packets.add(n);
   return n;
 }
@@ -190,6 +200,7 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
   // Frames already on AF_XDP queues go out now: the queues are valid (this thread is not parked), and the list
   // must be empty before it parks, when ports may be removed.
   if (!c.xdp_kicks.empty()) xdp_flush(c);
+  xdp_return_chunk(c);
   if (tl_rx_lock) {
     tl_rx_lock->clear(std::memory_order_release);
     tl_rx_lock = nullptr;

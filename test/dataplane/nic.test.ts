@@ -247,6 +247,40 @@ describe('NIC ports', () => {
     expect(n.sw.portStats(nic).rxPackets).toBeGreaterThan(0n);
   });
 
+  it('port security on host ports: a kernel endpoint whose MAC is not the port\'s, or whose IP is not allowed, is dropped and counted', async () => {
+    const n = await attachGuestPort();
+    const { ns, outside, inside } = makeNamespace('s');
+    ip('-n', ns, 'addr', 'add', '169.254.54.2/16', 'dev', inside);
+    const insideMac = JSON.parse(ip('-n', ns, '-j', 'link', 'show', inside))[0].address as string;
+    const tap = `vss${process.pid % 100000}`;
+    const tns = `vs-tsec-${process.pid}`;
+    const cases = [
+      // [what, security of the port, answered]
+      ['the endpoint\'s own MAC and addresses (its IPv6 link-local too)', { macs: [insideMac], ips: ['169.254.54.2/32', 'fe80::/64'] }, true],
+      ['another MAC', { macs: ['02:00:00:00:54:99'], ips: [] }, false],
+      ['its MAC, another IP', { macs: [insideMac], ips: ['169.254.54.3/32'] }, false],
+    ] as const;
+    for (const [what, security, answered] of cases) {
+      const nic = n.sw.addNicPort({ name: 'uplink', kind: 'nic', iface: outside, security: { macs: [...security.macs], ips: [...security.ips] } });
+      ip('-n', ns, 'neigh', 'flush', 'all');
+      const before = n.sw.portStats(nic).drops.spoofed;
+      let ok = true;
+      try { await expectArpReply(n, '169.254.54.2'); } catch { ok = false; }
+      const spoofed = n.sw.portStats(nic).drops.spoofed - before;
+      expect({ what, answered: ok, spoofedCounted: spoofed > 0n }).toEqual({ what, answered, spoofedCounted: !answered });
+      n.sw.removePort(nic);
+    }
+    // A tap port: the switch creates the device, the kernel's end gets a MAC the port does not allow.
+    const nic = n.sw.addNicPort({ name: 'tap', kind: 'tap', iface: tap, security: { macs: ['02:00:00:00:54:98'], ips: [] } });
+    ip('netns', 'add', tns);
+    n.cleanup.push(() => ip('netns', 'del', tns));
+    ip('link', 'set', tap, 'netns', tns);
+    ip('-n', tns, 'addr', 'add', '169.254.55.2/16', 'dev', tap);
+    ip('-n', tns, 'link', 'set', tap, 'up');
+    await expect(expectArpReply(n, '169.254.55.2')).rejects.toThrow(/no ARP reply/);
+    expect(n.sw.portStats(nic).drops.spoofed).toBeGreaterThan(0n);
+  });
+
   it('refuses an interface that does not exist, with the reason', () => {
     const sw = new (native().Switch)({ threads: 1 });
     try {
