@@ -89,6 +89,16 @@ static Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
+static Napi::Value NotifySend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "notifySend(socketPath, message)");
+  std::string path = info[0].As<Napi::String>().Utf8Value(), msg = info[1].As<Napi::String>().Utf8Value();
+  long n = unix_dgram_send(path, msg.data(), msg.size());
+  if (n < 0) throw errno_error(env, "notifySend", n);
+  return Napi::Number::New(env, static_cast<double>(n));
+}
+
 static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   if (fd >= 0) close(fd);
@@ -179,6 +189,7 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("recvMsg", Napi::Function::New(env, RecvMsg));
   exports.Set("sendMsg", Napi::Function::New(env, SendMsg));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("notifySend", Napi::Function::New(env, NotifySend));
   exports.Set("FdWatcher", FdWatcher::Define(env));
 }
 

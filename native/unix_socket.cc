@@ -1,6 +1,7 @@
 #include "unix_socket.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -100,6 +101,24 @@ long unix_send(int fd, const void* buf, size_t len, const std::vector<int>& fds)
   do n = sendmsg(fd, &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -errno : n;
+}
+
+long unix_dgram_send(const std::string& path, const void* buf, size_t len) {
+  sockaddr_un addr;
+  if (int rc = make_addr(path, addr)) return rc;
+  socklen_t alen = sizeof addr;
+  if (path[0] == '@') {
+    addr.sun_path[0] = '\0';  // abstract: the name is exactly the bytes given, no terminating NUL
+    alen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  }
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  ssize_t n;
+  do n = sendto(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&addr), alen);
+  while (n < 0 && errno == EINTR);
+  long r = n < 0 ? -errno : n;
+  close(fd);
+  return r;
 }
 
 }  // namespace vs

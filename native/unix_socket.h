@@ -1,4 +1,5 @@
-// AF_UNIX stream sockets with fd passing (SCM_RIGHTS), as vhost-user needs them. Plain POSIX, no Node types.
+// AF_UNIX stream sockets with fd passing (SCM_RIGHTS), as vhost-user needs them, and the one datagram the
+// service manager's notify socket takes. Plain POSIX, no Node types.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -21,5 +22,9 @@ int unix_accept(int listen_fd);  // -EAGAIN when nothing is pending
 long unix_recv(int fd, void* buf, size_t len, std::vector<int>& fds);
 // One sendmsg() carrying fds: returns bytes sent or -errno.
 long unix_send(int fd, const void* buf, size_t len, const std::vector<int>& fds);
+
+// One datagram to the AF_UNIX datagram socket at path ('@' first: the abstract namespace, as NOTIFY_SOCKET says
+// it), from a socket of its own: returns bytes sent or -errno. For sd_notify(3) messages ("READY=1", ...).
+long unix_dgram_send(const std::string& path, const void* buf, size_t len);
 
 }  // namespace vs

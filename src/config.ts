@@ -392,14 +392,14 @@ export interface SettingOverrides {
 export function resolveSettings(
   cfg: Config,
   flags: SettingOverrides,
-  defaults: { runDir: string },
+  defaults: { runDir: string; stateDir?: (runDir: string) => string },
   baseDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): ResolvedSwitchSettings {
   const s = cfg.switch;
   const fromFile = (p: string | undefined) => (p === undefined ? undefined : path.resolve(baseDir, p));
   const runDir = path.resolve(flags.runDir ?? (env.VHOST_SWITCH_RUN_DIR || undefined) ?? fromFile(s.runDir) ?? defaults.runDir);
-  const stateDir = path.resolve(flags.stateDir ?? (env.VHOST_SWITCH_STATE_DIR || undefined) ?? fromFile(s.stateDir) ?? runDir);
+  const stateDir = path.resolve(flags.stateDir ?? (env.VHOST_SWITCH_STATE_DIR || undefined) ?? fromFile(s.stateDir) ?? defaults.stateDir?.(runDir) ?? runDir);
   const cpus = flags.cpus ?? s.cpus;
   const threads = flags.threads ?? s.threads ?? cpus?.length ?? 1;
   if (cpus !== undefined && cpus.length !== threads) {

@@ -8,9 +8,11 @@ import { createApiServer, listenUnix } from './api/server.js';
 import { MemoryTrimmer } from './memtrim.js';
 import { attachHints } from './cli/attach.js';
 import { defaultConfig, loadConfigFile, resolveSettings, type Config, type ResolvedSwitchSettings, type SettingOverrides } from './config.js';
+import { healthReport, PollThreadWatch } from './health.js';
 import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
 import { native, type NativeAddon } from './native.js';
-import { claimSocketPath, controlSocketPath, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
+import { ServiceNotifier } from './notify.js';
+import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
 import { changedFields } from './reconcile.js';
 import { restoreState } from './restore.js';
 import { StateStore } from './state.js';
@@ -26,6 +28,9 @@ export const FEATURES = [
   'state-restore',
   'prometheus-metrics',
 ];
+
+/** How often the poll threads' progress is sampled for GET /v1/health. */
+export const HEALTH_SAMPLE_MS = 1000;
 
 export interface DaemonOptions extends SettingOverrides {
   configFile?: string;
@@ -118,7 +123,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const log = opts.log ?? createLogger({ level: opts.logLevel, format: opts.logFormat });
   const cfg: Config = opts.configFile ? await loadConfigFile(opts.configFile) : defaultConfig();
   const baseDir = opts.configFile ? path.dirname(path.resolve(opts.configFile)) : process.cwd();
-  const resolve = (c: Config) => resolveSettings(c, opts, { runDir: resolveRunDir() }, baseDir);
+  const resolve = (c: Config) => resolveSettings(c, opts, { runDir: resolveRunDir(), stateDir: defaultStateDir }, baseDir);
   const settings = resolve(cfg);
   const { runDir, stateDir } = settings;
   await prepareRunDir(runDir);
@@ -153,10 +158,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw err;
   }
 
-  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log, trimStats: trimmer && (() => trimmer.stats()) });
+  // Poll threads looked at once a second: GET /v1/health reports one that finished no pass in that time.
+  const threadWatch = new PollThreadWatch(() => vswitch.threadStats());
+  let stalled: number[] = [];
+  const healthTimer = setInterval(() => (stalled = threadWatch.stalled()), HEALTH_SAMPLE_MS);
+  healthTimer.unref();
+  const health = () => healthReport(vswitch, stalled);
+  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log, health, trimStats: trimmer && (() => trimmer.stats()) });
   try {
     await listenUnix(server, controlSocket);
   } catch (err) {
+    clearInterval(healthTimer);
     await vswitch.close();
     throw new Error(`cannot listen on ${controlSocket}: ${(err as Error).message}`);
   }
@@ -175,6 +187,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const close = () =>
     (closing ??= (async () => {
       log.info('shutting down');
+      clearInterval(healthTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -272,13 +285,16 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
   // Caught from the first instant: Node's default for SIGHUP is to die on the spot, sockets left behind. One that
   // arrives while the daemon starts is acted on once it is up (the file may have changed after it was read).
   let daemon: Daemon | undefined;
+  let notifier: ServiceNotifier | undefined;
   let hupWhileStarting = false;
   let stopping = false;
   const onHup = () => {
     if (!daemon) return void (hupWhileStarting = true);
     daemon.log.info('signal received', { signal: 'SIGHUP' });
     if (stopping) return daemon.log.info('not reloading: shutting down');
-    void daemon.reload();
+    const d = daemon;
+    notifier?.reloading();
+    void d.reload().then(() => notifier?.ready(readyStatus(d)));
   };
   process.on('SIGHUP', onHup);
   try {
@@ -287,8 +303,16 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
     process.off('SIGHUP', onHup);
     throw err;
   }
-  if (hupWhileStarting) onHup();
   const running = daemon;
+  notifier = serviceNotifier(opts, running.log);
+  if (notifier) {
+    notifier.ready(readyStatus(running));
+    // Its own look at the threads, at the watchdog's pace (the health check samples once a second).
+    const watch = new PollThreadWatch(() => running.vswitch.threadStats());
+    watch.stalled();
+    notifier.startWatchdog(() => watch.stalled());
+  }
+  if (hupWhileStarting) onHup();
   return new Promise((resolve) => {
     let firstAt = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -302,6 +326,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
       firstAt = Date.now();
       stopping = true;
       running.log.info('signal received', { signal: sig });
+      notifier?.stopping();
       running.close().then(
         () => resolve(0),
         (err: Error) => {
@@ -323,4 +348,23 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
         daemon.releaseMemory();
       });
   });
+}
+
+function readyStatus(d: Daemon): string {
+  const ports = d.vswitch.listPorts().length;
+  return `${ports} port${ports === 1 ? '' : 's'}, control socket ${d.controlSocket}`;
+}
+
+/** Under a service manager (NOTIFY_SOCKET): the notifier, sending with the addon (Node has no AF_UNIX datagrams). */
+function serviceNotifier(opts: DaemonOptions, log: Logger): ServiceNotifier | undefined {
+  const env = process.env;
+  if (!env.NOTIFY_SOCKET) return undefined;
+  let addon: NativeAddon;
+  try {
+    addon = opts.addon && typeof opts.addon.notifySend === 'function' ? opts.addon : native();
+  } catch (err) {
+    log.error('NOTIFY_SOCKET is set but the native addon does not load: no service notifications', { err: err as Error });
+    return undefined;
+  }
+  return ServiceNotifier.fromEnv(env, (p, m) => void addon.notifySend(p, m), log);
 }

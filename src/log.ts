@@ -1,6 +1,9 @@
 // Structured logs: one line per event, logfmt by default (greppable by eye and by `grep port=vhu0`),
 // JSON lines with VHOST_SWITCH_LOG_FORMAT=json for log shippers. Every line carries time, level and msg;
-// a child logger bound to a port adds port=NAME so a port's whole life can be followed in one grep.
+// a child logger bound to a port adds port=NAME so a port's whole life can be followed in one grep. Under
+// systemd, when stderr is the journal (JOURNAL_STREAM), each line starts with its syslog priority (<3> ... <7>,
+// sd-daemon(3)), so `journalctl -p warning` finds the warnings.
+import fs from 'node:fs';
 
 export const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -25,6 +28,23 @@ export interface LoggerOptions {
   write?: (line: string) => void;
   /** Injected clock, for tests. */
   now?: () => Date;
+  /** Prefix each line with its syslog priority; by default when stderr is the journal (stderrIsJournal). */
+  journal?: boolean;
+}
+
+/** sd-daemon(3) priorities: err, warning, info, debug. */
+const PRIORITY: Record<Level, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+/** JOURNAL_STREAM is "DEVICE:INODE" of the stream systemd connected to the journal: is stderr still that one? */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env, fd = 2): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fs.fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]) && st.ino === BigInt(m[2]);
+  } catch {
+    return false;
+  }
 }
 
 export function parseLevel(value: string | undefined, fallback: Level = 'info'): Level {
@@ -69,10 +89,12 @@ export function createLogger(opts: LoggerOptions = {}, bound: Fields = {}): Logg
   const format = opts.format ?? 'logfmt';
   const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
   const now = opts.now ?? (() => new Date());
+  const journal = opts.journal ?? (opts.write === undefined && stderrIsJournal());
   const isEnabled = (l: Level) => RANK[l] >= RANK[level];
   const emit = (l: Level, msg: string, fields?: Fields) => {
     if (!isEnabled(l)) return;
-    write(formatLine(format, now(), l, msg, { ...bound, ...fields }));
+    const line = formatLine(format, now(), l, msg, { ...bound, ...fields });
+    write(journal ? `<${PRIORITY[l]}>${line}` : line);
   };
   return {
     level,
@@ -80,7 +102,7 @@ export function createLogger(opts: LoggerOptions = {}, bound: Fields = {}): Logg
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(opts, { ...bound, ...fields }),
+    child: (fields) => createLogger({ ...opts, journal }, { ...bound, ...fields }),
     isEnabled,
   };
 }

@@ -96,6 +96,8 @@ export interface ThreadStats {
   packets: bigint;
   /** Times the thread parked for a control change (every reconfiguration parks every poll thread once). */
   parks: bigint;
+  /** Times the thread slept on its kick eventfds (idle). */
+  sleeps: bigint;
   /** busyCycles / packets, 0 when no packets. */
   cyclesPerPacket: number;
   sleeping: boolean;
@@ -199,6 +201,8 @@ export interface NativeAddon extends NativeAddonFrontend {
   /** sendmsg with optional SCM_RIGHTS; returns bytes sent; throws on error. */
   sendMsg(fd: number, data: Buffer, fds: number[]): number;
   closeFd(fd: number): void;
+  /** One datagram to an AF_UNIX datagram socket ('@name': abstract), as sd_notify(3) sends; throws on error. */
+  notifySend(socketPath: string, message: string): number;
   /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
   FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
   Switch: new (opts: SwitchOptions) => NativeSwitch;

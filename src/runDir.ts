@@ -5,6 +5,10 @@ import net from 'node:net';
 import path from 'node:path';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
+/** The places a packaged switch uses (the systemd unit's RuntimeDirectory, StateDirectory, ConfigurationDirectory). */
+export const SYSTEM_RUN_DIR = '/run/vhost-switch';
+export const SYSTEM_STATE_DIR = '/var/lib/vhost-switch';
+export const SYSTEM_CONFIG_FILE = '/etc/vhost-switch/config.json';
 export const STATE_FILE_NAME = 'state.json';
 /** The control socket is group-accessible so an operators' group can drive the switch without root. */
 export const CONTROL_SOCKET_MODE = 0o660;
@@ -25,7 +29,7 @@ export function resolveRunDir(inputs: RunDirInputs = {}): string {
     nonEmpty(inputs.flag) ??
     nonEmpty(env.VHOST_SWITCH_RUN_DIR) ??
     (uid === 0
-      ? '/run/vhost-switch'
+      ? SYSTEM_RUN_DIR
       : nonEmpty(env.XDG_RUNTIME_DIR)
         ? path.join(env.XDG_RUNTIME_DIR as string, 'vhost-switch')
         : path.join(cwd, 'run'));
@@ -38,6 +42,22 @@ function nonEmpty(s: string | undefined): string | undefined {
 
 export function controlSocketPath(runDir: string): string {
   return path.join(runDir, CONTROL_SOCKET_NAME);
+}
+
+/**
+ * Where state.json lives unless --state-dir, VHOST_SWITCH_STATE_DIR or the config say: across reboots in
+ * /var/lib/vhost-switch for the system run directory (/run is a tmpfs), else beside the chosen run directory (a
+ * second switch, a user's, a test's).
+ */
+export function defaultStateDir(runDir: string): string {
+  return path.resolve(runDir) === SYSTEM_RUN_DIR ? SYSTEM_STATE_DIR : runDir;
+}
+
+/** --config, else VHOST_SWITCH_CONFIG, else /etc/vhost-switch/config.json if it exists, else none (embedded default). */
+export async function resolveConfigFile(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, system = SYSTEM_CONFIG_FILE): Promise<string | undefined> {
+  const explicit = nonEmpty(flag) ?? nonEmpty(env.VHOST_SWITCH_CONFIG);
+  if (explicit) return explicit;
+  return (await fs.stat(system).then((st) => st.isFile(), () => false)) ? system : undefined;
 }
 
 /** --control, else VHOST_SWITCH_CONTROL, else RUN_DIR/control.sock. */

@@ -394,6 +394,10 @@ export class VSwitch {
     return { ...this.dataPlane.portStats(p.id), state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
   }
 
+  threadStats(): ThreadStats[] {
+    return this.dataPlane.threadStats();
+  }
+
   stats(): { ports: Array<ReturnType<VSwitch['portStats']>>; threads: ThreadStats[] } {
     return { ports: [...this.ports.keys()].map((n) => this.portStats(n)), threads: this.dataPlane.threadStats() };
   }

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { HealthReport } from '../health.js';
 import type { Logger } from '../log.js';
 import type { TrimStats } from '../memtrim.js';
 import { processMemory } from '../procmem.js';
@@ -30,6 +31,8 @@ export interface ApiOptions {
   startedAt?: number;
   /** The memory trims (src/memtrim.ts) for GET /v1/stats, when the daemon runs them. */
   trimStats?: () => TrimStats;
+  /** What GET /v1/health reports (src/health.ts); without it, ok with no reasons. */
+  health?: () => HealthReport;
 }
 
 interface Request {
@@ -70,7 +73,9 @@ export function createApiServer(opts: ApiOptions): http.Server {
   const ok = (body?: unknown, status = 200) => Promise.resolve({ status, body });
 
   const routes: Route[] = [
-    route('/v1/health', { GET: () => ok({ status: 'ok', uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), ports: vs.listPorts().length }) }),
+    route('/v1/health', {
+      GET: () => ok({ ...(opts.health?.() ?? { status: 'ok', reasons: [] }), uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), ports: vs.listPorts().length }),
+    }),
     route('/v1/version', { GET: () => ok({ version: opts.version, api: 'v1', features: opts.features }) }),
     route('/v1/ports', {
       GET: () => ok({ ports: vs.listPorts() }),

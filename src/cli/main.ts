@@ -18,6 +18,14 @@ usage: vhost-switch COMMAND [options]
 daemon:
   run [--config FILE] [--run-dir DIR] [--state-dir DIR] [--threads N] [--cpus LIST] [--log-level L] [--log-format logfmt|json]
                               SIGHUP reloads the config file; SIGINT/SIGTERM stop and remove the sockets
+                              config: --config, else $VHOST_SWITCH_CONFIG, else /etc/vhost-switch/config.json
+                                if it exists, else the embedded default (two server ports, vhu0 and vhu1)
+                              run dir (sockets): --run-dir, else $VHOST_SWITCH_RUN_DIR, else /run/vhost-switch
+                                (root), $XDG_RUNTIME_DIR/vhost-switch, ./run
+                              state (state.json): --state-dir, else $VHOST_SWITCH_STATE_DIR, else the config's
+                                switch.stateDir, else /var/lib/vhost-switch with the system run dir, else the run dir
+                              under systemd (Type=notify): READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1 pings
+                                while the poll threads make progress (systemd/vhost-switch.service)
 
 client (talk to the daemon over RUN_DIR/control.sock; pick another with --control PATH or --run-dir DIR):
   port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N] [--mac MAC]
@@ -184,8 +192,9 @@ async function runCommand(args: string[]): Promise<number> {
   if (logFormat !== 'logfmt' && logFormat !== 'json') throw new UsageError('--log-format must be logfmt or json');
   // The daemon's code is loaded only for `run`, keeping client commands quick to start.
   const { runDaemon } = await import('../daemon.js');
+  const { resolveConfigFile } = await import('../runDir.js');
   return runDaemon({
-    configFile: values.config,
+    configFile: await resolveConfigFile(values.config),
     runDir: values['run-dir'],
     stateDir: values['state-dir'],
     threads,

@@ -56,6 +56,19 @@ describe('HTTP API', T, () => {
     expect(m.text).toMatch(/^vhost_switch_thread_cycles_per_packet\{thread="0"\} [\d.]+$/m);
   });
 
+  it('health is degraded, with the reason, while a client-mode port cannot reach its socket', async () => {
+    expect(JSON.parse((await raw('GET', '/v1/health')).text)).toEqual(expect.objectContaining({ status: 'ok', reasons: [] }));
+    await d.api.call('POST', '/v1/ports', { name: 'lost', mode: 'client', socket: 'nobody-listens.sock' });
+    try {
+      const h = JSON.parse((await raw('GET', '/v1/health')).text) as { status: string; reasons: string[] };
+      expect(h.status).toBe('degraded');
+      expect(h.reasons).toEqual([expect.stringMatching(/^port lost: cannot reach its socket .*nobody-listens\.sock/)]);
+    } finally {
+      await d.api.call('DELETE', '/v1/ports/lost');
+    }
+    expect(JSON.parse((await raw('GET', '/v1/health')).text).status).toBe('ok');
+  });
+
   it('create, list, show, stats, delete', async () => {
     const c = await raw('POST', '/v1/ports', JSON.stringify({ name: 'h1', mode: 'client', socket: 'h1.sock', queues: 4 }));
     expect(c.status).toBe(201);

@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger, formatLine, levelFromEnv, parseLevel } from '../../src/log.js';
-import { claimSocketPath, resolveControlSocket, resolveRunDir, socketIsAlive } from '../../src/runDir.js';
+import { claimSocketPath, defaultStateDir, resolveConfigFile, resolveControlSocket, resolveRunDir, socketIsAlive } from '../../src/runDir.js';
 
 describe('run directory', () => {
   it('flag, then VHOST_SWITCH_RUN_DIR, then /run for root, XDG_RUNTIME_DIR, ./run', () => {
@@ -17,6 +17,23 @@ describe('run directory', () => {
     expect(resolveRunDir({ env: { XDG_RUNTIME_DIR: '/run/user/1000' }, uid: 1000 })).toBe('/run/user/1000/vhost-switch');
     expect(resolveRunDir({ env: {}, uid: 1000, cwd: '/home/u' })).toBe('/home/u/run');
     expect(resolveRunDir({ flag: 'rel', env: {}, cwd: '/x' })).toBe('/x/rel');
+  });
+
+  it('state: /var/lib/vhost-switch beside the system run directory, else the run directory itself', () => {
+    expect(defaultStateDir('/run/vhost-switch')).toBe('/var/lib/vhost-switch');
+    expect(defaultStateDir('/run/vhost-switch/')).toBe('/var/lib/vhost-switch');
+    expect(defaultStateDir('/tmp/rd')).toBe('/tmp/rd');
+  });
+
+  it('config file: --config, VHOST_SWITCH_CONFIG, /etc/vhost-switch/config.json when it exists, else none', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vs-cfg-'));
+    const system = path.join(dir, 'config.json');
+    expect(await resolveConfigFile('/f.json', { VHOST_SWITCH_CONFIG: '/e.json' }, system)).toBe('/f.json');
+    expect(await resolveConfigFile(undefined, { VHOST_SWITCH_CONFIG: '/e.json' }, system)).toBe('/e.json');
+    expect(await resolveConfigFile(undefined, {}, system)).toBeUndefined();
+    fs.writeFileSync(system, '{}');
+    expect(await resolveConfigFile(undefined, {}, system)).toBe(system);
+    fs.rmSync(dir, { recursive: true });
   });
 
   it('control socket: --control, VHOST_SWITCH_CONTROL, RUN_DIR/control.sock', () => {
