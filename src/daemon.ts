@@ -15,7 +15,7 @@ import { ServiceNotifier } from './notify.js';
 import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
 import { changedFields } from './reconcile.js';
 import { restoreState } from './restore.js';
-import { StateStore } from './state.js';
+import { adoptStateFile, StateStore } from './state.js';
 import { VSwitch, type ConfigChange, type EndpointFactory } from './switch.js';
 
 export const FEATURES = [
@@ -133,6 +133,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   await claimSocketPath(controlSocket, (p) => socketIsAlive(p));
 
   const { addon, endpointFactory } = await dataPlaneHooks(opts, log);
+  await adoptStateFile(path.join(runDir, STATE_FILE_NAME), path.join(stateDir, STATE_FILE_NAME), log);
   const store = new StateStore(path.join(stateDir, STATE_FILE_NAME), log);
   // A substitute data plane (tests) may have no trimMemory: then there is nothing to trim.
   const trimmer = typeof addon.trimMemory === 'function' ? new MemoryTrimmer({ trim: () => addon.trimMemory(), onError: (err) => log.warn('memory trim failed', { err }) }) : undefined;

@@ -47,6 +47,21 @@ export function emptyState(): PersistedState {
 }
 
 /**
+ * The state directory moved (an upgrade: state.json used to sit in the run directory, which is a tmpfs for the
+ * system switch): a state.json left at `from` is taken over when `to` has none, so the ports it holds come back.
+ * Returns true when it moved one.
+ */
+export async function adoptStateFile(from: string, to: string, log: Logger): Promise<boolean> {
+  if (path.resolve(from) === path.resolve(to)) return false;
+  const exists = (f: string) => fs.stat(f).then(() => true, () => false);
+  if ((await exists(to)) || !(await exists(from))) return false;
+  await writeFileAtomic(to, await fs.readFile(from, 'utf8'));
+  await fs.rm(from, { force: true });
+  log.warn('state.json taken over from its old place', { from, to });
+  return true;
+}
+
+/**
  * Replaces `file` so that a crash at any instant leaves either the old or the new content, never a torn file:
  * write a temp file in the same directory, fsync it, rename over the target, then fsync the directory so the
  * rename itself is durable.

@@ -169,3 +169,22 @@ describe('restart with stored state', T, () => {
     expect(kept.rejected[0].reason).toContain(missing);
   });
 });
+
+describe('state directory', T, () => {
+  it('a state.json left in the run directory is taken over by a new state directory, and its ports come back', async () => {
+    const runDir = makeRunDir('adopt');
+    const stateDir = path.join(runDir, 'var-lib');
+    let d = await startReal(runDir);
+    await d.api.call('POST', '/v1/ports', { name: 'kept', socket: 'kept.sock' });
+    await d.stop('SIGTERM');
+    expect(fs.existsSync(path.join(runDir, 'state.json'))).toBe(true);
+    d = await DaemonProcess.start(runDir, ['--state-dir', stateDir]);
+    daemons.push(d);
+    const ports = (await d.api.call<{ ports: PortView[] }>('GET', '/v1/ports')).ports;
+    expect(ports.map((p) => p.name)).toContain('kept');
+    expect(fs.existsSync(path.join(stateDir, 'state.json'))).toBe(true);
+    expect(fs.existsSync(path.join(runDir, 'state.json'))).toBe(false);
+    expect(d.stderr).toMatch(/msg="state.json taken over from its old place"/);
+    await d.stop('SIGTERM');
+  });
+});
