@@ -186,6 +186,27 @@ export class VSwitch {
     return this.serial(() => this.addPortNow(input, origin, opts));
   }
 
+  /** addPort, unless a port of that name already runs with the same spec (then that one, created false). */
+  ensurePort(input: unknown): Promise<{ port: PortInfo; created: boolean }> {
+    return this.serial(async () => {
+      const found = this.existing(input);
+      return found ? { port: found, created: false } : { port: await this.addPortNow(input, 'api'), created: true };
+    });
+  }
+
+  /**
+   * `--may-exist` (as ovs-vsctl's): the port of that name when it already runs with the same spec; refused when
+   * its spec differs (naming the fields), so that a script never believes a different port is what it asked for.
+   */
+  private existing(input: unknown): PortInfo | undefined {
+    const wanted = normalizePortSpec(parseWith(portSpecSchema, input), this.opts.runDir);
+    const p = this.ports.get(wanted.name);
+    if (!p) return undefined;
+    const differ = changedFields(p.spec, wanted);
+    if (differ.length) throw new SwitchError(409, 'name', `port "${wanted.name}" exists with a different ${differ.join(', ')}`);
+    return this.info(p);
+  }
+
   private async addPortNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<PortInfo> {
     if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
     const parsed = normalizePortSpec(parseWith(portSpecSchema, input), this.opts.runDir);
@@ -438,6 +459,28 @@ export class VSwitch {
       if (opts.persist !== false) await this.saveOrReport('fdb entry added');
     }
     return entry;
+  }
+
+  /**
+   * Removes the entry for mac+vlan: a learned one, or a static one added through the API (then stored). A config
+   * entry is refused (the config file declares it) and so is a port's own `mac` entry (it goes with the port).
+   */
+  fdbRemove(macInput: unknown, vlanInput: unknown = 0): Promise<{ mac: string; vlan: number; static: boolean }> {
+    return this.serial(async () => {
+      const { mac, vlan } = parseWith(fdbSpecSchema.pick({ mac: true, vlan: true }), { mac: macInput, vlan: vlanInput });
+      const same = (e: { mac: string; vlan: number }) => e.mac === mac && e.vlan === vlan;
+      if (this.configFdb.some(same)) throw new SwitchError(409, 'mac', `${mac} vlan ${vlan} is declared in the config file; remove it there and reload`);
+      const owner = [...this.ports.values()].find((p) => p.spec.mac === mac && p.spec.vlan === vlan);
+      if (owner) throw new SwitchError(409, 'mac', `${mac} vlan ${vlan} is port ${owner.spec.name}'s own MAC; it goes with the port`);
+      const wasStatic = this.apiFdb.some(same);
+      if (!this.dataPlane.fdbRemove(mac, vlan) && !wasStatic) throw new SwitchError(404, 'mac', `no entry for ${mac} vlan ${vlan}`);
+      this.opts.log.info('fdb entry removed', { mac, vlan, static: wasStatic });
+      if (wasStatic) {
+        this.apiFdb = this.apiFdb.filter((e) => !same(e));
+        await this.saveOrReport('fdb entry removed');
+      }
+      return { mac, vlan, static: wasStatic };
+    });
   }
 
   /**

@@ -17,7 +17,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 /** The part of VSwitch the API drives (a fake in tests). */
 export type SwitchApi = Pick<
   VSwitch,
-  'addPort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'fdbList' | 'fdbAdd' | 'fdbFlush'
+  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush'
 >;
 
 export interface ApiOptions {
@@ -77,13 +77,21 @@ export function createApiServer(opts: ApiOptions): http.Server {
       GET: () => ok({ ...(opts.health?.() ?? { status: 'ok', reasons: [] }), uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000), ports: vs.listPorts().length }),
     }),
     route('/v1/version', { GET: () => ok({ version: opts.version, api: 'v1', features: opts.features }) }),
-    route('/v1/ports', {
-      GET: () => ok({ ports: vs.listPorts() }),
-      POST: async ({ req }) => {
-        const port = await vs.addPort(await readJson(req, limit), 'api');
-        return { status: 201, body: port, headers: { Location: `/v1/ports/${encodeURIComponent(port.name)}` } };
+    route(
+      '/v1/ports',
+      {
+        GET: () => ok({ ports: vs.listPorts() }),
+        POST: async ({ req, query }) => {
+          const mayExist = query.get('mayExist');
+          if (mayExist !== null && mayExist !== 'true' && mayExist !== 'false') throw new HttpError(400, 'mayExist must be true or false', 'mayExist');
+          const body = await readJson(req, limit);
+          // 200 when mayExist found the port already there, 201 when it was created.
+          const { port, created } = mayExist === 'true' ? await vs.ensurePort(body) : { port: await vs.addPort(body, 'api'), created: true };
+          return { status: created ? 201 : 200, body: port, headers: { Location: `/v1/ports/${encodeURIComponent(port.name)}` } };
+        },
       },
-    }),
+      { POST: ['mayExist'] },
+    ),
     route('/v1/ports/{name}', {
       GET: async ({ params }) => ok(vs.getPort(params.name!)),
       DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
@@ -98,6 +106,11 @@ export function createApiServer(opts: ApiOptions): http.Server {
         DELETE: async ({ query }) => (await vs.fdbFlush(query.get('port') ?? undefined), { status: 204 }),
       },
       { DELETE: ['port'] },
+    ),
+    route(
+      '/v1/fdb/{mac}',
+      { DELETE: async ({ params, query }) => ok(await vs.fdbRemove(params.mac!, query.has('vlan') ? Number(query.get('vlan')) : 0)) },
+      { DELETE: ['vlan'] },
     ),
     route('/v1/metrics', {
       GET: async () => {

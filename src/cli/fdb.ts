@@ -1,4 +1,4 @@
-// `vhost-switch fdb list|add|flush`.
+// `vhost-switch fdb list|add|del|flush`.
 import { parseArgs } from 'node:util';
 import type { FdbView } from '../switch.js';
 import { exactlyOne, none, numeric, printJson, UsageError, type CliContext } from './context.js';
@@ -7,6 +7,7 @@ import { table } from './format.js';
 export const FDB_USAGE = `usage:
   vhost-switch fdb list [--json]
   vhost-switch fdb add MAC --port NAME [--vlan N]
+  vhost-switch fdb del MAC [--vlan N]
   vhost-switch fdb flush [--port NAME]`;
 
 export async function fdbCommand(ctx: CliContext, args: string[]): Promise<number> {
@@ -41,6 +42,17 @@ export async function fdbCommand(ctx: CliContext, args: string[]): Promise<numbe
       else ctx.out(`static entry ${entry.mac} vlan ${entry.vlan} → ${entry.port}\n`);
       return 0;
     }
+    case 'del':
+    case 'delete':
+    case 'rm': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { vlan: { type: 'string' } } });
+      const mac = exactlyOne(positionals, 'MAC', FDB_USAGE);
+      const vlan = values.vlan === undefined ? '' : `?vlan=${encodeURIComponent(values.vlan)}`;
+      const gone = await ctx.client.call<{ mac: string; vlan: number; static: boolean }>('DELETE', `/v1/fdb/${encodeURIComponent(mac)}${vlan}`);
+      if (ctx.json) printJson(ctx, gone);
+      else ctx.out(`${gone.static ? 'static' : 'learned'} entry ${gone.mac} vlan ${gone.vlan} removed\n`);
+      return 0;
+    }
     case 'flush': {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { port: { type: 'string' } } });
       none(positionals, FDB_USAGE);
@@ -51,7 +63,7 @@ export async function fdbCommand(ctx: CliContext, args: string[]): Promise<numbe
       return 0;
     }
     case undefined:
-      throw new UsageError('missing fdb subcommand (list, add, flush)', FDB_USAGE);
+      throw new UsageError('missing fdb subcommand (list, add, del, flush)', FDB_USAGE);
     default:
       throw new UsageError(`unknown fdb subcommand "${sub}"`, FDB_USAGE);
   }

@@ -14,6 +14,7 @@ export const PORT_USAGE = `usage:
                              [--backend auto|af_xdp|af_packet]
   vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
     every type: [--vlan-mode access|trunk | --trunk] [--allowed-vlans 100,200-210]
+                [--may-exist] (a port of that name with the same settings is not an error)
                 (a trunk's --vlan is its native, untagged VLAN; --allowed-vlans defaults to all)
     (--port-security needs --mac; every port type takes it)
   vhost-switch port del NAME
@@ -84,6 +85,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
       'socket-mode': { type: 'string' },
       'socket-owner': { type: 'string' },
       'socket-group': { type: 'string' },
+      'may-exist': { type: 'boolean' },
     },
   });
   const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
@@ -110,7 +112,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     socketGroup: numeric(values['socket-group']),
   };
   for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  const port = await ctx.client.call<PortInfo>('POST', '/v1/ports', body);
+  const port = await ctx.client.call<PortInfo>('POST', values['may-exist'] ? '/v1/ports?mayExist=true' : '/v1/ports', body);
   if (ctx.json) {
     printJson(ctx, port);
     return 0;
@@ -148,11 +150,18 @@ async function list(ctx: CliContext, args: string[]): Promise<number> {
   }
   ctx.out(
     table(
-      ['NAME', 'ID', 'MODE', 'STATE', 'QUEUES', 'VLAN', 'MTU', 'MAC', 'ORIGIN', 'SOCKET'],
-      ports.map((p) => [p.name, p.id, p.mode, p.state, p.queues, vlanColumn(p), p.mtu, p.mac ?? '-', p.origin, p.socket]),
+      ['NAME', 'ID', 'TYPE', 'STATE', 'QUEUES', 'VLAN', 'MTU', 'MAC', 'ORIGIN', 'SOCKET/IFACE'],
+      ports.map((p) => [p.name, p.id, typeColumn(p), p.state, p.queues, vlanColumn(p), p.mtu, p.mac ?? '-', p.origin, p.type === 'vhost-user' ? p.socket : (p.iface ?? '-')]),
     ) + '\n',
   );
   return 0;
+}
+
+/** The TYPE column of `port list`: "vhost-user:server", "nic:af_xdp", "tap". */
+function typeColumn(p: PortInfo): string {
+  if (p.type === 'vhost-user') return `vhost-user:${p.mode}`;
+  if (p.type === 'nic') return `nic:${p.activeBackend ?? p.backend ?? 'auto'}`;
+  return p.type;
 }
 
 /** The VLAN column of `port list`: "100" for an access port, "0+T:100,200-210" for a trunk (native + tagged). */
@@ -186,8 +195,12 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['id', port.id],
     ['type', port.type],
     ...(port.activeBackend ? [['backend', backendText(port).slice(2) + (port.backendNote ? ` (${port.backendNote})` : '')] as [string, string]] : []),
-    ['mode', `${port.mode} (${port.mode === 'server' ? 'the switch listens' : 'the switch connects'})`],
-    ['socket', port.socket],
+    ...(port.type === 'vhost-user'
+      ? ([
+          ['mode', `${port.mode} (${port.mode === 'server' ? 'the switch listens' : 'the switch connects'})`],
+          ['socket', port.socket],
+        ] as Array<[string, string]>)
+      : ([['iface', port.iface ?? '-']] as Array<[string, string]>)),
     ['state', port.state],
     ['origin', port.origin],
     ['queues', port.queues],
@@ -198,7 +211,7 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['mac', port.mac ?? '-'],
     ['offloads', port.offloads ? 'on' : 'off'],
     ['port security', portSecurityText(port)],
-    ['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`],
+    ...(port.type === 'vhost-user' ? [['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`] as [string, string]] : []),
     ['protocol errors', port.protocolErrors],
     ['rx', `${human(num(stats.rxPackets))} packets, ${human(num(stats.rxBytes))} bytes`],
     ['tx', `${human(num(stats.txPackets))} packets, ${human(num(stats.txBytes))} bytes`],

@@ -58,12 +58,40 @@ describe('daemon start', T, () => {
 });
 
 describe('ports', T, () => {
+  it('port list and show give a host port\'s type and interface, not a socket', async () => {
+    const tap = `vsl${process.pid % 100000}`;
+    expect((await run('port', 'add', 'tl1', '--type', 'tap', '--iface', tap)).code).toBe(0);
+    try {
+      expect((await run('port', 'list')).stdout).toMatch(new RegExp(`^tl1\\s+\\d+\\s+tap\\s+\\S+\\s+1\\s+0\\s+1500\\s+-\\s+api\\s+${tap}$`, 'm'));
+      const show = (await run('port', 'show', 'tl1')).stdout;
+      expect(show).toMatch(new RegExp(`^iface\\s+${tap}$`, 'm'));
+      expect(show).not.toMatch(/^socket\s/m);
+    } finally {
+      await run('port', 'del', 'tl1');
+    }
+  });
+
+  it('port add --may-exist: the same port again is fine, the same name with other settings is refused', async () => {
+    expect((await run('port', 'add', 'me1', '--mtu', '2000', '--may-exist')).code).toBe(0);
+    try {
+      const again = await run('port', 'add', 'me1', '--mtu', '2000', '--may-exist', '--json');
+      expect(again.code).toBe(0);
+      expect(JSON.parse(again.stdout)).toMatchObject({ name: 'me1', mtu: 2000 });
+      const other = await run('port', 'add', 'me1', '--mtu', '1500', '--may-exist');
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(/port "me1" exists with a different mtu \(HTTP 409\)/);
+      expect((await run('port', 'add', 'me1', '--mtu', '2000')).stderr).toMatch(/already exists/);
+    } finally {
+      await run('port', 'del', 'me1');
+    }
+  });
+
   it('port list shows config ports; --json for machines', async () => {
     const r = await run('port', 'list');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^NAME\s+ID\s+MODE\s+STATE/);
-    expect(r.stdout).toMatch(/^vhu0\s+\d+\s+server\s+listening\s+1\s+0\s+1500\s+52:54:00:00:00:a0\s+config/m);
-    expect(r.stdout).toMatch(/^c0\s+\d+\s+client\s+connecting\s+2/m);
+    expect(r.stdout).toMatch(/^NAME\s+ID\s+TYPE\s+STATE/);
+    expect(r.stdout).toMatch(/^vhu0\s+\d+\s+vhost-user:server\s+listening\s+1\s+0\s+1500\s+52:54:00:00:00:a0\s+config/m);
+    expect(r.stdout).toMatch(/^c0\s+\d+\s+vhost-user:client\s+connecting\s+2/m);
     const j = JSON.parse((await run('port', 'list', '--json')).stdout);
     expect(j.map((p: { name: string }) => p.name)).toEqual(['vhu0', 'c0']);
   });
@@ -160,6 +188,20 @@ describe('stats and fdb', T, () => {
     expect(j.filter((e: { static: boolean }) => e.static)).toHaveLength(3);
   });
 
+  it('fdb del: an API entry (gone from state.json too); the config\'s entries and a port\'s own MAC are refused', async () => {
+    expect((await run('fdb', 'add', '52:54:00:00:00:0d', '--port', 'vhu0')).code).toBe(0);
+    expect(fs.readFileSync(path.join(runDir, 'state.json'), 'utf8')).toContain('52:54:00:00:00:0d');
+    expect(await run('fdb', 'del', '52:54:00:00:00:0d', '--vlan', '0')).toMatchObject({ code: 0, stdout: 'static entry 52:54:00:00:00:0d vlan 0 removed\n' });
+    expect(fs.readFileSync(path.join(runDir, 'state.json'), 'utf8')).not.toContain('52:54:00:00:00:0d');
+    const again = await run('fdb', 'del', '52:54:00:00:00:0d');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/no entry for 52:54:00:00:00:0d vlan 0 \(HTTP 404\)/);
+    expect((await run('fdb', 'del', '52:54:00:00:00:b0')).stderr).toMatch(/declared in the config file.*\(HTTP 409\)/);
+    expect((await run('fdb', 'del', '52:54:00:00:00:a0')).stderr).toMatch(/port vhu0's own MAC.*\(HTTP 409\)/);
+    expect((await run('fdb', 'del', '52:54:00:00:00:b0', '--vlan', 'x')).stderr).toMatch(/vlan/);
+    expect((await run('fdb', 'del')).code).toBe(2);
+  });
+
   it('version reports the CLI and the daemon', async () => {
     const j = JSON.parse((await run('version', '--json')).stdout);
     expect(j.cli).toMatch(/^\d+\.\d+\.\d+/);
@@ -193,7 +235,7 @@ describe('VLAN modes and static entries', T, () => {
       expect(show.stdout).toMatch(/^vlan\s+5 \(native, untagged\)$/m);
       expect(show.stdout).toMatch(/^allowed vlans\s+100,200-210$/m);
       expect(JSON.parse((await run('port', 'show', 'gt1', '--json')).stdout)).toMatchObject({ vlanMode: 'trunk', trunk: true, vlan: 5, allowedVlans: [100, ...Array.from({ length: 11 }, (_, i) => 200 + i)] });
-      expect((await run('port', 'list')).stdout).toMatch(/^gt1\s+\d+\s+server\s+listening\s+1\s+5\+T:100,200-210\s/m);
+      expect((await run('port', 'list')).stdout).toMatch(/^gt1\s+\d+\s+vhost-user:server\s+listening\s+1\s+5\+T:100,200-210\s/m);
       expect((await run('fdb', 'add', '52:54:00:aa:bb:01', '--port', 'gt1', '--vlan', '205')).code).toBe(0);
       expect((await run('fdb', 'add', '52:54:00:aa:bb:02', '--port', 'gt1', '--vlan', '5')).code).toBe(0);
       const bad = await run('fdb', 'add', '52:54:00:aa:bb:03', '--port', 'gt1', '--vlan', '300');
