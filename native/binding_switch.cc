@@ -114,6 +114,19 @@ void read_vlan_config(const Napi::Object& o, PortConfig& c) {
   for (uint32_t i = 0; i < a.Length(); i++) c.allowed_vlans.set(to_vlan(a.Get(i), 1, "allowedVlans[]"));
 }
 
+// queueThreads: [thread or -1 per queue]; absent: every queue placed by the switch.
+void read_queue_threads(const Napi::Object& o, PortConfig& c) {
+  if (!o.Has("queueThreads") || o.Get("queueThreads").IsUndefined()) return;
+  if (!o.Get("queueThreads").IsArray()) throw Napi::TypeError::New(o.Env(), "queueThreads must be an array");
+  Napi::Array a = o.Get("queueThreads").As<Napi::Array>();
+  if (a.Length() > 256) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "queueThreads[] must be numbers");
+    c.queue_threads.push_back(v.As<Napi::Number>().Int32Value());
+  }
+}
+
 }  // namespace
 
 class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
@@ -195,6 +208,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
     c.security = security_of(env, o);
+    read_queue_threads(o, c);
     return Napi::Number::New(env, sw(env).add_port(c));
   }
 
@@ -214,6 +228,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.mtu = mtu;
     c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
     c.security = security_of(env, o);
+    read_queue_threads(o, c);
     // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
     std::string backend = o.Has("backend") && !o.Get("backend").IsUndefined()
                               ? o.Get("backend").As<Napi::String>().Utf8Value()
@@ -371,6 +386,18 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       o.Set("parks", big(env, c.parks.get()));
       o.Set("cyclesPerPacket", pk ? static_cast<double>(busy) / static_cast<double>(pk) : 0.0);
       o.Set("sleeping", c.sleeping.load(std::memory_order_relaxed));
+      int cpu = s.thread_cpu(t);
+      o.Set("cpu", cpu >= 0 ? Napi::Value(Napi::Number::New(env, cpu)) : env.Null());
+      auto queues = s.thread_queues(t);
+      Napi::Array qa = Napi::Array::New(env, queues.size());
+      for (size_t i = 0; i < queues.size(); i++) {
+        Napi::Object q = Napi::Object::New(env);
+        q.Set("portId", queues[i].port);
+        q.Set("queue", queues[i].queue);
+        q.Set("pinned", queues[i].pinned);
+        qa.Set(static_cast<uint32_t>(i), q);
+      }
+      o.Set("queues", qa);
       out.Set(static_cast<uint32_t>(t), o);
     }
     return out;

@@ -28,6 +28,9 @@ struct PortConfig {
   bool trunk = false;  // carries the allowed VLANs tagged besides `vlan` (a NIC's wire, or a guest's own VLANs)
   std::shared_ptr<const PortSecurity> security;  // null: port security off
   VlanSet allowed_vlans = VlanSet().set().reset(0).reset(kMaxVlan + 1);  // trunks only; all by default
+  // queue_threads[q]: the poll thread of the port's queue q (a guest's queue pair, a NIC queue); missing or -1:
+  // placed by the switch (the thread with the fewest queues when the queue first appears).
+  std::vector<int> queue_threads;
 };
 
 struct Port {

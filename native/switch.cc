@@ -130,7 +130,16 @@ void Switch::rebuild() {
     t->items.clear();
     t->nofd_ring = false;
   }
-  size_t next = 0;
+  // Placements of removed ports go; the others count toward their thread's load.
+  std::vector<size_t> load(threads_.size(), 0);
+  for (auto it = placement_.begin(); it != placement_.end();) {
+    if (!ports_.count(it->first.first) || it->second >= static_cast<int>(threads_.size())) {
+      it = placement_.erase(it);
+    } else {
+      load[it->second]++;
+      ++it;
+    }
+  }
   for (auto& [id, p] : ports_) {
     by_id_[id] = p.get();
     list_.push_back(p.get());
@@ -138,15 +147,59 @@ void Switch::rebuild() {
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
       if (!v->polled()) continue;
-      Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
+      Thread* t = place(*p, static_cast<uint32_t>(i / 2), load);
       t->items.push_back({p.get(), v, nullptr});
       if (v->kick_fd < 0) t->nofd_ring = true;
     }
-    for (auto& q : p->nicq) {
-      Thread* t = threads_.empty() ? manual_.get() : threads_[next++ % threads_.size()].get();
-      t->items.push_back({p.get(), nullptr, q.get()});
+    for (size_t q = 0; q < p->nicq.size(); q++) {
+      Thread* t = place(*p, static_cast<uint32_t>(q), load);
+      t->items.push_back({p.get(), nullptr, p->nicq[q].get()});
     }
   }
+}
+
+// A pinned queue goes to its thread; any other keeps the thread it had, or, new, takes the least-loaded one.
+Switch::Thread* Switch::place(const Port& p, uint32_t queue, std::vector<size_t>& load) {
+  if (threads_.empty()) return manual_.get();
+  const int n = static_cast<int>(threads_.size());
+  const auto key = std::make_pair(p.id, queue);
+  const int pin = queue < p.cfg.queue_threads.size() ? p.cfg.queue_threads[queue] : -1;
+  auto found = placement_.find(key);
+  int t;
+  if (pin >= 0 && pin < n) {
+    t = pin;
+  } else if (found != placement_.end()) {
+    t = found->second;
+  } else {
+    t = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+  }
+  if (found == placement_.end()) {
+    placement_[key] = t;
+    load[t]++;
+  } else if (found->second != t) {
+    load[found->second]--;
+    load[t]++;
+    found->second = t;
+  }
+  return threads_[t].get();
+}
+
+std::vector<Switch::QueueRef> Switch::thread_queues(int t) const {
+  std::vector<QueueRef> out;
+  const Thread* th = threads_.empty() ? manual_.get() : threads_[t].get();
+  for (const Thread::Item& it : th->items) {
+    uint32_t q = 0;
+    if (it.txq) {
+      for (size_t i = 1; i < it.port->vrings.size(); i += 2)
+        if (it.port->vrings[i].get() == it.txq) q = static_cast<uint32_t>(i / 2);
+    } else {
+      for (size_t i = 0; i < it.port->nicq.size(); i++)
+        if (it.port->nicq[i].get() == it.nicq) q = static_cast<uint32_t>(i);
+    }
+    const auto& pins = it.port->cfg.queue_threads;
+    out.push_back({it.port->id, q, q < pins.size() && pins[q] >= 0});
+  }
+  return out;
 }
 
 // --- poll threads ---

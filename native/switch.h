@@ -84,6 +84,15 @@ class Switch {
   // With threads = 0: one poll pass over every transmit queue on the calling thread; returns frames taken.
   uint32_t poll_once();
   int thread_count() const { return static_cast<int>(threads_.size()); }
+  int thread_cpu(int t) const { return t < static_cast<int>(opts_.cpus.size()) ? opts_.cpus[t] : -1; }
+  // The queues poll thread t polls now: a guest's queue pair (its transmit ring) or a NIC queue. Call from the
+  // control thread (the lists change only inside exec(), on that thread).
+  struct QueueRef {
+    uint32_t port;
+    uint32_t queue;
+    bool pinned;  // by the port's queue_threads, not placed by the switch
+  };
+  std::vector<QueueRef> thread_queues(int t) const;
   const ThreadCounters& thread_counters(int t) const { return threads_[t]->counters; }
 
   Fdb& fdb() { return fdb_; }
@@ -134,6 +143,10 @@ class Switch {
   std::vector<Port*> list_;                           // ports in id order, for flooding
   std::vector<std::unique_ptr<Thread>> threads_;
   std::unique_ptr<Thread> manual_;  // threads = 0: the work list poll_once() runs
+  // (port id, queue) -> poll thread. A queue keeps its thread while its port lives, so adding or removing a port
+  // moves no other port's queues.
+  std::map<std::pair<uint32_t, uint32_t>, int> placement_;
+  Thread* place(const Port& p, uint32_t queue, std::vector<size_t>& load);
   uint64_t gen_ = 0;  // bumped by every exec(): poll threads rebuild their epoll sets when it moves
   // Call and err fds replaced without a park: a poll thread may still be about to write the old one, so it is
   // closed at the next park (exec), which comes at the latest after kMaxRetiredFds of them.

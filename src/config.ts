@@ -9,6 +9,8 @@ import { z } from 'zod';
 export const PORT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export const MAX_QUEUE_PAIRS = 64;
+/** Poll threads (the addon refuses more: native/binding_switch.cc). */
+export const MAX_THREADS = 64;
 export const MIN_MTU = 68;
 export const MAX_MTU = 9710;
 /** Entries in each of a port's allowedMacs and allowedIps (checked one by one for each frame the port sends). */
@@ -153,6 +155,13 @@ export const portSpecSchema = z.strictObject({
     .array(ipPrefixSchema, { error: expected('an array of IP addresses or prefixes') })
     .max(MAX_ALLOWED_ADDRESSES, { error: `must have at most ${MAX_ALLOWED_ADDRESSES} entries` })
     .default([]),
+  /**
+   * Queue -> poll thread, as OVS's pmd-rxq-affinity: {"0": 1} polls queue (pair) 0 on thread 1. Other queues are
+   * placed by the switch and keep their thread while the port lives.
+   */
+  queueAffinity: z
+    .record(z.string().regex(/^\d+$/, { error: 'keys must be queue numbers' }), int('a poll thread', 0, MAX_THREADS - 1), { error: expected('an object of queue: thread') })
+    .optional(),
   /** Offer checksum/TSO offloads to the guest. */
   offloads: z.boolean({ error: expected('true or false') }).default(false),
   socketMode: socketModeSchema.default(0o660),
@@ -168,6 +177,8 @@ export const portSpecSchema = z.strictObject({
   if (p.backend !== undefined && p.type !== 'nic') ctx.addIssue({ code: 'custom', path: ['backend'], message: 'is only for nic ports' });
   if (p.type === 'tap' && p.queues !== 1) ctx.addIssue({ code: 'custom', path: ['queues'], message: 'a tap port has one queue' });
   if (p.portSecurity && !p.mac) ctx.addIssue({ code: 'custom', path: ['mac'], message: 'is required with portSecurity' });
+  for (const q of Object.keys(p.queueAffinity ?? {}))
+    if (Number(q) >= p.queues) ctx.addIssue({ code: 'custom', path: ['queueAffinity', q], message: `the port has ${p.queues} queue${p.queues === 1 ? '' : 's'} (0-${p.queues - 1})` });
   // Without port security nothing would check them: refuse rather than let the operator believe they apply.
   for (const f of ['allowedMacs', 'allowedIps'] as const) {
     if (!p.portSecurity && p[f].length) ctx.addIssue({ code: 'custom', path: [f], message: 'needs portSecurity: true' });
@@ -175,6 +186,23 @@ export const portSpecSchema = z.strictObject({
 }).transform((p) => ({ ...p, vlanMode: vlanModeOf(p), trunk: vlanModeOf(p) === 'trunk' }));
 export type PortSpecInput = z.input<typeof portSpecSchema>;
 export type PortSpec = z.output<typeof portSpecSchema>;
+
+/** The addon's queueThreads: thread per queue, -1 where the switch places the queue. */
+export function queueThreads(p: Pick<PortSpec, 'queues' | 'queueAffinity'>): number[] | undefined {
+  if (!p.queueAffinity) return undefined;
+  return Array.from({ length: p.queues }, (_, q) => p.queueAffinity![String(q)] ?? -1);
+}
+
+/** "0:1,1:0" (CLI) as a queueAffinity object. */
+export function parseQueueAffinity(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(\d+):(\d+)$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not QUEUE:THREAD`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
 
 function vlanModeOf(p: { vlanMode?: VlanMode; trunk?: boolean }): VlanMode {
   return p.vlanMode ?? (p.trunk ? 'trunk' : 'access');
@@ -218,7 +246,7 @@ export const cpuListSchema = z.union([z.string(), z.array(z.number())], { error:
 });
 
 export const switchSectionSchema = z.strictObject({
-  threads: int('poll threads', 1, 256).optional(),
+  threads: int('poll threads', 1, MAX_THREADS).optional(),
   cpus: cpuListSchema.optional(),
   agingSeconds: int('seconds', 1, 86400).default(300),
   runDir: z.string({ error: expected('a string') }).min(1).optional(),

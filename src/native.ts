@@ -57,6 +57,8 @@ export interface PortOptions extends VlanOptions {
   mtu: number;
   /** Omitted: port security off. */
   security?: PortSecurityOptions;
+  /** Poll thread per queue pair, -1 where the switch places it; omitted: all placed by the switch. */
+  queueThreads?: number[];
 }
 
 export interface QueueStats {
@@ -101,6 +103,10 @@ export interface ThreadStats {
   /** busyCycles / packets, 0 when no packets. */
   cyclesPerPacket: number;
   sleeping: boolean;
+  /** The CPU the thread is pinned to, or null. */
+  cpu: number | null;
+  /** The queues it polls: a guest's queue pair (its transmit ring) or a NIC queue. */
+  queues: Array<{ portId: number; queue: number; pinned: boolean }>;
 }
 
 export interface FdbEntry {
@@ -151,6 +157,8 @@ export interface NicPortOptions extends VlanOptions {
   backend?: NicBackend;
   /** Omitted: port security off. */
   security?: PortSecurityOptions;
+  /** Poll thread per queue, -1 where the switch places it. */
+  queueThreads?: number[];
 }
 
 export type NicBackend = 'auto' | 'af_xdp' | 'af_packet';

@@ -4,6 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
+  queueThreads,
   fdbSpecSchema,
   fdbVlanMismatch,
   formatRangeList,
@@ -71,6 +72,18 @@ export interface PortInfo extends PortSpec {
   xdpMode?: 'native' | 'generic';
   /** backend auto on AF_PACKET: why AF_XDP was not used. */
   backendNote?: string;
+}
+
+export interface ThreadView {
+  thread: number;
+  cpu: number | null;
+  sleeping: boolean;
+  busyPercent: number;
+  packets: bigint;
+  busyCycles: bigint;
+  idleCycles: bigint;
+  cyclesPerPacket: number;
+  queues: Array<{ port: string; queue: number; pinned: boolean }>;
 }
 
 export interface FdbView {
@@ -154,6 +167,7 @@ export class VSwitch {
   readonly dataPlane: NativeSwitch;
   private readonly ports = new Map<string, Port>();
   private apiFdb: FdbSpec[] = [];
+  private threadBaseline = new Map<number, ThreadStats>();
   /** The config file's static entries as installed (entries of a port that is down are not). */
   private configFdb: FdbSpec[] = [];
   private chain: Promise<unknown> = Promise.resolve();
@@ -222,7 +236,7 @@ export class VSwitch {
 
     let id: number;
     try {
-      id = this.dataPlane.addPort({ name: spec.name, ...vlanOptions(spec), queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec) });
+      id = this.dataPlane.addPort({ name: spec.name, ...vlanOptions(spec), queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec), queueThreads: queueThreads(spec) });
     } catch (err) {
       await undoDir();
       throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
@@ -272,6 +286,7 @@ export class VSwitch {
   // up as soon as the data plane has opened the interface.
   private async addHostPort(spec: PortSpec, origin: PortOrigin, opts: { persist?: boolean }): Promise<PortInfo> {
     if (this.ports.has(spec.name)) throw new SwitchError(409, 'name', `port "${spec.name}" already exists`);
+    this.checkAffinity(spec);
     for (const p of this.ports.values()) {
       if (p.spec.iface && p.spec.iface === spec.iface) throw new SwitchError(409, 'iface', `${spec.iface} is already used by port "${p.spec.name}"`);
     }
@@ -279,7 +294,7 @@ export class VSwitch {
     try {
       id = this.dataPlane.addNicPort({
         name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
-        ...vlanOptions(spec), mtu: spec.mtu, security: securityOf(spec),
+        ...vlanOptions(spec), mtu: spec.mtu, security: securityOf(spec), queueThreads: queueThreads(spec),
         ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
       });
     } catch (err) {
@@ -304,8 +319,16 @@ export class VSwitch {
     return this.info(this.ports.get(spec.name)!);
   }
 
+  /** queueAffinity names threads this switch runs (the schema only knows the largest count there can be). */
+  private checkAffinity(spec: PortSpec): void {
+    for (const [q, t] of Object.entries(spec.queueAffinity ?? {}))
+      if (t >= this.opts.threads)
+        throw new SwitchError(422, `queueAffinity.${q}`, `thread ${t} does not exist: the switch runs ${this.opts.threads} poll thread${this.opts.threads === 1 ? '' : 's'} (0-${this.opts.threads - 1})`);
+  }
+
   private async checkNewPort(spec: PortSpec & { socket: string }): Promise<void> {
     if (this.ports.has(spec.name)) throw new SwitchError(409, 'name', `port "${spec.name}" already exists`);
+    this.checkAffinity(spec);
     const sock = spec.socket;
     if (Buffer.byteLength(sock) > MAX_SOCKET_PATH_BYTES) {
       throw new SwitchError(422, 'socket', `path is ${Buffer.byteLength(sock)} bytes; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
@@ -417,6 +440,38 @@ export class VSwitch {
 
   threadStats(): ThreadStats[] {
     return this.dataPlane.threadStats();
+  }
+
+  /**
+   * Each poll thread, its CPU and queues (as `ovs-appctl dpif-netdev/pmd-rxq-show`) and its counters since the
+   * last clearStats() (as `pmd-stats-show`): busy % is the share of polling cycles that moved frames (time asleep
+   * on kicks counts as neither).
+   */
+  threads(): ThreadView[] {
+    const names = new Map([...this.ports.values()].map((p) => [p.id, p.spec.name]));
+    return this.dataPlane.threadStats().map((t) => {
+      const base = this.threadBaseline.get(t.thread);
+      const busy = t.busyCycles - (base?.busyCycles ?? 0n);
+      const idle = t.idleCycles - (base?.idleCycles ?? 0n);
+      const packets = t.packets - (base?.packets ?? 0n);
+      return {
+        thread: t.thread,
+        cpu: t.cpu,
+        sleeping: t.sleeping,
+        busyPercent: busy + idle > 0n ? Number((busy * 10000n) / (busy + idle)) / 100 : 0,
+        packets,
+        busyCycles: busy,
+        idleCycles: idle,
+        cyclesPerPacket: packets > 0n ? Number(busy / packets) : 0,
+        queues: t.queues.map((q) => ({ port: names.get(q.portId) ?? `#${q.portId}`, queue: q.queue, pinned: q.pinned })),
+      };
+    });
+  }
+
+  /** Starts the counters of threads() from zero (the data plane's own counters, and the metrics, go on). */
+  clearStats(): void {
+    this.threadBaseline = new Map(this.dataPlane.threadStats().map((t) => [t.thread, t]));
+    this.opts.log.info('thread statistics cleared');
   }
 
   stats(): { ports: Array<ReturnType<VSwitch['portStats']>>; threads: ThreadStats[] } {

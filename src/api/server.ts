@@ -17,7 +17,7 @@ import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
 /** The part of VSwitch the API drives (a fake in tests). */
 export type SwitchApi = Pick<
   VSwitch,
-  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush'
+  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush'
 >;
 
 export interface ApiOptions {
@@ -97,6 +97,8 @@ export function createApiServer(opts: ApiOptions): http.Server {
       DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
     }),
     route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
+    route('/v1/threads', { GET: () => ok({ threads: vs.threads() }) }),
+    route('/v1/stats/clear', { POST: () => (vs.clearStats(), Promise.resolve({ status: 204 })) }),
     route('/v1/stats', { GET: () => ok({ ...vs.stats(), process: { ...processMemory(), ...(opts.trimStats ? { trims: opts.trimStats() } : {}) } }) }),
     route(
       '/v1/fdb',

@@ -10,6 +10,7 @@ import { vifCommand, vifUsage } from './attach.js';
 import { fdbCommand, FDB_USAGE } from './fdb.js';
 import { portCommand, PORT_USAGE } from './port.js';
 import { statsCommand, STATS_USAGE } from './stats.js';
+import { threadsCommand, THREADS_USAGE } from './threads.js';
 
 export const USAGE = `vhost-switch: a userspace virtual switch for vhost-user ports (QEMU, DPDK virtio-user)
 
@@ -31,8 +32,9 @@ client (talk to the daemon over RUN_DIR/control.sock; pick another with --contro
   port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N] [--mac MAC]
   port del NAME
   port list | port show NAME
-  stats [--watch [--interval S]]
-  fdb list | fdb add MAC --port NAME [--vlan N] | fdb flush [--port NAME]
+  stats [--watch [--interval S]] | stats clear
+  threads                     poll threads: CPU, busy %, packets, cycles/packet, the queues each polls
+  fdb list | fdb add MAC --port NAME [--vlan N] | fdb del MAC [--vlan N] | fdb flush [--port NAME]
   vif PORT --format libvirt|qemu|nova|json [--accel kvm|tcg] [--qemu-version X.Y.Z] [...]
   version
   doctor [--socket-dir DIR] [--qemu PATH]
@@ -119,6 +121,9 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       case 'stats':
         if (globals.help) return (out(STATS_USAGE + '\n'), 0);
         return await statsCommand(ctx, rest);
+      case 'threads':
+        if (globals.help) return (out(THREADS_USAGE + '\n'), 0);
+        return await threadsCommand(ctx, rest);
       case 'vif':
         if (globals.help) return (out((await vifUsage()) + '\n'), 0);
         return await vifCommand(ctx, rest);

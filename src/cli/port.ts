@@ -1,6 +1,6 @@
 // `vhost-switch port add|del|list|show`.
 import { parseArgs } from 'node:util';
-import { describeVlans, formatRangeList, MAX_VLAN } from '../config.js';
+import { describeVlans, formatRangeList, MAX_VLAN, parseQueueAffinity } from '../config.js';
 import type { PortInfo } from '../switch.js';
 import { qemuPortArgs } from './attach.js';
 import { exactlyOne, none, numeric, printJson, UsageError, type CliContext } from './context.js';
@@ -15,6 +15,7 @@ export const PORT_USAGE = `usage:
   vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
     every type: [--vlan-mode access|trunk | --trunk] [--allowed-vlans 100,200-210]
                 [--may-exist] (a port of that name with the same settings is not an error)
+                [--queue-affinity QUEUE:THREAD[,...]] (pin queues to poll threads)
                 (a trunk's --vlan is its native, untagged VLAN; --allowed-vlans defaults to all)
     (--port-security needs --mac; every port type takes it)
   vhost-switch port del NAME
@@ -25,6 +26,14 @@ export const PORT_USAGE = `usage:
 /** Repeated and comma-separated values of one option, as one list ("a,b" --x c → [a, b, c]). */
 function listOption(values: string[] | undefined): string[] | undefined {
   return values?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function affinityOption(text: string): Record<string, number> {
+  try {
+    return parseQueueAffinity(text);
+  } catch (err) {
+    throw new UsageError(`--queue-affinity: ${(err as Error).message} (e.g. 0:1,1:0)`, PORT_USAGE);
+  }
 }
 
 /** "on (MACs 52:54:00:00:00:01; addresses 169.254.1.2, fe80::1)" for port show. */
@@ -86,6 +95,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
       'socket-owner': { type: 'string' },
       'socket-group': { type: 'string' },
       'may-exist': { type: 'boolean' },
+      'queue-affinity': { type: 'string' },
     },
   });
   const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
@@ -110,6 +120,7 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
     socketMode: values['socket-mode'], // a string: "0600" is octal, not six hundred
     socketOwner: numeric(values['socket-owner']),
     socketGroup: numeric(values['socket-group']),
+    queueAffinity: values['queue-affinity'] === undefined ? undefined : affinityOption(values['queue-affinity']),
   };
   for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
   const port = await ctx.client.call<PortInfo>('POST', values['may-exist'] ? '/v1/ports?mayExist=true' : '/v1/ports', body);
@@ -210,6 +221,7 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['mtu', port.mtu],
     ['mac', port.mac ?? '-'],
     ['offloads', port.offloads ? 'on' : 'off'],
+    ...(port.queueAffinity ? [['queue affinity', Object.entries(port.queueAffinity).map(([q, t]) => `${q}:${t}`).join(',')] as [string, string]] : []),
     ['port security', portSecurityText(port)],
     ...(port.type === 'vhost-user' ? [['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`] as [string, string]] : []),
     ['protocol errors', port.protocolErrors],

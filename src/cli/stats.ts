@@ -6,7 +6,8 @@ import { human, num, sumDrops, table } from './format.js';
 
 export const STATS_USAGE = `usage:
   vhost-switch stats [--json]
-  vhost-switch stats --watch [--interval SECONDS] [--count N]`;
+  vhost-switch stats --watch [--interval SECONDS] [--count N]
+  vhost-switch stats clear    (start the counters of \`vhost-switch threads\` from zero)`;
 
 type Counter = number | string;
 export interface StatsSample {
@@ -29,6 +30,13 @@ export async function statsCommand(ctx: CliContext, args: string[]): Promise<num
     allowPositionals: true,
     options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, count: { type: 'string' } },
   });
+  if (positionals[0] === 'clear') {
+    none(positionals.slice(1), STATS_USAGE);
+    await ctx.client.call('POST', '/v1/stats/clear');
+    if (ctx.json) printJson(ctx, { cleared: true });
+    else ctx.out('thread statistics cleared\n');
+    return 0;
+  }
   none(positionals, STATS_USAGE);
   if (!values.watch) {
     const s = await ctx.client.call<StatsSample>('GET', '/v1/stats');
