@@ -33,8 +33,8 @@ describe('main()', () => {
 
   it('port list: a table, or JSON', async () => {
     const t = await cli('port', 'list');
-    expect(t.out.split('\n')[0]).toMatch(/^NAME\s+ID\s+MODE\s+STATE\s+QUEUES\s+VLAN\s+MTU\s+MAC\s+ORIGIN\s+SOCKET$/);
-    expect(t.out).toMatch(/^p1\s+0\s+server\s+listening\s+3\s+7\s+1500\s+52:54:00:00:00:01\s+api\s+\S+p1\.sock$/m);
+    expect(t.out.split('\n')[0]).toMatch(/^NAME\s+ID\s+TYPE\s+STATE\s+QUEUES\s+VLAN\s+MTU\s+MAC\s+ORIGIN\s+SOCKET\/IFACE$/);
+    expect(t.out).toMatch(/^p1\s+0\s+vhost-user:server\s+listening\s+3\s+7\s+1500\s+52:54:00:00:00:01\s+api\s+\S+p1\.sock$/m);
     expect(JSON.parse((await cli('--json', 'port', 'list')).out)[0].name).toBe('p1');
   });
 
