@@ -726,7 +726,7 @@ export function libvirtDomainXml(spec: LibvirtDomainSpec): string {
 
 export const VIF_CLI_FLAGS: readonly { flag: string; value?: string; help: string }[] = [
   { flag: '--format', value: 'libvirt|qemu|nova|json', help: 'what to print (default libvirt)' },
-  { flag: '--accel', value: 'kvm|tcg', help: 'how the guest runs; tcg on QEMU 7.2 adds vectors=0' },
+  { flag: '--accel', value: 'kvm|tcg', help: 'how the guest runs (default: kvm when this host can open /dev/kvm, else tcg); tcg on QEMU 7.2 adds vectors=0' },
   { flag: '--qemu-version', value: 'X.Y.Z', help: 'QEMU version (reconnect vs reconnect-ms, the 7.2 TCG workaround)' },
   { flag: '--memory', value: 'SIZE', help: 'guest memory for the QEMU memory arguments (default 1G)' },
   { flag: '--memory-backend', value: 'memfd|hugepages|file', help: 'guest memory backend (default memfd)' },

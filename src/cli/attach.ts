@@ -3,45 +3,38 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { PortInfo } from '../switch.js';
+import { qemuMemoryArgs, qemuNicArgs } from '../vif.js';
 import { exactlyOne, UsageError, type CliContext } from './context.js';
 
-/** The shared-memory backend vhost-user needs: the switch maps guest RAM, so it must be a shareable fd. */
-export function qemuMemoryArgs(size = '1G'): string {
-  return `-object memory-backend-memfd,id=mem0,size=${size},share=on -machine memory-backend=mem0 -m ${size}`;
+/**
+ * How QEMU runs guests on this host: with KVM when /dev/kvm can be opened, else TCG. vhost-user is local, so the
+ * switch's host is the guests' host; the QEMU arguments we print follow from it (vectors=0 only without KVM).
+ */
+export function hostAccel(kvm = '/dev/kvm'): 'kvm' | 'tcg' {
+  try {
+    fs.accessSync(kvm, fs.constants.R_OK | fs.constants.W_OK);
+    return 'kvm';
+  } catch {
+    return 'tcg';
+  }
 }
 
-/** -chardev/-netdev/-device for one port. QEMU's socket role is the opposite of the switch's. */
-export function qemuPortArgs(port: Pick<PortInfo, 'name' | 'mode' | 'socket' | 'queues' | 'mtu' | 'mac'>): string[] {
-  const chr = `chr-${port.name}`;
-  const net = `net-${port.name}`;
-  // Switch = server: QEMU connects and, with reconnect, comes back by itself after a switch restart.
-  // Switch = client: QEMU listens (wait=off so the guest boots before the switch connects).
-  const chardev =
-    port.mode === 'server'
-      ? `-chardev socket,id=${chr},path=${port.socket},reconnect=1`
-      : `-chardev socket,id=${chr},path=${port.socket},server=on,wait=off`;
-  const netdev = `-netdev vhost-user,id=${net},chardev=${chr}${port.queues > 1 ? `,queues=${port.queues}` : ''}`;
-  const dev = [
-    `-device virtio-net-pci,netdev=${net}`,
-    port.mac ? `mac=${port.mac}` : undefined,
-    port.queues > 1 ? 'mq=on' : undefined,
-    port.mtu !== 1500 ? `host_mtu=${port.mtu}` : undefined,
-    // vectors=0: INTx instead of MSI-X, which sidesteps the QEMU 7.2 TCG MSI-X crash; drop it under KVM if you like.
-    'vectors=0',
-  ]
-    .filter(Boolean)
-    .join(',');
-  return [chardev, netdev, dev];
+/** -chardev/-netdev/-device for one port, one option and its value per entry: src/vif.ts's, for this host. */
+export function qemuPortArgs(port: PortInfo, accel: 'kvm' | 'tcg' = hostAccel()): string[] {
+  const args = qemuNicArgs(port, { accel });
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i += 2) out.push(`${args[i]} ${args[i + 1]}`);
+  return out;
 }
 
 export function attachHints(ports: PortInfo[]): string {
   if (ports.length === 0) return 'no ports yet: add one with `vhost-switch port add NAME`\n';
-  const lines = ['To attach a QEMU guest, add to its command line the shared-memory backend:', `  ${qemuMemoryArgs()}`, 'and, for one port:'];
+  const lines = ['To attach a QEMU guest, add to its command line the shared-memory backend:', `  ${qemuMemoryArgs().join(' ')}`, 'and, for one port:'];
   for (const p of ports) {
     lines.push(`  # ${p.name} (${p.mode === 'server' ? 'the switch listens; QEMU connects' : 'QEMU listens; the switch connects'})`);
     for (const a of qemuPortArgs(p)) lines.push(`  ${a}`);
   }
-  lines.push('(QEMU >= 9.2 spells reconnect=1 as reconnect-ms=1000.)');
+  lines.push('(QEMU >= 9.2 spells reconnect=1 as reconnect-ms=1000; `vhost-switch vif PORT --format qemu` says more.)');
   return lines.join('\n') + '\n';
 }
 
@@ -64,6 +57,7 @@ export async function vifCommand(ctx: CliContext, args: string[]): Promise<numbe
   const name = exactlyOne(positionals, 'PORT', usage);
   const flags = { ...(values as Record<string, string | boolean | undefined>) };
   if (flags.format === undefined && ctx.json) flags.format = 'json';
+  flags.accel ??= hostAccel();  // the guests run here: KVM or not is this host's
   let parsed: ReturnType<typeof vifOptionsFromFlags>;
   try {
     parsed = vifOptionsFromFlags(flags, (p) => fs.readFileSync(p, 'utf8'));

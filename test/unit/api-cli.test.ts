@@ -5,6 +5,7 @@ import { main } from '../../src/cli/main.js';
 import { computeRates, renderRates, type StatsSample } from '../../src/cli/stats.js';
 import { human, table } from '../../src/cli/format.js';
 import { qemuPortArgs } from '../../src/cli/attach.js';
+import type { PortInfo } from '../../src/switch.js';
 import { startInProcessApi, type InProcessApi } from '../integration/support/inproc.js';
 
 let api: InProcessApi;
@@ -129,8 +130,12 @@ describe('formatting helpers', () => {
 
   it('QEMU arguments: QEMU is the client of a server port and the server of a client port', () => {
     const base = { name: 'p', socket: '/r/p.sock', queues: 1, mtu: 1500 };
-    expect(qemuPortArgs({ ...base, mode: 'server' })[0]).toBe('-chardev socket,id=chr-p,path=/r/p.sock,reconnect=1');
-    expect(qemuPortArgs({ ...base, mode: 'client' })[0]).toBe('-chardev socket,id=chr-p,path=/r/p.sock,server=on,wait=off');
-    expect(qemuPortArgs({ ...base, mode: 'server', queues: 4, mtu: 9000 })[2]).toBe('-device virtio-net-pci,netdev=net-p,mq=on,host_mtu=9000,vectors=0');
+    expect(qemuPortArgs({ ...base, mode: 'server' } as PortInfo, 'tcg')[0]).toBe('-chardev socket,id=chr-p,path=/r/p.sock,reconnect=1');
+    expect(qemuPortArgs({ ...base, mode: 'client' } as PortInfo, 'tcg')[0]).toBe('-chardev socket,id=chr-p,path=/r/p.sock,server=on,wait=off');
+    // vectors=0 (the QEMU 7.2 TCG MSI-X workaround) only without KVM; with KVM a multiqueue NIC gets its vectors.
+    const mq = { ...base, mode: 'server', queues: 4, mtu: 9000 } as PortInfo;
+    expect(qemuPortArgs(mq, 'tcg')[2]).toMatch(/^-device virtio-net-pci,netdev=net-p,id=nic-p,mac=[\da-f:]+,host_mtu=9000,mq=on,vectors=0$/);
+    expect(qemuPortArgs(mq, 'kvm')[2]).toMatch(/,mq=on,vectors=10$/);
+    expect(qemuPortArgs({ ...base, mode: 'server' } as PortInfo, 'kvm')[2]).not.toContain('vectors');
   });
 });
