@@ -15,6 +15,7 @@ import { threadsCommand, THREADS_USAGE } from './threads.js';
 export const USAGE = `vhost-switch: a userspace virtual switch for vhost-user ports (QEMU, DPDK virtio-user)
 
 usage: vhost-switch COMMAND [options]
+       vhost-switch --version
 
 daemon:
   run [--config FILE] [--run-dir DIR] [--state-dir DIR] [--threads N] [--cpus LIST] [--log-level L] [--log-format logfmt|json]
@@ -101,6 +102,11 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
   const err = io.err ?? ((t: string) => void process.stderr.write(t));
   try {
     const { command, before, after } = findCommand(argv);
+    if (command === undefined && (before.includes('--version') || before.includes('-V'))) {
+      const { packageVersion } = await import('../daemon.js');
+      out(`vhost-switch ${await packageVersion()}\n`);
+      return 0;
+    }
     if (command === undefined || command === 'help') {
       out(USAGE);
       return command === 'help' || before.includes('--help') || before.includes('-h') ? 0 : 2;
