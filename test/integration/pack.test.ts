@@ -16,7 +16,9 @@ describe('npm pack and install', T, () => {
   it('the packed tarball installs into an empty prefix; vhost-switch --version, doctor and run work from it', async () => {
     const dir = makeRunDir('pack');
     const npm = (...args: string[]) => execFileSync('npm', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 540_000 });
-    const packed = JSON.parse(npm('pack', repoRoot, '--pack-destination', dir, '--json')) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    // --ignore-scripts: dist/ is already built (npm test compiles first), and a prepack rebuilding it here would
+    // rewrite files that daemons of other tests are loading.
+    const packed = JSON.parse(npm('pack', repoRoot, '--pack-destination', dir, '--json', '--ignore-scripts')) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed[0]!.files.map((f) => f.path);
     expect(files).toEqual(expect.arrayContaining(['bin/vhost-switch.js', 'dist/src/cli/main.js', 'binding.gyp', 'native/switch.cc', 'docs/openapi.yaml', 'systemd/vhost-switch.service']));
     expect(files.filter((f) => /^(test|fuzz|bench|dist\/test|dist\/bench|build)\//.test(f) || f.endsWith('.map'))).toEqual([]);
