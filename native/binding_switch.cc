@@ -155,6 +155,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("fdbRemove", &SwitchWrap::FdbRemove),
                            InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
                            InstanceMethod("close", &SwitchWrap::Close),
+                           InstanceMethod("tscHz", &SwitchWrap::TscHz),
                        });
   }
 
@@ -402,6 +403,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     }
     return out;
   }
+
+  Napi::Value TscHz(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(tsc_hz())); }
 
   Napi::Value FdbList(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

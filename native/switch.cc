@@ -17,8 +17,6 @@
 
 namespace vs {
 
-namespace {
-
 uint64_t tsc_hz() {
   static uint64_t hz = [] {
     auto t0 = std::chrono::steady_clock::now();
@@ -30,6 +28,8 @@ uint64_t tsc_hz() {
   }();
   return hz;
 }
+
+namespace {
 
 bool is_rx(uint32_t index) { return index % 2 == 0; }
 

@@ -251,6 +251,8 @@ export const switchSectionSchema = z.strictObject({
   agingSeconds: int('seconds', 1, 86400).default(300),
   runDir: z.string({ error: expected('a string') }).min(1).optional(),
   stateDir: z.string({ error: expected('a string') }).min(1).optional(),
+  /** Prometheus over TCP: "[HOST:]PORT" (HOST 127.0.0.1 when omitted; "[::1]:9100" for IPv6). */
+  metricsListen: z.string({ error: expected('a string like "9100" or "127.0.0.1:9100"') }).refine((v) => parseListen(v) !== undefined, { error: 'must be [HOST:]PORT with PORT 1-65535' }).optional(),
   /** Directories besides the run directory where port sockets may live. */
   socketDirs: z.array(z.string({ error: expected('a string') }).min(1), { error: expected('an array of directories') }).default([]),
 }, { error: expected('an object') });
@@ -397,7 +399,17 @@ export function resolveSocketPath(runDir: string, name: string, socket: string |
   return path.resolve(runDir, socket ?? `${name}.sock`);
 }
 
+/** "9100" → 127.0.0.1:9100 (loopback unless a host is named), "0.0.0.0:9100", "[::1]:9100"; undefined if malformed. */
+export function parseListen(v: string): { host: string; port: number } | undefined {
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):)?(\d{1,5})$/.exec(v.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
 export interface ResolvedSwitchSettings {
+  metricsListen?: { host: string; port: number };
   threads: number;
   cpus?: number[];
   agingSeconds: number;
@@ -407,6 +419,7 @@ export interface ResolvedSwitchSettings {
 }
 
 export interface SettingOverrides {
+  metricsListen?: string;
   runDir?: string;
   stateDir?: string;
   threads?: number;
@@ -433,7 +446,10 @@ export function resolveSettings(
   if (cpus !== undefined && cpus.length !== threads) {
     throw new ValidationError([{ field: 'cpus', reason: `lists ${cpus.length} CPUs for ${threads} threads` }]);
   }
-  return { threads, cpus, agingSeconds: s.agingSeconds, runDir, stateDir, socketDirs: s.socketDirs.map((d) => path.resolve(baseDir, d)) };
+  const listen = flags.metricsListen ?? (env.VHOST_SWITCH_METRICS_LISTEN || undefined) ?? s.metricsListen;
+  const metricsListen = listen === undefined ? undefined : parseListen(listen);
+  if (listen !== undefined && !metricsListen) throw new ValidationError([{ field: 'metricsListen', reason: `"${listen}" is not [HOST:]PORT with PORT 1-65535` }]);
+  return { threads, cpus, agingSeconds: s.agingSeconds, runDir, stateDir, socketDirs: s.socketDirs.map((d) => path.resolve(baseDir, d)), metricsListen };
 }
 
 /**

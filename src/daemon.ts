@@ -3,8 +3,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type http from 'node:http';
-import { createApiServer, listenUnix } from './api/server.js';
+import http from 'node:http';
+import { Metrics, METRICS_CONTENT_TYPE } from './api/metrics.js';
+import { createApiServer, listenUnix, metricsSampler } from './api/server.js';
 import { MemoryTrimmer } from './memtrim.js';
 import { attachHints } from './cli/attach.js';
 import { defaultConfig, loadConfigFile, resolveSettings, type Config, type ResolvedSwitchSettings, type SettingOverrides } from './config.js';
@@ -165,13 +166,28 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const healthTimer = setInterval(() => (stalled = threadWatch.stalled()), HEALTH_SAMPLE_MS);
   healthTimer.unref();
   const health = () => healthReport(vswitch, stalled);
-  const server = createApiServer({ vswitch, version: await packageVersion(), features: FEATURES, log, health, trimStats: trimmer && (() => trimmer.stats()) });
+  const version = await packageVersion();
+  const metrics = new Metrics(metricsSampler(vswitch, version));
+  const server = createApiServer({ vswitch, version, features: FEATURES, log, health, metrics, trimStats: trimmer && (() => trimmer.stats()) });
   try {
     await listenUnix(server, controlSocket);
   } catch (err) {
     clearInterval(healthTimer);
     await vswitch.close();
     throw new Error(`cannot listen on ${controlSocket}: ${(err as Error).message}`);
+  }
+  let metricsServer: http.Server | undefined;
+  if (settings.metricsListen) {
+    try {
+      metricsServer = await listenMetrics(metrics, settings.metricsListen);
+    } catch (err) {
+      server.close();
+      clearInterval(healthTimer);
+      await vswitch.close();
+      await fs.rm(controlSocket, { force: true });
+      throw new Error(`cannot listen for metrics on ${settings.metricsListen.host}:${settings.metricsListen.port}: ${(err as Error).message}`);
+    }
+    log.info('metrics listening', { address: `${settings.metricsListen.host}:${settings.metricsListen.port}`, path: '/metrics' });
   }
   log.info('control socket ready', { socket: controlSocket, ports: vswitch.listPorts().length });
   (opts.out ?? ((t: string) => process.stdout.write(t)))(attachHints(vswitch.listPorts()));
@@ -189,10 +205,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     (closing ??= (async () => {
       log.info('shutting down');
       clearInterval(healthTimer);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      for (const srv of [server, metricsServer]) {
+        if (!srv) continue;
+        await new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeAllConnections();
+        });
+      }
       trimmer?.close();
       await vswitch.close();
       await store.flush().catch(() => {});
@@ -368,4 +387,26 @@ function serviceNotifier(opts: DaemonOptions, log: Logger): ServiceNotifier | un
     return undefined;
   }
   return ServiceNotifier.fromEnv(env, (p, m) => void addon.notifySend(p, m), log);
+}
+
+/** Prometheus over TCP: GET /metrics (and /), nothing else; no request body is read. */
+function listenMetrics(metrics: Metrics, at: { host: string; port: number }): Promise<http.Server> {
+  const srv = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || (url !== '/metrics' && url !== '/')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    metrics.text().then(
+      (text) => res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE }).end(text),
+      (err: Error) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(at.port, at.host, () => {
+      srv.off('error', reject);
+      resolve(srv);
+    });
+  });
 }

@@ -182,6 +182,8 @@ export interface NativeSwitch {
   setVringEnable(id: number, index: number, enable: boolean): void;
   portStats(id: number): PortStats;
   threadStats(): ThreadStats[];
+  /** TSC ticks per second (the unit of the cycle counters). */
+  tscHz(): number;
   fdbList(): FdbEntry[];
   fdbAdd(mac: string, vlan: number, portId: number): void;
   /** Removes the entry for mac+vlan (static or learned); false when there was none. */

@@ -442,6 +442,10 @@ export class VSwitch {
     return this.dataPlane.threadStats();
   }
 
+  tscHz(): number {
+    return this.dataPlane.tscHz();
+  }
+
   /**
    * Each poll thread, its CPU and queues (as `ovs-appctl dpif-netdev/pmd-rxq-show`) and its counters since the
    * last clearStats() (as `pmd-stats-show`): busy % is the share of polling cycles that moved frames (time asleep

@@ -1,5 +1,8 @@
-// GET /v1/metrics in the Prometheus text exposition format (version 0.0.4), so node_exporter's textfile collector
-// or a scrape through a unix-socket proxy can chart the switch without a custom exporter.
+// Prometheus metrics (text exposition format 0.0.4): GET /v1/metrics on the control socket, and GET /metrics on the
+// optional TCP listener (--metrics-listen). The switch's own counters are written here, exactly (uint64 counters
+// pass 2^53, which prom-client's float values would round); process and Node.js runtime metrics come from
+// prom-client's default collectors.
+import client from 'prom-client';
 import type { ThreadStats } from '../native.js';
 import type { EndpointState, PortInfo } from '../switch.js';
 import type { FdbView } from '../switch.js';
@@ -25,6 +28,13 @@ export interface MetricsInput {
   portInfo: PortInfo[];
   threads: ThreadStats[];
   fdb: FdbView[];
+  /** TSC ticks per second: cycles / tscHz = seconds. */
+  tscHz: number;
+}
+
+/** Label values are snake_case: "queueFull" → "queue_full". */
+export function snakeCase(v: string): string {
+  return v.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toLowerCase();
 }
 
 const STATES: EndpointState[] = ['listening', 'connecting', 'connected', 'ready', 'closed'];
@@ -68,7 +78,7 @@ export function renderMetrics(m: MetricsInput): string {
     'vhost_switch_port_drops_total',
     'counter',
     'Frames dropped, by reason.',
-    p.flatMap((s) => Object.entries(s.drops).map(([reason, v]) => [{ port: s.name, reason }, v] as [Record<string, string>, bigint])),
+    p.flatMap((s) => Object.entries(s.drops).map(([reason, v]) => [{ port: s.name, reason: snakeCase(reason) }, v] as [Record<string, string>, bigint])),
   );
   w.family('vhost_switch_port_protocol_errors_total', 'counter', 'vhost-user protocol errors from the frontend.', p.map((s) => [{ port: s.name }, s.protocolErrors]));
   w.family('vhost_switch_port_broken', 'gauge', '1 while a ring of the port is marked broken.', p.map((s) => [{ port: s.name }, s.broken ? 1 : 0]));
@@ -79,6 +89,25 @@ export function renderMetrics(m: MetricsInput): string {
     p.flatMap((s) => STATES.map((st) => [{ port: s.name, state: st }, s.state === st ? 1 : 0] as [Record<string, string>, number])),
   );
   w.family('vhost_switch_port_queue_pairs', 'gauge', 'Queue pairs the port offers.', m.portInfo.map((i) => [{ port: i.name }, i.queues]));
+  w.family(
+    'vhost_switch_port_info',
+    'gauge',
+    'What each port is; always 1 (join on port).',
+    m.portInfo.map((i) => [
+      {
+        port: i.name,
+        type: snakeCase(i.type),
+        mode: i.type === 'vhost-user' ? i.mode : '',
+        vlan_mode: i.vlanMode,
+        vlan: i.vlan,
+        backend: i.activeBackend ?? '',
+        iface: i.iface ?? '',
+        origin: i.origin,
+      },
+      1,
+    ]),
+  );
+  w.family('vhost_switch_tsc_hz', 'gauge', 'TSC ticks per second: divide the cycle counters by it for seconds.', [[{}, m.tscHz]]);
   const t = m.threads;
   w.family('vhost_switch_thread_busy_cycles_total', 'counter', 'CPU cycles a poll thread spent moving packets.', t.map((s) => [{ thread: s.thread }, s.busyCycles]));
   w.family('vhost_switch_thread_idle_cycles_total', 'counter', 'CPU cycles a poll thread spent polling empty rings.', t.map((s) => [{ thread: s.thread }, s.idleCycles]));
@@ -91,4 +120,17 @@ export function renderMetrics(m: MetricsInput): string {
     [{ type: 'learned' }, m.fdb.length - statics],
   ]);
   return w.text();
+}
+
+/** The switch's metrics and the process's (prom-client default collectors, prefixed vhost_switch_), one text. */
+export class Metrics {
+  private readonly registry = new client.Registry();
+
+  constructor(private readonly sample: () => MetricsInput) {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'vhost_switch_' });
+  }
+
+  async text(): Promise<string> {
+    return renderMetrics(this.sample()) + (await this.registry.metrics());
+  }
 }

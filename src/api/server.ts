@@ -12,12 +12,12 @@ import { processMemory } from '../procmem.js';
 import { CONTROL_SOCKET_MODE } from '../runDir.js';
 import type { VSwitch } from '../switch.js';
 import { errorResponse, HttpError, MAX_BODY_BYTES, readJson, send } from './http.js';
-import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics.js';
+import { Metrics, METRICS_CONTENT_TYPE, type MetricsInput } from './metrics.js';
 
 /** The part of VSwitch the API drives (a fake in tests). */
 export type SwitchApi = Pick<
   VSwitch,
-  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush'
+  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush' | 'tscHz'
 >;
 
 export interface ApiOptions {
@@ -31,6 +31,8 @@ export interface ApiOptions {
   startedAt?: number;
   /** The memory trims (src/memtrim.ts) for GET /v1/stats, when the daemon runs them. */
   trimStats?: () => TrimStats;
+  /** GET /v1/metrics; by default one of its own over vswitch (the daemon shares one with its TCP listener). */
+  metrics?: Metrics;
   /** What GET /v1/health reports (src/health.ts); without it, ok with no reasons. */
   health?: () => HealthReport;
 }
@@ -66,11 +68,28 @@ async function locateOpenapi(explicit: string | undefined): Promise<string> {
   throw new HttpError(404, 'docs/openapi.yaml is not installed with this build');
 }
 
+/** What the metrics are made of, read at each scrape. */
+export function metricsSampler(vs: SwitchApi, version: string, startedAt = Date.now()): () => MetricsInput {
+  return () => {
+    const stats = vs.stats();
+    return {
+      version,
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      ports: stats.ports,
+      portInfo: vs.listPorts(),
+      threads: stats.threads,
+      fdb: vs.fdbList(),
+      tscHz: vs.tscHz(),
+    };
+  };
+}
+
 export function createApiServer(opts: ApiOptions): http.Server {
   const vs = opts.vswitch;
   const startedAt = opts.startedAt ?? Date.now();
   const limit = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const ok = (body?: unknown, status = 200) => Promise.resolve({ status, body });
+  const metrics = opts.metrics ?? new Metrics(metricsSampler(vs, opts.version, startedAt));
 
   const routes: Route[] = [
     route('/v1/health', {
@@ -115,18 +134,7 @@ export function createApiServer(opts: ApiOptions): http.Server {
       { DELETE: ['vlan'] },
     ),
     route('/v1/metrics', {
-      GET: async () => {
-        const stats = vs.stats();
-        const text = renderMetrics({
-          version: opts.version,
-          uptimeSeconds: (Date.now() - startedAt) / 1000,
-          ports: stats.ports,
-          portInfo: vs.listPorts(),
-          threads: stats.threads,
-          fdb: vs.fdbList(),
-        });
-        return { status: 200, body: text, headers: { 'Content-Type': METRICS_CONTENT_TYPE } };
-      },
+      GET: async () => ({ status: 200, body: await metrics.text(), headers: { 'Content-Type': METRICS_CONTENT_TYPE } }),
     }),
     route('/v1/openapi', {
       GET: async () => {

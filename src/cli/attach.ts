@@ -27,8 +27,9 @@ export function qemuPortArgs(port: PortInfo, accel: 'kvm' | 'tcg' = hostAccel())
   return out;
 }
 
-export function attachHints(ports: PortInfo[]): string {
-  if (ports.length === 0) return 'no ports yet: add one with `vhost-switch port add NAME`\n';
+export function attachHints(all: PortInfo[]): string {
+  const ports = all.filter((p) => p.type === 'vhost-user');  // nic and tap ports take no guest
+  if (ports.length === 0) return 'no vhost-user ports yet: add one with `vhost-switch port add NAME`\n';
   const lines = ['To attach a QEMU guest, add to its command line the shared-memory backend:', `  ${qemuMemoryArgs().join(' ')}`, 'and, for one port:'];
   for (const p of ports) {
     lines.push(`  # ${p.name} (${p.mode === 'server' ? 'the switch listens; QEMU connects' : 'QEMU listens; the switch connects'})`);

@@ -19,6 +19,8 @@ usage: vhost-switch COMMAND [options]
 
 daemon:
   run [--config FILE] [--run-dir DIR] [--state-dir DIR] [--threads N] [--cpus LIST] [--log-level L] [--log-format logfmt|json]
+      [--metrics-listen [HOST:]PORT]
+                              Prometheus over TCP at /metrics (HOST 127.0.0.1 unless given); also GET /v1/metrics
                               SIGHUP reloads the config file; SIGINT/SIGTERM stop and remove the sockets
                               config: --config, else $VHOST_SWITCH_CONFIG, else /etc/vhost-switch/config.json
                                 if it exists, else the embedded default (two server ports, vhu0 and vhu1)
@@ -174,6 +176,7 @@ async function runCommand(args: string[]): Promise<number> {
       cpus: { type: 'string' },
       'log-level': { type: 'string' },
       'log-format': { type: 'string' },
+      'metrics-listen': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -208,6 +211,7 @@ async function runCommand(args: string[]): Promise<number> {
     configFile: await resolveConfigFile(values.config),
     runDir: values['run-dir'],
     stateDir: values['state-dir'],
+    metricsListen: values['metrics-listen'],
     threads,
     cpus,
     logLevel,

@@ -125,6 +125,9 @@ export class FakeNativeSwitch implements NativeSwitch {
   threadStats(): ThreadStats[] {
     return [];
   }
+  tscHz(): number {
+    return 1e9;
+  }
   fdbList(): FdbEntry[] {
     return [];
   }

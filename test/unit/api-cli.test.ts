@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { computeRates, renderRates, type StatsSample } from '../../src/cli/stats.js';
 import { human, table } from '../../src/cli/format.js';
-import { qemuPortArgs } from '../../src/cli/attach.js';
+import { attachHints, qemuPortArgs } from '../../src/cli/attach.js';
 import type { PortInfo } from '../../src/switch.js';
 import { startInProcessApi, type InProcessApi } from '../integration/support/inproc.js';
 
@@ -137,5 +137,9 @@ describe('formatting helpers', () => {
     expect(qemuPortArgs(mq, 'tcg')[2]).toMatch(/^-device virtio-net-pci,netdev=net-p,id=nic-p,mac=[\da-f:]+,host_mtu=9000,mq=on,vectors=0$/);
     expect(qemuPortArgs(mq, 'kvm')[2]).toMatch(/,mq=on,vectors=10$/);
     expect(qemuPortArgs({ ...base, mode: 'server' } as PortInfo, 'kvm')[2]).not.toContain('vectors');
+    // The start hints skip nic and tap ports (no socket, no guest).
+    const hints = attachHints([{ ...base, name: 'up', type: 'nic', iface: 'eth1', socket: '', mode: 'server' } as PortInfo, { ...base, type: 'vhost-user', mode: 'server' } as PortInfo]);
+    expect(hints).toContain('chr-p');
+    expect(hints).not.toContain('up');
   });
 });

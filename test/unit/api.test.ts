@@ -164,10 +164,10 @@ describe('resources', () => {
   it('metrics in the Prometheus text format', async () => {
     const res = await raw('GET', '/v1/metrics');
     expect(res.headers['content-type']).toContain('text/plain; version=0.0.4');
-    const lines = res.text.trim().split('\n');
+    const lines = res.text.trim().split('\n').filter((l) => l !== ''); // prom-client separates families with a blank line
     for (const l of lines) expect(l).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{(\w+="[^"]*",?)*\})? [-+]?[\d.e+]+(Inf)?)$/);
     expect(res.text).toContain('vhost_switch_port_rx_packets_total{port="cfg0"} ');
-    expect(res.text).toContain('vhost_switch_port_drops_total{port="cfg0",reason="queueFull"} 1152921504606846976');
+    expect(res.text).toContain('vhost_switch_port_drops_total{port="cfg0",reason="queue_full"} 1152921504606846976');
     expect(res.text).toContain('vhost_switch_port_state{port="cfg0",state="listening"} 1');
     expect(res.text).toContain('vhost_switch_thread_cycles_per_packet{thread="1"} 100');
     expect(res.text).toContain('# TYPE vhost_switch_port_tx_bytes_total counter');

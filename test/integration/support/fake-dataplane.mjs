@@ -69,6 +69,9 @@ export class FakeSwitch {
       queues: Array.from({ length: p.queuePairs * 2 }, (_, index) => ({ index, started: false, enabled: false, packets: 0n, bytes: 0n })),
     };
   }
+  tscHz() {
+    return 1e9;
+  }
   threadStats() {
     return Array.from({ length: this.opts.threads }, (_, thread) => ({
       thread,
