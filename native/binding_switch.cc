@@ -156,6 +156,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
                            InstanceMethod("close", &SwitchWrap::Close),
                            InstanceMethod("tscHz", &SwitchWrap::TscHz),
+                           InstanceMethod("startCapture", &SwitchWrap::StartCapture),
+                           InstanceMethod("readCapture", &SwitchWrap::ReadCapture),
+                           InstanceMethod("stopCapture", &SwitchWrap::StopCapture),
                        });
   }
 
@@ -402,6 +405,45 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       out.Set(static_cast<uint32_t>(t), o);
     }
     return out;
+  }
+
+  // startCapture(port, {direction: 'in'|'out'|'both', snaplen, bufferBytes})
+  Napi::Value StartCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    std::string dir = o.Has("direction") && o.Get("direction").IsString() ? o.Get("direction").As<Napi::String>().Utf8Value() : "both";
+    uint8_t dirs = dir == "in" ? CaptureRing::kIn : dir == "out" ? CaptureRing::kOut : dir == "both" ? CaptureRing::kIn | CaptureRing::kOut : 0;
+    uint32_t snaplen = o.Has("snaplen") && !o.Get("snaplen").IsUndefined() ? to_u32(o.Get("snaplen"), "snaplen") : 65535;
+    uint32_t bytes = o.Has("bufferBytes") && !o.Get("bufferBytes").IsUndefined() ? to_u32(o.Get("bufferBytes"), "bufferBytes") : 4u << 20;
+    check(env, sw(env).start_capture(id, bytes, snaplen, dirs));
+    return env.Undefined();
+  }
+
+  // readCapture(port, maxBytes, maxRecords) -> {data: Buffer of pcap records, records, captured, dropped} | null
+  Napi::Value ReadCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    uint32_t max = to_u32(info[1], "maxBytes");
+    uint32_t max_records = info.Length() > 2 && !info[2].IsUndefined() ? to_u32(info[2], "maxRecords") : UINT32_MAX;
+    if (max < CaptureRing::kRecordHeader + CaptureRing::kMaxSnaplen || max > (64u << 20))
+      throw Napi::RangeError::New(env, "maxBytes must hold one whole record (70 KiB) and be at most 64 MiB");
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[max]);
+    size_t n = 0;
+    uint32_t records = 0;
+    uint64_t captured = 0, dropped = 0;
+    if (!sw(env).read_capture(id, buf.get(), max, max_records, &n, &records, &captured, &dropped)) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf.get(), n));
+    o.Set("records", records);
+    o.Set("captured", big(env, captured));
+    o.Set("dropped", big(env, dropped));
+    return o;
+  }
+
+  Napi::Value StopCapture(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).stop_capture(to_u32(info[0], "port")));
+    return info.Env().Undefined();
   }
 
   Napi::Value TscHz(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(tsc_hz())); }

@@ -142,13 +142,16 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
 // or at the end of the burst when this thread is the only writer of the queue.
 void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, bool flooding) {
   if (dst.kind != PortKind::kVhost) {
-    if (!dst.nicq.empty()) nic_send(c, dst, frame);  // tags on the wire itself
+    if (dst.nicq.empty()) return;
+    if (dst.capture) dst.capture->put(CaptureRing::kOut, frame);
+    nic_send(c, dst, frame);  // tags on the wire itself
     return;
   }
   if (dst.rx_ready.empty()) {
     if (!flooding) in.drops[kDropPortDown].inc();
     return;
   }
+  if (dst.capture) dst.capture->put(CaptureRing::kOut, frame);
   // A guest trunk takes its other VLANs tagged, as a NIC trunk's wire does.
   const Frame& f = vlan_tagged_on(dst.cfg, frame.vlan) ? vlan_tagged_view(frame, c.tag_view) : frame;
   // Frames from source queue pair k go to receive queue k (modulo what dst has): a multi-queue guest gets
@@ -243,6 +246,7 @@ bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_
 void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
   in.packets.inc();
   in.bytes.add(f.len);
+  if (src.capture) src.capture->put(CaptureRing::kIn, f);  // as the port sent it, before any check drops it
   bool gso = (f.hdr.gso_type & ~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE;
   if (f.len > kMaxFrame || (!gso && f.len > src.cfg.mtu + kEthHdr + kVlanTag)) {
     in.drops[kDropMtu].inc();

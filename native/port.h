@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "capture.h"
 #include "guest_memory.h"
 #include "nic.h"
 #include "port_security.h"
@@ -47,6 +48,8 @@ struct Port {
   // since enabling and disabling one does not reconfigure (SET_VRING_ENABLE does not park the poll threads).
   std::vector<Vring*> rx_ready;
   size_t rx_spread = 0;
+  // A running capture (capture.h), or null. Set and cleared only inside exec(), while the poll threads are parked.
+  std::unique_ptr<CaptureRing> capture;
 
   Port(uint32_t id_, PortConfig c, PortKind k = PortKind::kVhost) : id(id_), cfg(std::move(c)), kind(k) {
     if (kind == PortKind::kVhost)

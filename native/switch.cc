@@ -448,6 +448,39 @@ std::string Switch::with_port(uint32_t id, const std::function<std::string(Port&
   return err;
 }
 
+std::string Switch::start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions) {
+  if (bytes < 64 * 1024 || bytes > (256u << 20)) return "capture buffer must be 64 KiB..256 MiB";
+  if (snaplen < 64) return "snaplen must be at least 64";
+  if (!directions || (directions & ~(CaptureRing::kIn | CaptureRing::kOut))) return "direction must be in, out or both";
+  auto ring = std::make_unique<CaptureRing>(bytes, snaplen, directions);  // allocated before the park
+  return with_port(id, [&](Port& p) -> std::string {
+    if (p.capture) return "a capture is already running on this port";
+    p.capture = std::move(ring);
+    return "";
+  });
+}
+
+std::string Switch::stop_capture(uint32_t id) {
+  std::unique_ptr<CaptureRing> old;  // freed on return, after the poll threads were released
+  return with_port(id, [&](Port& p) -> std::string {
+    if (!p.capture) return "no capture is running on this port";
+    old = std::move(p.capture);
+    return "";
+  });
+}
+
+bool Switch::read_capture(uint32_t id, uint8_t* out, size_t max_bytes, uint32_t max_records, size_t* bytes,
+                          uint32_t* records, uint64_t* captured, uint64_t* dropped) {
+  // The control thread is the only one that starts, stops and reads captures: no park needed to look.
+  auto it = ports_.find(id);
+  if (it == ports_.end() || !it->second->capture) return false;
+  CaptureRing& r = *it->second->capture;
+  *bytes = r.take(out, max_bytes, max_records, records);
+  *captured = r.captured();
+  *dropped = r.dropped();
+  return true;
+}
+
 std::string Switch::reset_port(uint32_t id) {
   std::unique_ptr<GuestMemory> old;  // unmapped on return, once the poll threads were released
   return with_port(id, [&](Port& p) {

@@ -85,6 +85,13 @@ class Switch {
   std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
 
   bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
+
+  // Packet capture (capture.h): one at a time per port. bytes: the ring's size; directions: CaptureRing::kIn|kOut.
+  std::string start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions);
+  std::string stop_capture(uint32_t id);
+  // Moves captured pcap records into out (whole records); false if the port has no capture running.
+  bool read_capture(uint32_t id, uint8_t* out, size_t max_bytes, uint32_t max_records, size_t* bytes,
+                    uint32_t* records, uint64_t* captured, uint64_t* dropped);
   // With threads = 0: one poll pass over every transmit queue on the calling thread; returns frames taken.
   uint32_t poll_once();
   int thread_count() const { return static_cast<int>(threads_.size()); }

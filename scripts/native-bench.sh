@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/native-bench
-core=(native/guest_memory.cc native/vring.cc native/fdb.cc native/datapath.cc native/port_security.cc native/gso.cc native/vlan.cc native/nic.cc native/nic_path.cc native/nic_xdp.cc native/fault_guard.cc native/switch.cc native/driver.cc)
+mapfile -t core < <(grep -v '^#' native/sources.list)  # the same list binding.gyp builds
 flags=(-std=c++17 -O2 -g -pthread -Inative)
 if [ "${1:-}" = "--instructions" ]; then
   size=${2:-64}

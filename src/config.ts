@@ -228,6 +228,13 @@ export function fdbVlanMismatch(p: VlanMembership, vlan: number): string | undef
   return `port "${p.name}" is ${describeVlans(p)}, not on VLAN ${vlan}`;
 }
 
+/** GET /v1/ports/{name}/capture's query (strings, as they come in a URL). */
+export const captureQuerySchema = z.strictObject({
+  direction: z.enum(['in', 'out', 'both'], { error: expected('"in", "out" or "both"') }).default('both'),
+  count: z.coerce.number({ error: expected('a number of frames') }).int().min(1).max(1e9).optional(),
+  snaplen: z.coerce.number({ error: expected('a number of bytes') }).int().min(64).max(65535).default(65535),
+});
+
 export const fdbSpecSchema = z.strictObject({
   mac: macSchema,
   vlan: vlanSchema.default(0),

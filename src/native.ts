@@ -109,6 +109,17 @@ export interface ThreadStats {
   queues: Array<{ portId: number; queue: number; pinned: boolean }>;
 }
 
+export type CaptureDirection = 'in' | 'out' | 'both';
+
+export interface CaptureRead {
+  /** pcap records (nanosecond timestamps), ready to append after a pcap file header. */
+  data: Buffer;
+  records: number;
+  captured: bigint;
+  /** Frames the ring had no room for (the reader was slow). */
+  dropped: bigint;
+}
+
 export interface FdbEntry {
   mac: string;
   vlan: number;
@@ -184,6 +195,11 @@ export interface NativeSwitch {
   threadStats(): ThreadStats[];
   /** TSC ticks per second (the unit of the cycle counters). */
   tscHz(): number;
+  /** Starts copying the port's frames into a capture ring (native/capture.h); one capture per port. */
+  startCapture(portId: number, opts?: { direction?: CaptureDirection; snaplen?: number; bufferBytes?: number }): void;
+  /** Whole pcap records captured since the last read (at most maxBytes / maxRecords); null when none runs. */
+  readCapture(portId: number, maxBytes: number, maxRecords?: number): CaptureRead | null;
+  stopCapture(portId: number): void;
   fdbList(): FdbEntry[];
   fdbAdd(mac: string, vlan: number, portId: number): void;
   /** Removes the entry for mac+vlan (static or learned); false when there was none. */

@@ -18,7 +18,7 @@ import {
   type PortSpec,
 } from './config.js';
 import type { Logger } from './log.js';
-import type { FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from './native.js';
+import type { CaptureDirection, CaptureRead, FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from './native.js';
 import type { EndpointOptions } from './vhost/endpoint.js';
 import { socketIsAlive } from './runDir.js';
 import { changedFields, planFdb, planPorts } from './reconcile.js';
@@ -72,6 +72,15 @@ export interface PortInfo extends PortSpec {
   xdpMode?: 'native' | 'generic';
   /** backend auto on AF_PACKET: why AF_XDP was not used. */
   backendNote?: string;
+}
+
+/** Bytes moved from a capture ring per read: a little over 14 full-size GSO frames. */
+export const CAPTURE_READ_BYTES = 1 << 20;
+
+export interface CaptureSession {
+  /** Records captured since the last read; null once the port or the capture is gone. */
+  read(maxRecords?: number): CaptureRead | null;
+  stop(): void;
 }
 
 export interface ThreadView {
@@ -444,6 +453,30 @@ export class VSwitch {
 
   tscHz(): number {
     return this.dataPlane.tscHz();
+  }
+
+  /** Starts capturing the port's frames (one capture per port: 409 while one runs). */
+  startCapture(name: string, opts: { direction: CaptureDirection; snaplen: number }): CaptureSession {
+    const p = this.mustGet(name);
+    const id = p.id;
+    try {
+      this.dataPlane.startCapture(id, { direction: opts.direction, snaplen: opts.snaplen });
+    } catch (err) {
+      const msg = (err as Error).message;
+      throw new SwitchError(/already running/.test(msg) ? 409 : 422, undefined, `capture on ${name}: ${msg}`);
+    }
+    this.opts.log.info('capture started', { port: name, direction: opts.direction, snaplen: opts.snaplen });
+    let stopped = false;
+    return {
+      read: (maxRecords) => (stopped || this.ports.get(name)?.id !== id ? null : this.dataPlane.readCapture(id, CAPTURE_READ_BYTES, maxRecords)),
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        // The port may have gone (and its capture with it) while the capture ran.
+        if (this.ports.get(name)?.id === id) this.dataPlane.stopCapture(id);
+        this.opts.log.info('capture stopped', { port: name });
+      },
+    };
   }
 
   /**

@@ -5,7 +5,9 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { captureQuerySchema, parseWith } from '../config.js';
 import type { HealthReport } from '../health.js';
+import { PCAP_CONTENT_TYPE, streamCapture } from './capture.js';
 import type { Logger } from '../log.js';
 import type { TrimStats } from '../memtrim.js';
 import { processMemory } from '../procmem.js';
@@ -17,7 +19,7 @@ import { Metrics, METRICS_CONTENT_TYPE, type MetricsInput } from './metrics.js';
 /** The part of VSwitch the API drives (a fake in tests). */
 export type SwitchApi = Pick<
   VSwitch,
-  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush' | 'tscHz'
+  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush' | 'tscHz' | 'startCapture'
 >;
 
 export interface ApiOptions {
@@ -42,7 +44,14 @@ interface Request {
   params: Record<string, string>;
   query: URLSearchParams;
 }
-type Handler = (r: Request) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
+interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** A response written over time (a capture): called after the head is sent, resolves when it is done. */
+  stream?: (res: http.ServerResponse) => Promise<void>;
+}
+type Handler = (r: Request) => Promise<Reply>;
 interface Route {
   pattern: RegExp;
   keys: string[];
@@ -116,6 +125,25 @@ export function createApiServer(opts: ApiOptions): http.Server {
       DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
     }),
     route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
+    route(
+      '/v1/ports/{name}/capture',
+      {
+        GET: async ({ params, query }) => {
+          const q = parseWith(captureQuerySchema, Object.fromEntries(query));
+          const name = params.name!;
+          const cap = vs.startCapture(name, { direction: q.direction, snaplen: q.snaplen });
+          return {
+            status: 200,
+            headers: { 'Content-Type': PCAP_CONTENT_TYPE, Trailer: 'Capture-Frames, Capture-Dropped' },
+            stream: async (res) => {
+              const r = await streamCapture(cap, res, q.snaplen, q.count);
+              opts.log.info('capture ended', { port: name, frames: r.frames, dropped: r.dropped });
+            },
+          };
+        },
+      },
+      { GET: ['direction', 'count', 'snaplen'] },
+    ),
     route('/v1/threads', { GET: () => ok({ threads: vs.threads() }) }),
     route('/v1/stats/clear', { POST: () => (vs.clearStats(), Promise.resolve({ status: 204 })) }),
     route('/v1/stats', { GET: () => ok({ ...vs.stats(), process: { ...processMemory(), ...(opts.trimStats ? { trims: opts.trimStats() } : {}) } }) }),
@@ -144,7 +172,7 @@ export function createApiServer(opts: ApiOptions): http.Server {
     }),
   ];
 
-  const dispatch = async (req: http.IncomingMessage): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }> => {
+  const dispatch = async (req: http.IncomingMessage): Promise<Reply> => {
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
@@ -185,7 +213,10 @@ export function createApiServer(opts: ApiOptions): http.Server {
     try {
       const out = await dispatch(req);
       status = out.status;
-      send(res, out.status, out.body, out.headers);
+      if (out.stream) {
+        res.writeHead(out.status, out.headers);
+        await out.stream(res);
+      } else send(res, out.status, out.body, out.headers);
     } catch (err) {
       const { status: s, body, headers } = errorResponse(err);
       status = s;

@@ -11,6 +11,7 @@ import { fdbCommand, FDB_USAGE } from './fdb.js';
 import { portCommand, PORT_USAGE } from './port.js';
 import { statsCommand, STATS_USAGE } from './stats.js';
 import { threadsCommand, THREADS_USAGE } from './threads.js';
+import { captureCommand, CAPTURE_USAGE } from './capture.js';
 
 export const USAGE = `vhost-switch: a userspace virtual switch for vhost-user ports (QEMU, DPDK virtio-user)
 
@@ -37,6 +38,8 @@ client (talk to the daemon over RUN_DIR/control.sock; pick another with --contro
   port list | port show NAME
   stats [--watch [--interval S]] | stats clear
   threads                     poll threads: CPU, busy %, packets, cycles/packet, the queues each polls
+  capture PORT -w FILE|- [--count N] [--direction in|out|both] [--snaplen N]
+                              the port's frames as a pcap file (tcpdump, tshark, Wireshark)
   fdb list | fdb add MAC --port NAME [--vlan N] | fdb del MAC [--vlan N] | fdb flush [--port NAME]
   vif PORT --format libvirt|qemu|nova|json [--accel kvm|tcg] [--qemu-version X.Y.Z] [...]
   version
@@ -129,6 +132,9 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       case 'stats':
         if (globals.help) return (out(STATS_USAGE + '\n'), 0);
         return await statsCommand(ctx, rest);
+      case 'capture':
+        if (globals.help) return (out(CAPTURE_USAGE + '\n'), 0);
+        return await captureCommand(ctx, rest);
       case 'threads':
         if (globals.help) return (out(THREADS_USAGE + '\n'), 0);
         return await threadsCommand(ctx, rest);

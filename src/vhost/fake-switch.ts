@@ -128,6 +128,13 @@ export class FakeNativeSwitch implements NativeSwitch {
   tscHz(): number {
     return 1e9;
   }
+  startCapture(): void {
+    throw new Error('the fake switch does not capture');
+  }
+  readCapture(): null {
+    return null;
+  }
+  stopCapture(): void {}
   fdbList(): FdbEntry[] {
     return [];
   }
