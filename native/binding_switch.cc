@@ -156,6 +156,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
                            InstanceMethod("close", &SwitchWrap::Close),
                            InstanceMethod("tscHz", &SwitchWrap::TscHz),
+                           InstanceMethod("updatePort", &SwitchWrap::UpdatePort),
                            InstanceMethod("startCapture", &SwitchWrap::StartCapture),
                            InstanceMethod("readCapture", &SwitchWrap::ReadCapture),
                            InstanceMethod("stopCapture", &SwitchWrap::StopCapture),
@@ -250,6 +251,19 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                               err, choice))
       throw Napi::Error::New(env, iface + ": " + err);
     return Napi::Number::New(env, id);
+  }
+
+  // updatePort(id, {vlan, trunk, allowedVlans, security, queueThreads}): what changes without renegotiation.
+  Napi::Value UpdatePort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Object o = info[1].As<Napi::Object>();
+    PortConfig c;
+    read_vlan_config(o, c);
+    c.security = security_of(env, o);
+    read_queue_threads(o, c);
+    check(env, sw(env).update_port(id, c));
+    return env.Undefined();
   }
 
   Napi::Value RemovePort(const Napi::CallbackInfo& info) {

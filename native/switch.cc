@@ -448,6 +448,21 @@ std::string Switch::with_port(uint32_t id, const std::function<std::string(Port&
   return err;
 }
 
+std::string Switch::update_port(uint32_t id, const PortConfig& cfg) {
+  std::shared_ptr<const PortSecurity> old;  // freed on return, after the poll threads were released
+  return with_port(id, [&](Port& p) -> std::string {
+    const bool vlans = p.cfg.vlan != cfg.vlan || p.cfg.trunk != cfg.trunk || p.cfg.allowed_vlans != cfg.allowed_vlans;
+    p.cfg.vlan = cfg.vlan;
+    p.cfg.trunk = cfg.trunk;
+    p.cfg.allowed_vlans = cfg.allowed_vlans;
+    old = std::move(p.cfg.security);
+    p.cfg.security = cfg.security;
+    p.cfg.queue_threads = cfg.queue_threads;
+    if (vlans) fdb_.flush(id, false);
+    return "";
+  });
+}
+
 std::string Switch::start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions) {
   if (bytes < 64 * 1024 || bytes > (256u << 20)) return "capture buffer must be 64 KiB..256 MiB";
   if (snaplen < 64) return "snaplen must be at least 64";

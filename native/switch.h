@@ -74,6 +74,9 @@ class Switch {
                     std::string& err, NicBackendChoice backend = NicBackendChoice::kAfPacket);
   // Each control call returns an empty string on success or the reason it was refused.
   std::string remove_port(uint32_t id);
+  // Swaps in what a running port can change without its frontend renegotiating: VLAN membership, port security,
+  // queue placement. Learned FDB entries of the port go when its VLANs change (they were learned in the old ones).
+  std::string update_port(uint32_t id, const PortConfig& cfg);
   std::string reset_port(uint32_t id);
   std::string set_features(uint32_t id, uint64_t features);
   std::string set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds

@@ -193,6 +193,8 @@ export interface NativeSwitch {
   setVringEnable(id: number, index: number, enable: boolean): void;
   portStats(id: number): PortStats;
   threadStats(): ThreadStats[];
+  /** Swaps in a running port's VLAN membership, port security and queue placement (no renegotiation). */
+  updatePort(id: number, opts: VlanOptions & { security?: PortSecurityOptions; queueThreads?: number[] }): void;
   /** TSC ticks per second (the unit of the cycle counters). */
   tscHz(): number;
   /** Starts copying the port's frames into a capture ring (native/capture.h); one capture per port. */

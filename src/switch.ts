@@ -74,6 +74,9 @@ export interface PortInfo extends PortSpec {
   backendNote?: string;
 }
 
+/** Port fields a running port takes without its frontend renegotiating (VSwitch.updatePort). */
+export const LIVE_PORT_FIELDS = ['vlan', 'vlanMode', 'trunk', 'allowedVlans', 'portSecurity', 'mac', 'allowedMacs', 'allowedIps', 'queueAffinity'] as const;
+
 /** Bytes moved from a capture ring per read: a little over 14 full-size GSO frames. */
 export const CAPTURE_READ_BYTES = 1 << 20;
 
@@ -415,6 +418,70 @@ export class VSwitch {
     // The endpoint removed its own socket file (only if it is still the one it created).
     this.dataPlane.removePort(port.id);
     this.opts.onPortRemoved?.();
+  }
+
+  /**
+   * PATCH: changes a running API port. VLAN membership, port security, the MAC and queue affinity apply live (the
+   * guest keeps its link; the data plane swaps them in while parked). Fields a vhost-user frontend negotiated
+   * (offloads, MTU) and what the port is (type, mode, socket, interface, queues, backend) need the port brought up
+   * again: refused unless `restart` is set, then the guest reconnects (QEMU's reconnect, or the switch's).
+   */
+  updatePort(name: string, patch: unknown, opts: { restart?: boolean } = {}): Promise<{ port: PortInfo; live: string[]; restarted: string[] }> {
+    return this.serial(async () => {
+      const p = this.mustGet(name);
+      if (p.origin === 'config') throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; change it there and reload (SIGHUP)`);
+      if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new SwitchError(422, undefined, 'must be an object of the fields to change');
+      const changes = patch as Record<string, unknown>;
+      if ('name' in changes && changes.name !== name) throw new SwitchError(422, 'name', 'cannot be changed (delete the port and add it again)');
+      const merged: Record<string, unknown> = { ...p.spec };
+      // vlanMode and trunk say the same thing: the one given wins; leaving trunk mode drops the allowed list.
+      if ('vlanMode' in changes && !('trunk' in changes)) delete merged.trunk;
+      if ('trunk' in changes && !('vlanMode' in changes)) delete merged.vlanMode;
+      // Turning a mode off drops what only that mode uses, unless the same request sets it.
+      if ((changes.vlanMode === 'access' || changes.trunk === false) && !('allowedVlans' in changes)) delete merged.allowedVlans;
+      if (changes.portSecurity === false) for (const k of ['allowedMacs', 'allowedIps']) if (!(k in changes)) delete merged[k];
+      for (const [k, v] of Object.entries(changes)) {
+        if (v === null) delete merged[k];  // null: back to the default
+        else merged[k] = v;
+      }
+      const next = normalizePortSpec(parseWith(portSpecSchema, merged), this.opts.runDir);
+      const fields = changedFields(p.spec, next);
+      if (fields.length === 0) return { port: this.info(p), live: [], restarted: [] };
+      const slow = fields.filter((f) => !LIVE_PORT_FIELDS.includes(f as (typeof LIVE_PORT_FIELDS)[number]));
+      if (slow.length && !opts.restart)
+        throw new SwitchError(409, slow[0], `${slow.join(', ')} cannot change while the port runs (the frontend negotiated ${slow.length > 1 ? 'them' : 'it'}, or ${slow.length > 1 ? 'they say' : 'it says'} what the port is): pass restart to bring the port up again (its guest reconnects)`);
+      this.checkAffinity(next);
+      // Static entries must stay deliverable: refuse a VLAN change that would strand one.
+      for (const e of [...this.apiFdb, ...this.configFdb].filter((e) => e.port === name)) {
+        const why = fdbVlanMismatch(next, e.vlan);
+        if (why) throw new SwitchError(409, 'vlan', `static entry ${e.mac} vlan ${e.vlan} would be stranded: ${why}; remove it first (fdb del)`);
+      }
+      if (slow.length) {
+        this.opts.log.info('port changed: bringing it up again', { port: name, fields: fields.join(',') });
+        await this.teardown(name);
+        try {
+          await this.addPortNow(next, 'api', { persist: false });
+        } catch (err) {
+          await this.addPortNow(p.spec, 'api', { persist: false }).catch((e: Error) => this.opts.log.error('could not bring the old port back', { port: name, err: e }));
+          throw err;
+        }
+        for (const e of this.apiFdb.filter((e) => e.port === name)) this.dataPlane.fdbAdd(e.mac, e.vlan, this.ports.get(name)!.id);
+        await this.saveOrReport('port changed');
+        return { port: this.info(this.ports.get(name)!), live: [], restarted: fields };
+      }
+      if (p.spec.mac && (p.spec.mac !== next.mac || p.spec.vlan !== next.vlan)) this.dataPlane.fdbRemove(p.spec.mac, p.spec.vlan);
+      try {
+        this.dataPlane.updatePort(p.id, { ...vlanOptions(next), security: securityOf(next), queueThreads: queueThreads(next) ?? [] });
+      } catch (err) {
+        if (p.spec.mac) this.dataPlane.fdbAdd(p.spec.mac, p.spec.vlan, p.id);
+        throw new SwitchError(422, undefined, `data plane refused the change: ${(err as Error).message}`);
+      }
+      if (next.mac) this.dataPlane.fdbAdd(next.mac, next.vlan, p.id);
+      p.spec = next;
+      this.opts.log.info('port changed', { port: name, fields: fields.join(','), ...vlanLog(next), portSecurity: next.portSecurity });
+      await this.saveOrReport('port changed');
+      return { port: this.info(p), live: fields, restarted: [] };
+    });
   }
 
   private mustGet(name: string): Port {

@@ -19,7 +19,7 @@ import { Metrics, METRICS_CONTENT_TYPE, type MetricsInput } from './metrics.js';
 /** The part of VSwitch the API drives (a fake in tests). */
 export type SwitchApi = Pick<
   VSwitch,
-  'addPort' | 'ensurePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush' | 'tscHz' | 'startCapture'
+  'addPort' | 'ensurePort' | 'updatePort' | 'removePort' | 'listPorts' | 'getPort' | 'portStats' | 'stats' | 'threads' | 'clearStats' | 'fdbList' | 'fdbAdd' | 'fdbRemove' | 'fdbFlush' | 'tscHz' | 'startCapture'
 >;
 
 export interface ApiOptions {
@@ -120,10 +120,19 @@ export function createApiServer(opts: ApiOptions): http.Server {
       },
       { POST: ['mayExist'] },
     ),
-    route('/v1/ports/{name}', {
-      GET: async ({ params }) => ok(vs.getPort(params.name!)),
-      DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
-    }),
+    route(
+      '/v1/ports/{name}',
+      {
+        GET: async ({ params }) => ok(vs.getPort(params.name!)),
+        PATCH: async ({ req, params, query }) => {
+          const restart = query.get('restart');
+          if (restart !== null && restart !== 'true' && restart !== 'false') throw new HttpError(400, 'restart must be true or false', 'restart');
+          return ok(await vs.updatePort(params.name!, await readJson(req, limit), { restart: restart === 'true' }));
+        },
+        DELETE: async ({ params }) => (await vs.removePort(params.name!), { status: 204 }),
+      },
+      { PATCH: ['restart'] },
+    ),
     route('/v1/ports/{name}/stats', { GET: async ({ params }) => ok(vs.portStats(params.name!)) }),
     route(
       '/v1/ports/{name}/capture',

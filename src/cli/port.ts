@@ -18,6 +18,10 @@ export const PORT_USAGE = `usage:
                 [--queue-affinity QUEUE:THREAD[,...]] (pin queues to poll threads)
                 (a trunk's --vlan is its native, untagged VLAN; --allowed-vlans defaults to all)
     (--port-security needs --mac; every port type takes it)
+  vhost-switch port set NAME [--vlan N] [--vlan-mode access|trunk] [--allowed-vlans LIST] [--mac MAC]
+                             [--port-security|--no-port-security] [--allowed-mac MAC,...] [--allowed-ip ADDR,...]
+                             [--queue-affinity Q:T,...] [--offloads|--no-offloads] [--mtu N] [--restart]
+    (live: VLANs, port security, MAC, queue affinity; offloads and MTU need --restart: the guest reconnects)
   vhost-switch port del NAME
   vhost-switch port list [--json]
   vhost-switch port show NAME [--json]`;
@@ -58,13 +62,15 @@ export async function portCommand(ctx: CliContext, args: string[]): Promise<numb
     case 'delete':
     case 'rm':
       return del(ctx, rest);
+    case 'set':
+      return set(ctx, rest);
     case 'list':
     case 'ls':
       return list(ctx, rest);
     case 'show':
       return show(ctx, rest);
     case undefined:
-      throw new UsageError('missing port subcommand (add, del, list, show)', PORT_USAGE);
+      throw new UsageError('missing port subcommand (add, set, del, list, show)', PORT_USAGE);
     default:
       throw new UsageError(`unknown port subcommand "${sub}"`, PORT_USAGE);
   }
@@ -135,6 +141,54 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   }
   ctx.out(`port ${port.name} added (id ${port.id}, ${port.mode} mode, socket ${port.socket}, ${describeVlans(port)})\n`);
   ctx.out(`attach QEMU with:\n  ${qemuPortArgs(port).join(' \\\n  ')}\n`);
+  return 0;
+}
+
+async function set(ctx: CliContext, args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    allowNegative: true,
+    options: {
+      vlan: { type: 'string' },
+      'vlan-mode': { type: 'string' },
+      trunk: { type: 'boolean' },
+      'allowed-vlans': { type: 'string' },
+      mac: { type: 'string' },
+      'port-security': { type: 'boolean' },
+      'allowed-mac': { type: 'string', multiple: true },
+      'allowed-ip': { type: 'string', multiple: true },
+      'queue-affinity': { type: 'string' },
+      offloads: { type: 'boolean' },
+      mtu: { type: 'string' },
+      restart: { type: 'boolean' },
+    },
+  });
+  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+  const body: Record<string, unknown> = {
+    vlan: numeric(values.vlan),
+    vlanMode: values['vlan-mode'],
+    trunk: values.trunk,
+    allowedVlans: values['allowed-vlans'],
+    mac: values.mac,
+    portSecurity: values['port-security'],
+    allowedMacs: listOption(values['allowed-mac']),
+    allowedIps: listOption(values['allowed-ip']),
+    queueAffinity: values['queue-affinity'] === undefined ? undefined : values['queue-affinity'] === '' ? null : affinityOption(values['queue-affinity']),
+    offloads: values.offloads,
+    mtu: numeric(values.mtu),
+  };
+  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
+  if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one setting', PORT_USAGE);
+  const r = await ctx.client.call<{ port: PortInfo; live: string[]; restarted: string[] }>(
+    'PATCH',
+    `/v1/ports/${encodeURIComponent(name)}${values.restart ? '?restart=true' : ''}`,
+    body,
+  );
+  if (ctx.json) printJson(ctx, r);
+  else if (r.live.length) ctx.out(`port ${name}: ${r.live.join(', ')} changed live (the guest kept its link)\n`);
+  else if (r.restarted.length) ctx.out(`port ${name}: ${r.restarted.join(', ')} changed; the port came up again (its guest reconnects)\n`);
+  else ctx.out(`port ${name}: nothing changed\n`);
   return 0;
 }
 

@@ -135,6 +135,9 @@ export class FakeNativeSwitch implements NativeSwitch {
     return null;
   }
   stopCapture(): void {}
+  updatePort(id: number, opts: unknown): void {
+    this.record('updatePort', [id, opts]);
+  }
   fdbList(): FdbEntry[] {
     return [];
   }

@@ -88,7 +88,9 @@ describe('HTTP API', T, () => {
     ['POST', '/v1/ports', '{"name":"cfg0"}', 409, 'already exists'],
     ['DELETE', '/v1/ports/cfg0', undefined, 409, 'declared in the config file'],
     ['GET', '/v1/ports/zzz', undefined, 404, 'no port named "zzz"'],
-    ['PATCH', '/v1/ports/cfg0', '{}', 405, 'PATCH is not allowed'],
+    ['PUT', '/v1/ports/cfg0', '{}', 405, 'PUT is not allowed'],
+    ['PATCH', '/v1/ports/cfg0', '{"vlan":5}', 409, 'declared in the config file'],
+    ['PATCH', '/v1/ports/cfg0?restart=maybe', '{}', 400, 'restart must be true or false'],
     ['GET', '/v2/ports', undefined, 404, 'no resource at /v2/ports'],
     ['DELETE', '/v1/fdb?all=1', undefined, 400, 'unknown query parameter "all"'],
   ])('%s %s %s → %i', async (method, url, body, status, message) => {

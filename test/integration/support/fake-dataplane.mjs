@@ -69,6 +69,7 @@ export class FakeSwitch {
       queues: Array.from({ length: p.queuePairs * 2 }, (_, index) => ({ index, started: false, enabled: false, packets: 0n, bytes: 0n })),
     };
   }
+  updatePort() {}
   tscHz() {
     return 1e9;
   }
