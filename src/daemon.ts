@@ -19,15 +19,31 @@ import { restoreState } from './restore.js';
 import { adoptStateFile, StateStore } from './state.js';
 import { VSwitch, type ConfigChange, type EndpointFactory } from './switch.js';
 
+/** What this build does, for GET /v1/version and `vhost-switch version` (one entry per capability). */
 export const FEATURES = [
   'vhost-user-server',
   'vhost-user-client',
   'multiqueue',
+  'mrg-rxbuf',
+  'event-idx',
+  'offloads-csum-tso',
   'vlan-access-ports',
+  'vlan-trunks',
   'mac-learning',
   'static-fdb',
+  'port-security',
+  'nic-af-xdp',
+  'nic-af-packet',
+  'tap-ports',
   'state-restore',
+  'config-reload',
+  'live-port-changes',
+  'queue-affinity',
+  'packet-capture',
   'prometheus-metrics',
+  'metrics-tcp-listener',
+  'systemd-notify',
+  'health-checks',
 ];
 
 /** How often the poll threads' progress is sampled for GET /v1/health. */

@@ -1,6 +1,7 @@
-// What "healthy" means for a running switch: every poll thread makes progress, no ring is stopped, and every port
-// has its peer. GET /v1/health reports it, and the systemd watchdog (src/notify.ts) pings only while the poll
+// What "healthy" means for a running switch: every poll thread makes progress, no ring is stopped, every port
+// has its peer and every host port its interface. GET /v1/health reports it, and the systemd watchdog (src/notify.ts) pings only while the poll
 // threads are alive.
+import fs from 'node:fs';
 import type { ThreadStats } from './native.js';
 import type { VSwitch } from './switch.js';
 
@@ -34,11 +35,18 @@ export interface HealthReport {
 }
 
 /** stalledThreads: from a PollThreadWatch that samples far enough apart that a live thread has surely moved. */
-export function healthReport(vs: Pick<VSwitch, 'listPorts' | 'portStats'>, stalledThreads: number[]): HealthReport {
+/** Is the kernel interface still there? */
+export function ifaceExists(name: string): boolean {
+  return fs.existsSync(`/sys/class/net/${name}`);
+}
+
+export function healthReport(vs: Pick<VSwitch, 'listPorts' | 'portStats'>, stalledThreads: number[], hasIface = ifaceExists): HealthReport {
   const reasons = stalledThreads.map((t) => `poll thread ${t} is stalled: no poll pass finished since the last check`);
   for (const p of vs.listPorts()) {
     const s = vs.portStats(p.name);
     if (s.broken) reasons.push(`port ${p.name}: a ring is stopped (bad descriptors or memory); the guest must reset its device`);
+    if ((p.type === 'nic' || p.type === 'tap') && p.iface && !hasIface(p.iface))
+      reasons.push(`port ${p.name}: its interface ${p.iface} is gone (${p.type === 'tap' ? 'the tap device was deleted' : 'unplugged, renamed or moved to another namespace'})`);
     if (p.type === 'vhost-user' && p.mode === 'client' && (p.state === 'connecting' || p.state === 'closed'))
       reasons.push(`port ${p.name}: cannot reach its socket ${p.socket} (client mode; retrying)`);
   }

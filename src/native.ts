@@ -65,8 +65,12 @@ export interface QueueStats {
   index: number;
   started: boolean;
   enabled: boolean;
+  /** Stopped after bad descriptors or memory until the frontend resets it. */
+  broken: boolean;
   packets: bigint;
   bytes: bigint;
+  /** Drops counted on this queue, by reason. */
+  drops: Record<string, bigint>;
 }
 
 export interface PortStats {

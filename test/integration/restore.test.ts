@@ -188,3 +188,18 @@ describe('state directory', T, () => {
     await d.stop('SIGTERM');
   });
 });
+
+describe('health', T, () => {
+  it('is degraded, naming the port, while a nic port\'s interface is gone', async () => {
+    const runDir = makeRunDir('health-iface');
+    const d = await startReal(runDir);
+    const iface = vethPair('h');
+    await d.api.call('POST', '/v1/ports', { name: 'up1', type: 'nic', iface, backend: 'af_packet' });
+    expect((await d.api.call<{ status: string }>('GET', '/v1/health')).status).toBe('ok');
+    ip('link', 'del', iface);
+    const h = await d.api.call<{ status: string; reasons: string[] }>('GET', '/v1/health');
+    expect(h.status).toBe('degraded');
+    expect(h.reasons).toEqual([`port up1: its interface ${iface} is gone (unplugged, renamed or moved to another namespace)`]);
+    await d.stop('SIGTERM');
+  });
+});
