@@ -8,6 +8,7 @@
         "native/unix_socket.cc",
         "native/binding_switch.cc",
         "native/guest_memory.cc",
+        "native/dirty_log.cc",
         "native/vring.cc",
         "native/fdb.cc",
         "native/datapath.cc",

@@ -130,6 +130,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("setVringNum", &SwitchWrap::SetVringNum),
                            InstanceMethod("setVringAddr", &SwitchWrap::SetVringAddr),
                            InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
+                           InstanceMethod("setLogBase", &SwitchWrap::SetLogBase),
+                           InstanceMethod("logInfo", &SwitchWrap::LogInfo),
                            InstanceMethod("getVringBase", &SwitchWrap::GetVringBase),
                            InstanceMethod("setVringKick", &SwitchWrap::SetVringKick),
                            InstanceMethod("setVringCall", &SwitchWrap::SetVringCall),
@@ -280,10 +282,43 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   }
   Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
     Napi::Object a = info[2].As<Napi::Object>();
+    auto optional = [&](const char* k) { return a.Has(k) && !a.Get(k).IsUndefined() ? to_u64(a.Get(k), k) : 0; };
+    uint64_t flags = optional("flags");
+    if (flags > 0xffffffffull) throw Napi::RangeError::New(info.Env(), "flags out of range");
     check(info.Env(), sw(info.Env()).set_vring_addr(to_u32(info[0], "port"), to_u32(info[1], "index"),
                                                     to_u64(a.Get("desc"), "desc"), to_u64(a.Get("used"), "used"),
-                                                    to_u64(a.Get("avail"), "avail")));
+                                                    to_u64(a.Get("avail"), "avail"), static_cast<uint32_t>(flags),
+                                                    optional("log")));
     return info.Env().Undefined();
+  }
+  // (port, {fd, size, offset}): fd -1 when none came with the message.
+  Napi::Value SetLogBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[1].As<Napi::Object>();
+    int fd = to_fd(o.Get("fd"));
+    uint32_t id;
+    uint64_t size, offset;
+    try {
+      id = to_u32(info[0], "port");
+      size = to_u64(o.Get("size"), "size");
+      offset = to_u64(o.Get("offset"), "offset");
+    } catch (...) {
+      if (fd >= 0) ::close(fd);
+      throw;
+    }
+    check(env, sw(env).set_log_base(id, fd, size, offset));
+    return env.Undefined();
+  }
+  Napi::Value LogInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t size, outside;
+    bool logging;
+    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw Napi::Error::New(env, "no such port");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("size", big(env, size));
+    o.Set("outside", big(env, outside));
+    o.Set("logging", logging);
+    return o;
   }
   Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
     check(info.Env(), sw(info.Env()).set_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"),

@@ -56,37 +56,8 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
         return nullptr;
       }
     }
-    // The file must really be that large: touching a page past its end would SIGBUS the switch.
-    struct stat st;
-    if (fstat(s.fd, &st) < 0) {
-      err = where + "fstat: " + std::strerror(errno);
-      close_all();
-      return nullptr;
-    }
-    // Only regular files (memfd, tmpfs, hugetlbfs): a device such as /dev/zero maps, then faults on touch.
-    if (!S_ISREG(st.st_mode)) {
-      err = where + "not a regular file (guest memory must be a memfd, tmpfs or hugetlbfs file)";
-      close_all();
-      return nullptr;
-    }
-    // And on a file system whose pages are memory: a file elsewhere (FUSE, NFS, a disk) can hold the poll thread
-    // in a page fault that no signal ends, and with it every port the thread serves.
-    struct statfs fs;
-    if (fstatfs(s.fd, &fs) < 0) {
-      err = where + "fstatfs: " + std::strerror(errno);
-      close_all();
-      return nullptr;
-    }
-    if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
-      char magic[24];
-      std::snprintf(magic, sizeof magic, "0x%llx", static_cast<unsigned long long>(fs.f_type));
-      err = where + "the file is on a file system of type " + magic +
-            ", not tmpfs or hugetlbfs (guest memory must be a memfd, tmpfs or hugetlbfs file)";
-      close_all();
-      return nullptr;
-    }
-    if (static_cast<uint64_t>(st.st_size) < s.mmap_offset + s.size) {
-      err = where + "file is smaller than mmap_offset + size";
+    if (std::string bad = check_memory_file(s.fd, s.mmap_offset + s.size); !bad.empty()) {
+      err = where + bad;
       close_all();
       return nullptr;
     }
@@ -106,6 +77,26 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
   }
   close_all();
   return mem;
+}
+
+std::string check_memory_file(int fd, uint64_t need) {
+  // The file must really be that large: touching a page past its end would SIGBUS the switch.
+  struct stat st;
+  if (fstat(fd, &st) < 0) return std::string("fstat: ") + std::strerror(errno);
+  // Only regular files (memfd, tmpfs, hugetlbfs): a device such as /dev/zero maps, then faults on touch.
+  if (!S_ISREG(st.st_mode)) return "not a regular file (guest memory must be a memfd, tmpfs or hugetlbfs file)";
+  // And on a file system whose pages are memory: a file elsewhere (FUSE, NFS, a disk) can hold the poll thread
+  // in a page fault that no signal ends, and with it every port the thread serves.
+  struct statfs fs;
+  if (fstatfs(fd, &fs) < 0) return std::string("fstatfs: ") + std::strerror(errno);
+  if (fs.f_type != TMPFS_MAGIC && fs.f_type != HUGETLBFS_MAGIC) {
+    char magic[24];
+    std::snprintf(magic, sizeof magic, "0x%llx", static_cast<unsigned long long>(fs.f_type));
+    return std::string("the file is on a file system of type ") + magic +
+           ", not tmpfs or hugetlbfs (guest memory must be a memfd, tmpfs or hugetlbfs file)";
+  }
+  if (static_cast<uint64_t>(st.st_size) < need) return "file is smaller than mmap_offset + size";
+  return "";
 }
 
 GuestMemory::~GuestMemory() {

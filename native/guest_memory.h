@@ -21,6 +21,10 @@ constexpr size_t kMaxMemRegions = 8;  // VHOST_MEMORY_BASELINE_NREGIONS
 // small enough that 128 TiB of user address space holds a hundred ports at the limit.
 constexpr uint64_t kMaxGuestMemory = 1ull << 40;
 
+// Whether fd may be mapped as shared memory the poll threads touch: a regular file on tmpfs or hugetlbfs, at
+// least `need` bytes long. Empty, or why not.
+std::string check_memory_file(int fd, uint64_t need);
+
 class GuestMemory {
  public:
   // Maps every region (MAP_SHARED, read/write). Takes ownership of the fds and closes them whatever happens
@@ -46,6 +50,17 @@ class GuestMemory {
       if (uva >= r.uva && off < r.size && len <= r.size - off) return r.host + off;
     }
     return nullptr;
+  }
+  // The guest physical address of a host address inside one of our mappings (the dirty log is kept in
+  // guest physical addresses); false if it lies in none.
+  bool host_to_gpa(const uint8_t* p, uint64_t* gpa) const {
+    for (const Region& r : regions_) {
+      if (p >= r.host && static_cast<uint64_t>(p - r.host) < r.size) {
+        *gpa = r.gpa + static_cast<uint64_t>(p - r.host);
+        return true;
+      }
+    }
+    return false;
   }
   size_t region_count() const { return regions_.size(); }
   // Whether a host address lies in one of our mappings (to find who owns a faulting address).

@@ -135,6 +135,7 @@ void Switch::rebuild() {
     by_id_[id] = p.get();
     list_.push_back(p.get());
     p->refresh_rx_ready();
+    p->refresh_log();
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
       if (!v->polled()) continue;
@@ -213,7 +214,8 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
     v->fault_skip = true;
   }
   for (auto& [id, p] : ports_) {
-    if (!p->mem || !p->mem->contains_host(addr)) continue;
+    bool owner = (p->mem && p->mem->contains_host(addr)) || (p->dirty_log && p->dirty_log->contains_host(addr));
+    if (!owner) continue;
     for (auto& v : p->vrings) {
       if (!v->broken) v->counters.drops[kDropBadDescriptor].inc();
       v->mark_broken();
@@ -480,8 +482,37 @@ std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
   });
 }
 
-std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail) {
+std::string Switch::set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset) {
+  std::string err;
+  // mmap outside exec(), as for a memory table.
+  std::unique_ptr<DirtyLog> log = DirtyLog::Map(fd, size, offset, err);
+  if (!log) return err;
+  std::unique_ptr<DirtyLog> old;
+  err = with_port(id, [&](Port& p) {
+    old = std::move(p.dirty_log);
+    p.dirty_log = std::move(log);
+    return std::string();  // rebuild() points the rings at it
+  });
+  return err;  // the old log is unmapped here, once no poll thread can be writing it
+}
+
+bool Switch::log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logging) const {
+  auto it = ports_.find(id);
+  if (it == ports_.end()) return false;
+  const Port& p = *it->second;
+  *size = p.dirty_log ? p.dirty_log->size() : 0;
+  *outside = p.dirty_log ? p.dirty_log->outside() : 0;
+  *logging = false;
+  for (const auto& v : p.vrings) *logging |= v->log.log != nullptr;
+  return true;
+}
+
+std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
+                                   uint32_t flags, uint64_t log_addr) {
+  if (flags & ~VHOST_VRING_F_LOG) return "unknown vring address flags " + std::to_string(flags);
   return with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+    v.addr_flags = flags;
+    v.log_guest_addr = log_addr;
     v.desc_uva = desc;
     v.used_uva = used;
     v.avail_uva = avail;

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/native-bench
-core=(native/guest_memory.cc native/vring.cc native/fdb.cc native/datapath.cc native/port_security.cc native/gso.cc native/vlan.cc native/nic.cc native/nic_path.cc native/nic_xdp.cc native/fault_guard.cc native/switch.cc native/driver.cc)
+core=(native/guest_memory.cc native/dirty_log.cc native/vring.cc native/fdb.cc native/datapath.cc native/port_security.cc native/gso.cc native/vlan.cc native/nic.cc native/nic_path.cc native/nic_xdp.cc native/fault_guard.cc native/switch.cc native/driver.cc)
 flags=(-std=c++17 -O2 -g -pthread -Inative)
 if [ "${1:-}" = "--instructions" ]; then
   size=${2:-64}
@@ -15,7 +15,7 @@ if [ "${1:-}" = "--instructions" ]; then
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='vs::Switch::poll_once()' \
     build/native-bench/dp_instr "$size" "$rounds" 2>&1 | grep -E 'forwarded|Collected'
   total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-  echo "instructions per frame (poll pass, both directions): $(( total / (rounds * 64) ))"
+  echo "instructions per frame (poll pass, both directions): $(awk -v t="$total" -v n=$((rounds * 64)) 'BEGIN { printf "%.2f", t / n }')"
   callgrind_annotate --inclusive=no "$out" | sed -n '/file:function/,/^$/p' | head -20
   exit 0
 fi

@@ -13,7 +13,7 @@ if [ "$mode" = "--sanitize" ]; then
   # Our SIGBUS handler (native/fault_guard.cc) must see guest-memory faults, not ASan's.
   export ASAN_OPTIONS=handle_sigbus=0:allow_user_segv_handler=1
 fi
-core=(native/guest_memory.cc native/vring.cc native/fdb.cc native/datapath.cc native/port_security.cc native/gso.cc native/vlan.cc native/nic.cc native/nic_path.cc native/nic_xdp.cc native/fault_guard.cc native/switch.cc native/driver.cc)
+core=(native/guest_memory.cc native/dirty_log.cc native/vring.cc native/fdb.cc native/datapath.cc native/port_security.cc native/gso.cc native/vlan.cc native/nic.cc native/nic_path.cc native/nic_xdp.cc native/fault_guard.cc native/switch.cc native/driver.cc)
 status=0
 for t in test/native/*_test.cc; do
   bin="$out/$(basename "$t" .cc)"
