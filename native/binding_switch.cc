@@ -132,6 +132,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
                            InstanceMethod("setLogBase", &SwitchWrap::SetLogBase),
                            InstanceMethod("logInfo", &SwitchWrap::LogInfo),
+                           InstanceMethod("sendRarp", &SwitchWrap::SendRarp),
                            InstanceMethod("getVringBase", &SwitchWrap::GetVringBase),
                            InstanceMethod("setVringKick", &SwitchWrap::SetVringKick),
                            InstanceMethod("setVringCall", &SwitchWrap::SetVringCall),
@@ -307,6 +308,14 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       throw;
     }
     check(env, sw(env).set_log_base(id, fd, size, offset));
+    return env.Undefined();
+  }
+  Napi::Value SendRarp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[1].IsString() || !parse_mac(info[1].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    check(env, sw(env).send_rarp(to_u32(info[0], "port"), m));
     return env.Undefined();
   }
   Napi::Value LogInfo(const Napi::CallbackInfo& info) {

@@ -10,10 +10,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "datapath.h"
 #include "fault_guard.h"
+#include "frame.h"
 #include "nic_xdp.h"
+#include "vlan.h"
 
 namespace vs {
 
@@ -610,6 +613,54 @@ std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
   else
     respread_.store(true, std::memory_order_relaxed);
   return "";
+}
+
+std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
+  if (mac[0] & 1) return "not a unicast MAC";
+  // RFC 903 reverse request from the guest's MAC, as QEMU's own announcement looks: broadcast, sender and target
+  // hardware address the guest's, no protocol addresses. Padded to the 60-byte minimum.
+  uint8_t rarp[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  std::memcpy(rarp + 6, mac, 6);
+  const uint8_t body[] = {0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03};
+  std::memcpy(rarp + 12, body, sizeof body);
+  std::memcpy(rarp + 22, mac, 6);
+  std::memcpy(rarp + 32, mac, 6);
+  auto c = std::make_unique<PollContext>();  // big scratch: not on the control thread's stack
+  c->sw = this;
+  c->thread = -1;
+  VringCounters counters;
+  std::string err;
+  // Forwarded as if the guest had sent it on its port: the FDB learns the MAC there, and every port of the VLAN
+  // (NICs included) sees it. With the poll threads parked, this thread may write the receive queues.
+  err = with_port(id, [&](Port& p) -> std::string {
+    if (p.kind != PortKind::kVhost) return "not a vhost-user port";
+    c->now = now();
+    Buf pieces[2] = {{rarp, sizeof rarp}, {}};  // vlan_classify may cut a tag out into two
+    Frame f;
+    f.bufs = pieces;
+    f.nbufs = 1;
+    f.off = 0;
+    f.len = sizeof rarp;
+    f.hdr = {};
+    std::memcpy(f.eth, rarp, sizeof f.eth);
+    int reason = vlan_classify(p.cfg, f, pieces, 2, -1);
+    if (reason >= 0) return std::string("dropped: ") + kDropReasonNames[reason];
+    FwdCache cache;
+    install_fault_handler();
+    FaultGuard g;
+    if (sigsetjmp(g.env, 1) == 0) {
+      tl_fault_guard = &g;
+      forward(*c, p, counters, cache, f);
+      flush_rx(*c);
+    } else {
+      recover_from_fault(*c, g.addr);
+    }
+    tl_fault_guard = nullptr;
+    for (int r = 0; r < kDropReasonCount; r++)
+      if (counters.drops[r].get()) return std::string("dropped: ") + kDropReasonNames[r];
+    return std::string();
+  });
+  return err;
 }
 
 std::string Switch::fdb_add(uint64_t key, uint32_t port) {

@@ -86,6 +86,10 @@ class Switch {
   std::string set_vring_fd(uint32_t id, uint32_t index, int which, int fd);  // which: 0 kick, 1 call, 2 err; owns fd
   std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
 
+  // SEND_RARP (after a live migration): a RARP from mac enters the switch on port id, so that the FDB and every
+  // other switch on the VLAN learn where the guest is now. Empty, or why it was not sent.
+  std::string send_rarp(uint32_t id, const uint8_t mac[6]);
+
   bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
   // With threads = 0: one poll pass over every transmit queue on the calling thread; returns frames taken.
   uint32_t poll_once();

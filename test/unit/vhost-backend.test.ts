@@ -7,6 +7,7 @@ import {
   bit,
   offeredFeatures,
   OFFERED_PROTOCOL_FEATURES,
+  VHOST_F_LOG_ALL,
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
@@ -283,12 +284,75 @@ describe('VhostUserBackend: memory table', () => {
   });
 });
 
+describe('VhostUserBackend: live migration', () => {
+  const LOG = P.encodeLog({ size: 4096n, offset: 0n });
+
+  it('SET_LOG_BASE with LOG_SHMFD maps the log and replies a u64 status; the fd is native\'s', () => {
+    const h = harness();
+    negotiate(h, true);
+    const m = h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [40]);
+    expect(m.fds).toEqual([]);
+    expect(h.sw.callsTo('setLogBase')).toEqual([[PORT, { fd: 40, size: 4096n, offset: 0n }]]);
+    expect(h.replies.at(-1)).toMatchObject({ request: P.VHOST_USER_SET_LOG_BASE });
+    expect(h.lastU64()).toBe(0n);
+    // NEED_REPLY too: still one reply, the status.
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [41], NEED);
+    expect(h.replies).toHaveLength(2);
+    expect(h.lastU64()).toBe(0n);
+  });
+
+  it('a bad SET_LOG_BASE is refused with status 1, the connection stays', () => {
+    const h = harness();
+    negotiate(h, true);
+    const short = h.send(P.VHOST_USER_SET_LOG_BASE, Buffer.alloc(8), [42]);
+    expect(h.lastU64()).toBe(1n);
+    expect(short.fds).toEqual([42]);  // left to the channel to close
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [43, 44]);
+    expect(h.lastU64()).toBe(1n);
+    h.sw.failNext('setLogBase', 'dirty log: file is smaller than mmap_offset + size');
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [45]);
+    expect(h.lastU64()).toBe(1n);
+    expect(h.backend.lastError).toContain('smaller');
+    expect(h.replies).toHaveLength(3);
+    expect(h.closed()).toBeNull();
+  });
+
+  it('SET_LOG_BASE without LOG_SHMFD negotiated is refused; SET_LOG_FD is accepted and its fd closed', () => {
+    const h = harness();
+    negotiate(h, true, bit(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    const m = h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [46], NEED);
+    expect(h.lastU64()).toBe(1n);
+    expect(m.fds).toEqual([46]);
+    expect(h.backend.lastError).toContain('LOG_SHMFD');
+    const fd = h.send(P.VHOST_USER_SET_LOG_FD, Buffer.alloc(0), [47], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(fd.fds).toEqual([47]);
+  });
+
+  it('LOG_ALL is offered and may be set and cleared; SEND_RARP announces the MAC', () => {
+    const h = harness();
+    negotiate(h, true);
+    const f = bit(VIRTIO_F_VERSION_1) | bit(VHOST_USER_F_PROTOCOL_FEATURES) | bit(VHOST_F_LOG_ALL);
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(f), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(f & ~bit(VHOST_F_LOG_ALL)), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(h.logs.some((l) => l.includes('dirty logging on'))).toBe(true);
+    expect(h.logs.some((l) => l.includes('dirty logging off'))).toBe(true);
+    h.send(P.VHOST_USER_SEND_RARP, P.encodeRarpMac('52:54:00:00:10:01'), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(h.sw.callsTo('sendRarp')).toEqual([[PORT, '52:54:00:00:10:01']]);
+    h.send(P.VHOST_USER_SEND_RARP, P.encodeRarpMac('01:00:5e:00:00:01'), [], NEED);
+    expect(h.lastU64()).toBe(1n);
+  });
+});
+
 describe('VhostUserBackend: bad requests', () => {
   it('refuses unsupported requests: empty reply where one is expected, fds left to close', () => {
     const h = harness();
     negotiate(h, true);
-    const logFd = h.send(P.VHOST_USER_SET_LOG_FD, Buffer.alloc(0), [30]);
-    expect(logFd.fds).toEqual([30]);
+    const reqFd = h.send(P.VHOST_USER_SET_BACKEND_REQ_FD, Buffer.alloc(0), [30]);
+    expect(reqFd.fds).toEqual([30]);
     expect(h.replies).toHaveLength(0);
     h.send(P.VHOST_USER_GET_CONFIG, Buffer.alloc(12));
     expect(h.replies.at(-1)).toMatchObject({ request: P.VHOST_USER_GET_CONFIG });
