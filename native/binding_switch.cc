@@ -127,6 +127,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("resetPort", &SwitchWrap::ResetPort),
                            InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
                            InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
+                           InstanceMethod("addMemReg", &SwitchWrap::AddMemReg),
+                           InstanceMethod("remMemReg", &SwitchWrap::RemMemReg),
+                           InstanceMethod("maxMemSlots", &SwitchWrap::MaxMemSlots),
                            InstanceMethod("setVringNum", &SwitchWrap::SetVringNum),
                            InstanceMethod("setVringAddr", &SwitchWrap::SetVringAddr),
                            InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
@@ -274,6 +277,35 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     }
     check(env, sw(env).set_mem_table(id, specs));
     return env.Undefined();
+  }
+
+  // (port, {guestPhysAddr, size, userAddr, mmapOffset, fd})
+  Napi::Value AddMemReg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = info[1].As<Napi::Object>();
+    MemRegionSpec spec{0, 0, 0, 0, to_fd(r.Get("fd"))};
+    uint32_t id;
+    try {
+      id = to_u32(info[0], "port");
+      spec.guest_phys_addr = to_u64(r.Get("guestPhysAddr"), "guestPhysAddr");
+      spec.size = to_u64(r.Get("size"), "size");
+      spec.user_addr = to_u64(r.Get("userAddr"), "userAddr");
+      spec.mmap_offset = to_u64(r.Get("mmapOffset"), "mmapOffset");
+    } catch (...) {
+      if (spec.fd >= 0) ::close(spec.fd);
+      throw;
+    }
+    check(env, sw(env).add_mem_region(id, spec));
+    return env.Undefined();
+  }
+  Napi::Value RemMemReg(const Napi::CallbackInfo& info) {
+    Napi::Object r = info[1].As<Napi::Object>();
+    check(info.Env(), sw(info.Env()).remove_mem_region(to_u32(info[0], "port"), to_u64(r.Get("guestPhysAddr"), "guestPhysAddr"),
+                                                       to_u64(r.Get("size"), "size"), to_u64(r.Get("userAddr"), "userAddr")));
+    return info.Env().Undefined();
+  }
+  Napi::Value MaxMemSlots(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(kMaxMemSlots));
   }
 
   Napi::Value SetVringNum(const Napi::CallbackInfo& info) {

@@ -434,6 +434,53 @@ std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>&
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
+// ADD_MEM_REG / REM_MEM_REG change the map one region at a time, and QEMU removes before it adds when it moves a
+// region: a started ring that the new map no longer covers is paused (untranslated: not polled, nothing delivered
+// to it), not broken, and resumes when a region covering it comes (again). The switch holds no buffer across a
+// burst, so after the park nothing points into a removed region.
+static void retranslate_for_slots(Port& p) {
+  for (auto& v : p.vrings) {
+    if (!v->addr_set) continue;
+    if (!v->translate(p.mem.get())) v->forget_translation();
+  }
+}
+
+std::string Switch::add_mem_region(uint32_t id, const MemRegionSpec& region) {
+  std::string err;
+  std::unique_ptr<GuestMemory> old;
+  std::unique_ptr<GuestMemory> fresh;
+  int fd = region.fd;
+  // The map is built inside exec (it needs the current one), but only this thread changes p.mem, so mmap here is
+  // the only slow part; adding a DIMM is rare.
+  err = with_port(id, [&](Port& p) -> std::string {
+    std::string why;
+    MemRegionSpec spec = region;
+    fd = -1;  // With() owns it now
+    fresh = GuestMemory::With(p.mem.get(), spec, why);
+    if (!fresh) return why;
+    old = std::move(p.mem);
+    p.mem = std::move(fresh);
+    retranslate_for_slots(p);
+    return std::string();
+  });
+  if (fd >= 0) ::close(fd);  // no such port: never handed over
+  return err;  // old is released here; the regions the new map kept stay mapped
+}
+
+std::string Switch::remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva) {
+  std::unique_ptr<GuestMemory> old;
+  return with_port(id, [&](Port& p) -> std::string {
+    if (!p.mem) return "no memory regions";
+    std::string why;
+    std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*p.mem, gpa, size, uva, why);
+    if (!fresh) return why;
+    old = std::move(p.mem);
+    p.mem = std::move(fresh);
+    retranslate_for_slots(p);
+    return std::string();
+  });  // the removed region is unmapped when old goes, after the poll threads were released
+}
+
 static std::string vring_range_error(uint32_t index, size_t count) {
   return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) + " vrings)";
 }

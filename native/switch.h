@@ -73,6 +73,9 @@ class Switch {
   std::string reset_port(uint32_t id);
   std::string set_features(uint32_t id, uint64_t features);
   std::string set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds
+  // ADD_MEM_REG (owns region.fd) / REM_MEM_REG: one region more or less; rings the map no longer covers pause.
+  std::string add_mem_region(uint32_t id, const MemRegionSpec& region);
+  std::string remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva);
   std::string set_vring_num(uint32_t id, uint32_t index, uint32_t num);
   // flags: VHOST_VRING_F_LOG (log the used ring at log_addr, a guest physical address) or 0.
   std::string set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,

@@ -176,6 +176,12 @@ export interface NativeSwitch {
   resetPort(id: number): void;
   setFeatures(id: number, features: bigint): void;
   setMemTable(id: number, regions: MemRegion[]): void;
+  /** ADD_MEM_REG: one more region (the fd is native's); running rings it covers again resume. */
+  addMemReg(id: number, region: MemRegion): void;
+  /** REM_MEM_REG: the region of this guest address, size and user address goes; rings it held pause. */
+  remMemReg(id: number, region: Omit<MemRegion, 'fd'>): void;
+  /** GET_MAX_MEM_SLOTS: how many regions ADD_MEM_REG may build up. */
+  maxMemSlots(): number;
   setVringNum(id: number, index: number, num: number): void;
   setVringAddr(id: number, index: number, addr: VringAddr): void;
   setVringBase(id: number, index: number, base: number): void;

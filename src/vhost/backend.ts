@@ -16,6 +16,7 @@ import {
   OFFERED_PROTOCOL_FEATURES,
   VHOST_F_LOG_ALL,
   VHOST_USER_F_PROTOCOL_FEATURES,
+  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
   VHOST_USER_PROTOCOL_F_LOG_SHMFD,
   VHOST_USER_PROTOCOL_F_RARP,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
@@ -40,6 +41,11 @@ const ACK_FAIL = P.encodeU64(1n);
 /** A reply-bearing request that failed gets an empty body: the frontend's size check turns it into an
  * error (the spec uses the same convention for GET_CONFIG). Better than a made-up value. */
 const EMPTY = Buffer.alloc(0);
+
+/** A region for log lines: addresses in hex, the size in MiB. */
+function regionFields(r: P.MemoryRegionDesc): Record<string, string | number> {
+  return { guestPhysAddr: `0x${r.guestPhysAddr.toString(16)}`, sizeMiB: Number(r.size >> 20n), userAddr: `0x${r.userAddr.toString(16)}` };
+}
 
 export class VhostUserBackend extends EventEmitter<BackendEvents> {
   readonly portId: number;
@@ -115,6 +121,10 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       protocolErrors: this.protocolErrors,
       lastError: this.lastError,
     };
+  }
+
+  private get memSlots(): boolean {
+    return hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
   }
 
   /** Spec "Ring states": with VHOST_USER_F_PROTOCOL_FEATURES rings start disabled, else enabled. */
@@ -291,6 +301,33 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
         return undefined;
       }
 
+      case P.VHOST_USER_GET_MAX_MEM_SLOTS:
+        P.expectEmpty(payload, request);
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        return P.encodeU64(BigInt(this.native.maxMemSlots()));
+
+      case P.VHOST_USER_ADD_MEM_REG: {
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        const r = P.decodeSingleMemRegion(payload, request);
+        P.expectFdCount(msg.fds, 1, request);
+        const fd = takeFds(msg)[0]!;
+        this.native.addMemReg(this.portId, { ...r, fd });
+        this.memRegions++;
+        this.log('info', 'memory region added', { ...regionFields(r), regions: this.memRegions });
+        return undefined;
+      }
+
+      case P.VHOST_USER_REM_MEM_REG: {
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        const r = P.decodeSingleMemRegion(payload, request);
+        // The spec: no fd SHOULD come, one MAY (closed unused, by the channel).
+        if (msg.fds.length > 1) P.expectFdCount(msg.fds, 1, request);
+        this.native.remMemReg(this.portId, r);
+        this.memRegions--;
+        this.log('info', 'memory region removed', { ...regionFields(r), regions: this.memRegions });
+        return undefined;
+      }
+
       case P.VHOST_USER_SET_LOG_BASE: {
         if (!hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_LOG_SHMFD)) {
           throw new RequestError('LOG_SHMFD not negotiated: the dirty log must be shared memory', request);
@@ -389,7 +426,7 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       }
 
       default:
-        // Everything else is gated by a feature we did not offer (CONFIG, CONFIGURE_MEM_SLOTS,
+        // Everything else is gated by a feature we did not offer (CONFIG,
         // BACKEND_REQ, ...), or unknown. Its fds are closed by the channel.
         throw new RequestError('not supported', request);
     }

@@ -88,6 +88,22 @@ export class FakeNativeSwitch implements NativeSwitch {
     }
     regions.forEach((r, i) => this.own(`${id}:mem:${i}`, r.fd));
   }
+  addMemReg(id: number, region: MemRegion): void {
+    this.record('addMemReg', [id, region], [region.fd]);
+    this.own(`${id}:mem:${region.guestPhysAddr}`, region.fd);
+  }
+  remMemReg(id: number, region: Omit<MemRegion, 'fd'>): void {
+    this.record('remMemReg', [id, region]);
+    const key = `${id}:mem:${region.guestPhysAddr}`;
+    const fd = this.owned.get(key);
+    if (fd !== undefined) {
+      this.closeFd(fd);
+      this.owned.delete(key);
+    }
+  }
+  maxMemSlots(): number {
+    return 32;
+  }
   setVringNum(id: number, index: number, num: number): void {
     this.record('setVringNum', [id, index, num]);
   }

@@ -180,12 +180,13 @@ export function offeredFeatures(opts: { offloads: boolean }): bigint {
 /**
  * What GET_PROTOCOL_FEATURES returns. LOG_SHMFD: the dirty log is shared memory (SET_LOG_BASE), which QEMU needs
  * to migrate. RARP: the switch announces a migrated guest (SEND_RARP); GUEST_ANNOUNCE is not offered, see
- * docs/notes.md. CONFIGURE_MEM_SLOTS is absent: SET_MEM_TABLE only.
+ * docs/notes.md. CONFIGURE_MEM_SLOTS: memory region by region (ADD/REM_MEM_REG), for hot-plugged DIMMs.
  */
 export const OFFERED_PROTOCOL_FEATURES = bitsOf(
   VHOST_USER_PROTOCOL_F_MQ,
   VHOST_USER_PROTOCOL_F_LOG_SHMFD,
   VHOST_USER_PROTOCOL_F_RARP,
+  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_NET_MTU,
 );

@@ -347,6 +347,49 @@ describe('VhostUserBackend: live migration', () => {
   });
 });
 
+describe('VhostUserBackend: memory slots', () => {
+  const region = (gpa: bigint) => ({ guestPhysAddr: gpa, size: 1n << 27n, userAddr: 0x7f0000000000n + gpa, mmapOffset: 0n });
+
+  it('GET_MAX_MEM_SLOTS, ADD_MEM_REG and REM_MEM_REG with CONFIGURE_MEM_SLOTS negotiated', () => {
+    const h = harness();
+    negotiate(h, true);
+    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    expect(h.lastU64()).toBe(32n);
+    const add = h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [50], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(add.fds).toEqual([]);
+    h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(1n << 32n)), [51], NEED);
+    expect(h.backend.info().memRegions).toBe(2);
+    expect(h.sw.callsTo('addMemReg')).toHaveLength(2);
+    // REM_MEM_REG may carry an fd for old frontends: closed, not used.
+    const rem = h.send(P.VHOST_USER_REM_MEM_REG, P.encodeSingleMemRegion(region(1n << 32n)), [52], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(rem.fds).toEqual([52]);
+    expect(h.sw.callsTo('remMemReg')).toEqual([[PORT, region(1n << 32n)]]);
+    expect(h.backend.info().memRegions).toBe(1);
+    expect(h.logs.some((l) => l.includes('memory region added'))).toBe(true);
+  });
+
+  it('refuses them without the feature, without an fd, and when native refuses the region', () => {
+    const h = harness();
+    negotiate(h, true, bit(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    expect(h.replies.at(-1)!.payload.length).toBe(0);
+    const m = h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [53], NEED);
+    expect(h.lastU64()).toBe(1n);
+    expect(m.fds).toEqual([53]);
+    const h2 = harness();
+    negotiate(h2, true);
+    h2.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [], NEED);
+    expect(h2.lastU64()).toBe(1n);
+    h2.sw.failNext('addMemReg', 'new region: overlaps region 0');
+    h2.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [54], NEED);
+    expect(h2.lastU64()).toBe(1n);
+    expect(h2.backend.info().memRegions).toBe(0);
+    expect(h2.closed()).toBeNull();
+  });
+});
+
 describe('VhostUserBackend: bad requests', () => {
   it('refuses unsupported requests: empty reply where one is expected, fds left to close', () => {
     const h = harness();
@@ -357,7 +400,7 @@ describe('VhostUserBackend: bad requests', () => {
     h.send(P.VHOST_USER_GET_CONFIG, Buffer.alloc(12));
     expect(h.replies.at(-1)).toMatchObject({ request: P.VHOST_USER_GET_CONFIG });
     expect(h.replies.at(-1)!.payload.length).toBe(0);
-    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    h.send(P.VHOST_USER_GET_INFLIGHT_FD, Buffer.alloc(24));
     expect(h.replies.at(-1)!.payload.length).toBe(0);
     h.send(99, Buffer.alloc(0), [], NEED);
     expect(h.lastU64()).toBe(1n);

@@ -179,7 +179,7 @@ describe('feature bits', () => {
     const plain = offeredFeatures({ offloads: false });
     expect(hasBit(plain, VIRTIO_NET_F_CSUM) || hasBit(plain, VIRTIO_NET_F_GUEST_TSO6)).toBe(false);
     expect(featureNames(plain)).toHaveLength(8);
-    expect(protocolFeatureNames(OFFERED_PROTOCOL_FEATURES)).toEqual(['MQ', 'LOG_SHMFD', 'RARP', 'REPLY_ACK', 'NET_MTU']);
+    expect(protocolFeatureNames(OFFERED_PROTOCOL_FEATURES)).toEqual(['MQ', 'LOG_SHMFD', 'RARP', 'REPLY_ACK', 'NET_MTU', 'CONFIGURE_MEM_SLOTS']);
     expect(featureNames(1n << 50n)).toEqual(['bit50']);
   });
 });
