@@ -50,9 +50,10 @@ describe('memory hot-plug of a guest on a switch port', () => {
     const q = await Qmp.connect(qmpPath);
     qmps.push(q);
 
-    const port = async () => (await d.api.request('GET', '/v1/ports/vhu-h')).body as { frontend?: { memRegions: number; protocolFeatureNames: string[] } };
-    const before = (await port()).frontend!;
-    expect(before.protocolFeatureNames).toContain('CONFIGURE_MEM_SLOTS');
+    const port = async () => (await d.api.request('GET', '/v1/ports/vhu-h')).body as { memRegions: number };
+    const before = await port();
+    expect(before.memRegions).toBeGreaterThanOrEqual(1);
+    expect(logLines(d, /protocol features negotiated/).some((l) => l.includes('vhu-h') && l.includes('CONFIGURE_MEM_SLOTS'))).toBe(true);
     const online = async () => Number((await h.runOk('grep -l online /sys/devices/system/memory/memory*/state | wc -l')).trim());
     const onlineBefore = await online();
 
@@ -63,13 +64,13 @@ describe('memory hot-plug of a guest on a switch port', () => {
       await q.execute('device_add', { driver: 'pc-dimm', id: `${id}-dev`, memdev: id });
       const want = before.memRegions + i + 1;
       const end = Date.now() + 30_000;
-      while ((await port()).frontend!.memRegions < want && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
-      expect((await port()).frontend!.memRegions).toBe(want);
+      while ((await port()).memRegions < want && Date.now() < end) await new Promise((r) => setTimeout(r, 200));
+      expect((await port()).memRegions).toBe(want);
       await new Promise((r) => setTimeout(r, 3000));
     }
     const out = await s.runOk('wait; cat /tmp/hp-ping.log', 120_000);
     const p = parsePing(out);
-    console.log(`memory hot-plug: regions ${before.memRegions} -> ${(await port()).frontend!.memRegions}; ping ${p.received}/${p.transmitted}`);
+    console.log(`memory hot-plug: regions ${before.memRegions} -> ${(await port()).memRegions}; ping ${p.received}/${p.transmitted}`);
     expect(logLines(d, /memory region added/).filter((l) => l.includes('vhu-h')).length).toBeGreaterThanOrEqual(before.memRegions + 2);
     // The guest onlined the DIMMs' memory blocks, and the port kept carrying its traffic.
     expect(await online()).toBeGreaterThan(onlineBefore);
