@@ -101,8 +101,11 @@ inline void Vring::publish_impl() {
   dirty = false;
   if (used_idx == published_used) return;
   uint16_t old = published_used;
-  __atomic_store_n(&used->idx, used_idx, __ATOMIC_RELEASE);
+  // Before the index store: once the driver sees the entries it may post other buffers in the same descriptors,
+  // and the walk would mark their pages instead of the ones written.
   if (kLog) log_published(old);
+  __atomic_store_n(&used->idx, used_idx, __ATOMIC_RELEASE);
+  if (kLog) log_used_bytes(offsetof(VringUsed, idx), sizeof(uint16_t));
   published_used = used_idx;
   // 2.6.7.2: the used index store must be visible before we read the driver's suppression fields.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -118,10 +121,10 @@ inline void Vring::publish_impl() {
   if (fd >= 0) eventfd_write(fd, 1);
 }
 
-// The entries [from, used_idx) were just published: every byte they wrote is marked, the used elements, used->idx
-// and, with LOG_ALL, the first len bytes of each entry's chain (for a receive queue the virtio-net header and the
-// frame; a mergeable frame has one entry per chain). The chain is walked again as it stood when we filled it: the
-// driver must not touch it before it sees the entry, and if it does it only spoils its own migration.
+// The entries [from, used_idx) are about to be published: every byte they wrote is marked, the used elements and,
+// with LOG_ALL, the first len bytes of each entry's chain (for a receive queue the virtio-net header and the frame;
+// a mergeable frame has one entry per chain). The chain is walked again as it stood when we filled it: the driver
+// must not touch it before it sees the entry, and if it does it only spoils its own migration.
 void Vring::log_published(uint16_t from) const {
   const DirtyLog& l = *log.log;
   uint16_t count = static_cast<uint16_t>(used_idx - from);
@@ -145,7 +148,6 @@ void Vring::log_published(uint16_t from) const {
       left -= w;
     }
   }
-  log_used_bytes(offsetof(VringUsed, idx), sizeof(uint16_t));
 }
 
 void Vring::enable_kicks() {
