@@ -1,5 +1,6 @@
 // Live migration through real QEMU 7.2: a guest that another guest pings is migrated (QMP `migrate` over a Unix
-// socket) to a second QEMU process on another port of the same switch, in both socket modes. The switch logs the
+// socket) to a second QEMU process on another port of the same switch, in both socket modes, and again while it
+// sends an iperf3 TCP stream. The switch logs the
 // source's dirty pages (LOG_SHMFD, LOG_ALL, VHOST_VRING_F_LOG), the destination port comes up with the rings'
 // state QEMU hands it, and SEND_RARP moves the guest's FDB entry to the new port. Downtime (QEMU's own figure)
 // and ping loss are reported in .cache/logs/migrate-results.jsonl.
@@ -23,6 +24,7 @@ const INTERVAL_S = 0.2;
 
 interface Result {
   mode: string;
+  iperf?: { senderMbps: number; retransmits: number };
   downtimeMs: number;
   totalTimeMs: number;
   transmitted: number;
@@ -53,7 +55,7 @@ describe('live migration between two ports of one switch', () => {
     await Promise.all(daemons.map((d) => d.stop()));
   });
 
-  async function migrate(mode: 'server' | 'client', subnet: number): Promise<Result> {
+  async function migrate(mode: 'server' | 'client', subnet: number, traffic: 'ping' | 'iperf3' = 'ping'): Promise<Result> {
     requireTool('qemu-system-x86_64');
     const dir = makeRunDir(`mig-${mode}`);
     const sock = { s: uniqueSocketPath(dir, 's'), m1: uniqueSocketPath(dir, 'm1'), m2: uniqueSocketPath(dir, 'm2') };
@@ -95,7 +97,12 @@ describe('live migration between two ports of one switch', () => {
     const q2 = await Qmp.connect(qmp2);
     qmps.push(q1, q2);
 
-    // s pings m the whole time; m moves while the pings go on.
+    // s pings m the whole time; m moves while the pings go on (and, with iperf3, while it sends to s over TCP).
+    if (traffic === 'iperf3') {
+      await s.runOk('iperf3 -s -D -1');
+      await new Promise((r) => setTimeout(r, 500));
+      await m1.runOk(`iperf3 -c ${ipS} -t 25 -i 5 > /tmp/mig-iperf.log 2>&1 &`);
+    }
     await s.runOk(`ping -i ${INTERVAL_S} -c ${PINGS} -W 2 ${ipM} > /tmp/mig-ping.log 2>&1 &`);
     await new Promise((r) => setTimeout(r, 3000));
     await q1.execute('migrate', { uri: `unix:${migSock}` });
@@ -109,6 +116,18 @@ describe('live migration between two ports of one switch', () => {
     await waitPortState(sw, 'vhu-m1', (st) => st !== 'ready', 60_000);
     const out = await s.runOk('wait; cat /tmp/mig-ping.log', 120_000);
     const p = parsePing(out);
+    let iperf: { senderMbps: number; retransmits: number } | undefined;
+    if (traffic === 'iperf3') {
+      // The client ran on in the migrated guest (its shell and its files moved with it): the stream must have
+      // finished, not broken off.
+      const log = await m2.runOk('wait; cat /tmp/mig-iperf.log', 120_000);
+      expect(log).not.toMatch(/iperf3: error/);
+      const sender = /([\d.]+) ([KMG]?)bits\/sec\s+(\d+)\s+sender/.exec(log);
+      expect(sender, log).not.toBeNull();
+      expect(log).toMatch(/receiver/);
+      const scale = { '': 1e-6, K: 1e-3, M: 1, G: 1e3 }[sender![2] as '' | 'K' | 'M' | 'G'];
+      iperf = { senderMbps: Number(sender![1]) * scale, retransmits: Number(sender![3]) };
+    }
     // The migrated guest answers from its new port, and its own console (now the destination's) works.
     const back = await m2.runOk(`ping -c 3 -W 5 ${ipS}`, 60_000);
     expect(parsePing(back).received).toBe(3);
@@ -122,7 +141,8 @@ describe('live migration between two ports of one switch', () => {
 
     await m1.stop();
     const result: Result = {
-      mode,
+      mode: traffic === 'ping' ? mode : `${mode}+${traffic}`,
+      ...(iperf ? { iperf } : {}),
       downtimeMs: info.downtime ?? -1,
       totalTimeMs: info['total-time'] ?? -1,
       transmitted: p.transmitted,
@@ -144,5 +164,9 @@ describe('live migration between two ports of one switch', () => {
 
   it('client mode (the switch connects to both QEMUs): migrates, the destination port comes up, pings go on', async () => {
     await migrate('client', 31);
+  });
+
+  it('server mode under an iperf3 TCP stream from the migrating guest: the stream survives', async () => {
+    await migrate('server', 32, 'iperf3');
   });
 });
