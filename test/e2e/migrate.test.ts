@@ -15,7 +15,7 @@ import { Qmp, waitMigration } from '../support/qmp.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { logLines, parsePing, pingUntilOk } from './lib-e2e.js';
-import { startSwitch, waitPortState } from './switch-daemon.js';
+import { portState, startSwitch, waitPortState } from './switch-daemon.js';
 
 const MAC_S = '52:54:00:00:30:01';
 const MAC_M = '52:54:00:00:30:02';
@@ -55,7 +55,8 @@ describe('live migration between two ports of one switch', () => {
     await Promise.all(daemons.map((d) => d.stop()));
   });
 
-  async function migrate(mode: 'server' | 'client', subnet: number, traffic: 'ping' | 'iperf3' = 'ping'): Promise<Result> {
+  /** The switch with ports vhu-s, vhu-m1, vhu-m2; guest s, guest m on vhu-m1 (source) and m's destination QEMU. */
+  async function setUp(mode: 'server' | 'client', subnet: number) {
     requireTool('qemu-system-x86_64');
     const dir = makeRunDir(`mig-${mode}`);
     const sock = { s: uniqueSocketPath(dir, 's'), m1: uniqueSocketPath(dir, 'm1'), m2: uniqueSocketPath(dir, 'm2') };
@@ -96,7 +97,11 @@ describe('live migration between two ports of one switch', () => {
     const q1 = await Qmp.connect(qmp1);
     const q2 = await Qmp.connect(qmp2);
     qmps.push(q1, q2);
+    return { sw, s, m1, m2, q1, q2, ipS, ipM, migSock };
+  }
 
+  async function migrate(mode: 'server' | 'client', subnet: number, traffic: 'ping' | 'iperf3' = 'ping'): Promise<Result> {
+    const { sw, s, m1, m2, q1, q2, ipS, ipM, migSock } = await setUp(mode, subnet);
     // s pings m the whole time; m moves while the pings go on (and, with iperf3, while it sends to s over TCP).
     if (traffic === 'iperf3') {
       await s.runOk('iperf3 -s -D -1');
@@ -139,7 +144,10 @@ describe('live migration between two ports of one switch', () => {
     const entry = fdb.find((e) => e.mac === MAC_M);
     expect(entry?.port).toBe('vhu-m2');
 
+    // The source QEMU goes; its port was down already, the guest carries on from the destination.
     await m1.stop();
+    expect(sw.alive()).toBe(true);
+    expect(parsePing(await s.runOk(`ping -c 2 -W 5 ${ipM}`, 60_000)).received).toBe(2);
     const result: Result = {
       mode: traffic === 'ping' ? mode : `${mode}+${traffic}`,
       ...(iperf ? { iperf } : {}),
@@ -164,6 +172,27 @@ describe('live migration between two ports of one switch', () => {
 
   it('client mode (the switch connects to both QEMUs): migrates, the destination port comes up, pings go on', async () => {
     await migrate('client', 31);
+  });
+
+  it('a cancelled migration: logging goes off again and the guest stays on its port', async () => {
+    const { sw, s, m1, q1, ipM, migSock } = await setUp('server', 33);
+    // Slow enough that it is still copying when we cancel it.
+    await q1.execute('migrate-set-parameters', { 'max-bandwidth': 1024 * 1024 });
+    await q1.execute('migrate', { uri: `unix:${migSock}` });
+    const end = Date.now() + 30_000;
+    while (!logLines(sw, /dirty logging on/).some((l) => l.includes('vhu-m1')) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    expect(logLines(sw, /dirty logging on/).some((l) => l.includes('vhu-m1'))).toBe(true);
+    expect(((await sw.api.request('GET', '/v1/ports/vhu-m1')).body as { dirtyLogging: boolean }).dirtyLogging).toBe(true);
+    await q1.execute('migrate_cancel');
+    await expect(waitMigration(q1, 60_000)).rejects.toThrow(/cancelled/);
+    const off = Date.now() + 30_000;
+    while (!logLines(sw, /dirty logging off/).some((l) => l.includes('vhu-m1')) && Date.now() < off) await new Promise((r) => setTimeout(r, 100));
+    expect(logLines(sw, /dirty logging off/).some((l) => l.includes('vhu-m1'))).toBe(true);
+    expect(((await sw.api.request('GET', '/v1/ports/vhu-m1')).body as { dirtyLogging: boolean }).dirtyLogging).toBe(false);
+    expect((await q1.execute<{ running: boolean }>('query-status')).running).toBe(true);
+    expect(await portState(sw, 'vhu-m1')).toBe('ready');
+    expect(parsePing(await s.runOk(`ping -c 3 -W 5 ${ipM}`, 60_000)).received).toBe(3);
+    expect(parsePing(await m1.runOk('ping -c 2 -W 5 169.254.33.1', 60_000)).received).toBe(2);
   });
 
   it('server mode under an iperf3 TCP stream from the migrating guest: the stream survives', async () => {
