@@ -140,9 +140,15 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("resetPort", &SwitchWrap::ResetPort),
                            InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
                            InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
+                           InstanceMethod("addMemReg", &SwitchWrap::AddMemReg),
+                           InstanceMethod("remMemReg", &SwitchWrap::RemMemReg),
+                           InstanceMethod("maxMemSlots", &SwitchWrap::MaxMemSlots),
                            InstanceMethod("setVringNum", &SwitchWrap::SetVringNum),
                            InstanceMethod("setVringAddr", &SwitchWrap::SetVringAddr),
                            InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
+                           InstanceMethod("setLogBase", &SwitchWrap::SetLogBase),
+                           InstanceMethod("logInfo", &SwitchWrap::LogInfo),
+                           InstanceMethod("sendRarp", &SwitchWrap::SendRarp),
                            InstanceMethod("getVringBase", &SwitchWrap::GetVringBase),
                            InstanceMethod("setVringKick", &SwitchWrap::SetVringKick),
                            InstanceMethod("setVringCall", &SwitchWrap::SetVringCall),
@@ -306,6 +312,35 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     return env.Undefined();
   }
 
+  // (port, {guestPhysAddr, size, userAddr, mmapOffset, fd})
+  Napi::Value AddMemReg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = info[1].As<Napi::Object>();
+    MemRegionSpec spec{0, 0, 0, 0, to_fd(r.Get("fd"))};
+    uint32_t id;
+    try {
+      id = to_u32(info[0], "port");
+      spec.guest_phys_addr = to_u64(r.Get("guestPhysAddr"), "guestPhysAddr");
+      spec.size = to_u64(r.Get("size"), "size");
+      spec.user_addr = to_u64(r.Get("userAddr"), "userAddr");
+      spec.mmap_offset = to_u64(r.Get("mmapOffset"), "mmapOffset");
+    } catch (...) {
+      if (spec.fd >= 0) ::close(spec.fd);
+      throw;
+    }
+    check(env, sw(env).add_mem_region(id, spec));
+    return env.Undefined();
+  }
+  Napi::Value RemMemReg(const Napi::CallbackInfo& info) {
+    Napi::Object r = info[1].As<Napi::Object>();
+    check(info.Env(), sw(info.Env()).remove_mem_region(to_u32(info[0], "port"), to_u64(r.Get("guestPhysAddr"), "guestPhysAddr"),
+                                                       to_u64(r.Get("size"), "size"), to_u64(r.Get("userAddr"), "userAddr")));
+    return info.Env().Undefined();
+  }
+  Napi::Value MaxMemSlots(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(kMaxMemSlots));
+  }
+
   Napi::Value SetVringNum(const Napi::CallbackInfo& info) {
     check(info.Env(), sw(info.Env()).set_vring_num(to_u32(info[0], "port"), to_u32(info[1], "index"),
                                                    to_u32(info[2], "num")));
@@ -313,10 +348,51 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   }
   Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
     Napi::Object a = info[2].As<Napi::Object>();
+    auto optional = [&](const char* k) { return a.Has(k) && !a.Get(k).IsUndefined() ? to_u64(a.Get(k), k) : 0; };
+    uint64_t flags = optional("flags");
+    if (flags > 0xffffffffull) throw Napi::RangeError::New(info.Env(), "flags out of range");
     check(info.Env(), sw(info.Env()).set_vring_addr(to_u32(info[0], "port"), to_u32(info[1], "index"),
                                                     to_u64(a.Get("desc"), "desc"), to_u64(a.Get("used"), "used"),
-                                                    to_u64(a.Get("avail"), "avail")));
+                                                    to_u64(a.Get("avail"), "avail"), static_cast<uint32_t>(flags),
+                                                    optional("log")));
     return info.Env().Undefined();
+  }
+  // (port, {fd, size, offset}): fd -1 when none came with the message.
+  Napi::Value SetLogBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[1].As<Napi::Object>();
+    int fd = to_fd(o.Get("fd"));
+    uint32_t id;
+    uint64_t size, offset;
+    try {
+      id = to_u32(info[0], "port");
+      size = to_u64(o.Get("size"), "size");
+      offset = to_u64(o.Get("offset"), "offset");
+    } catch (...) {
+      if (fd >= 0) ::close(fd);
+      throw;
+    }
+    check(env, sw(env).set_log_base(id, fd, size, offset));
+    return env.Undefined();
+  }
+  Napi::Value SendRarp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[1].IsString() || !parse_mac(info[1].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    check(env, sw(env).send_rarp(to_u32(info[0], "port"), m));
+    return env.Undefined();
+  }
+  Napi::Value LogInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t size, outside;
+    bool logging;
+    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw Napi::Error::New(env, "no such port");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("size", big(env, size));
+    o.Set("outside", big(env, outside));
+    o.Set("logging", logging);
+    return o;
   }
   Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
     check(info.Env(), sw(info.Env()).set_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"),

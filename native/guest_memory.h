@@ -1,5 +1,6 @@
-// A frontend's memory as described by SET_MEM_TABLE, mapped into this process. Immutable once built:
-// a new table builds a new GuestMemory, handed to the poll thread in one pointer swap.
+// A frontend's memory as described by SET_MEM_TABLE (or built region by region with ADD_MEM_REG / REM_MEM_REG),
+// mapped into this process. Immutable once built: a change builds a new GuestMemory, handed to the poll threads in
+// one pointer swap; the regions it keeps share their mappings with the old one.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,17 +17,31 @@ struct MemRegionSpec {
   int fd;
 };
 
-constexpr size_t kMaxMemRegions = 8;  // VHOST_MEMORY_BASELINE_NREGIONS
+constexpr size_t kMaxMemRegions = 8;  // VHOST_MEMORY_BASELINE_NREGIONS: the most one SET_MEM_TABLE carries
+// The most regions ADD_MEM_REG may build up (GET_MAX_MEM_SLOTS): room for a guest's base memory and its hot-plugged
+// DIMMs; every translation scans the regions, so not many more.
+constexpr size_t kMaxMemSlots = 32;
 // The most guest memory one port's table may map (all regions together): more than any guest we expect, and
 // small enough that 128 TiB of user address space holds a hundred ports at the limit.
 constexpr uint64_t kMaxGuestMemory = 1ull << 40;
+
+// Whether fd may be mapped as shared memory the poll threads touch: a regular file on tmpfs or hugetlbfs, at
+// least `need` bytes long. Empty, or why not.
+std::string check_memory_file(int fd, uint64_t need);
 
 class GuestMemory {
  public:
   // Maps every region (MAP_SHARED, read/write). Takes ownership of the fds and closes them whatever happens
   // (a mapping keeps the file alive). On failure returns null and sets err.
   static std::unique_ptr<GuestMemory> Map(const std::vector<MemRegionSpec>& specs, std::string& err);
-  ~GuestMemory();
+  // ADD_MEM_REG: old's regions (old may be null) plus spec, checked as Map checks a table, at most kMaxMemSlots
+  // regions. Takes ownership of spec.fd.
+  static std::unique_ptr<GuestMemory> With(const GuestMemory* old, const MemRegionSpec& spec, std::string& err);
+  // REM_MEM_REG: old's regions without the one of this guest address, size and user address (the mmap offset is
+  // not part of the match, as the spec says); null and err when there is no such region.
+  static std::unique_ptr<GuestMemory> Without(const GuestMemory& old, uint64_t gpa, uint64_t size, uint64_t uva,
+                                              std::string& err);
+  ~GuestMemory() = default;
   GuestMemory(const GuestMemory&) = delete;
   GuestMemory& operator=(const GuestMemory&) = delete;
 
@@ -47,19 +62,36 @@ class GuestMemory {
     }
     return nullptr;
   }
+  // The guest physical address of a host address inside one of our mappings (the dirty log is kept in
+  // guest physical addresses); false if it lies in none.
+  bool host_to_gpa(const uint8_t* p, uint64_t* gpa) const {
+    for (const Region& r : regions_) {
+      if (p >= r.host && static_cast<uint64_t>(p - r.host) < r.size) {
+        *gpa = r.gpa + static_cast<uint64_t>(p - r.host);
+        return true;
+      }
+    }
+    return false;
+  }
   size_t region_count() const { return regions_.size(); }
   // Whether a host address lies in one of our mappings (to find who owns a faulting address).
   bool contains_host(uintptr_t a) const;
   uint64_t total_size() const;
 
  private:
+  struct Mapping {  // one mmap of a region's file, unmapped when the last GuestMemory using it goes
+    void* base;     // what mmap returned (page-aligned, may start before the region)
+    size_t len;
+    ~Mapping();
+  };
   struct Region {
     uint64_t gpa, size, uva;
-    uint8_t* host;    // host address of the region's first byte
-    void* map_base;   // what mmap returned (page-aligned, may start before host)
-    size_t map_len;
+    uint8_t* host;  // host address of the region's first byte
+    std::shared_ptr<Mapping> map;
   };
   GuestMemory() = default;
+  // Checks spec (size, wrap, overlap with the regions so far, the file) and maps it; takes ownership of its fd.
+  bool add(const MemRegionSpec& spec, const std::string& where, std::string& err);
   std::vector<Region> regions_;
 };
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "capture.h"
+#include "dirty_log.h"
 #include "guest_memory.h"
 #include "nic.h"
 #include "port_security.h"
@@ -42,6 +43,7 @@ struct Port {
   uint64_t features = 0;
   uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
   std::unique_ptr<GuestMemory> mem;
+  std::unique_ptr<DirtyLog> dirty_log;  // SET_LOG_BASE; written only while features carry VHOST_F_LOG_ALL
   std::vector<std::unique_ptr<Vring>> vrings;  // 2 * queue_pairs
   // Derived on every reconfiguration: the started receive queues (broken ones included), those enabled first. Frames spread over
   // the first rx_spread of them (all when none was enabled); whether a queue is enabled is checked per frame,
@@ -75,14 +77,32 @@ struct Port {
       v->stop_and_reset_state();
       v->enabled = false;
       v->addr_set = false;
+      v->addr_flags = 0;
+      v->log_guest_addr = 0;
+      v->log = {};
       v->num = 0;
       v->last_avail_idx = v->used_idx = v->published_used = v->cached_avail = 0;
     }
     mem.reset();
+    dirty_log.reset();
     features = 0;
     hdr_len = 12;
     rx_ready.clear();
     rx_spread = 0;
+  }
+  // What each ring logs: its buffers with VHOST_F_LOG_ALL, its used ring with VHOST_VRING_F_LOG, nothing without
+  // a log and memory.
+  void refresh_log() {
+    for (auto& v : vrings) {
+      v->log = {};
+      if (!dirty_log || !mem) continue;
+      v->log.bufs = has(VHOST_F_LOG_ALL);
+      v->log.used = (v->addr_flags & VHOST_VRING_F_LOG) != 0;
+      if (v->log.bufs || v->log.used) {
+        v->log.log = dirty_log.get();
+        v->log.mem = mem.get();
+      }
+    }
   }
   void refresh_rx_ready() {
     rx_ready.clear();

@@ -10,10 +10,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "datapath.h"
 #include "fault_guard.h"
+#include "frame.h"
 #include "nic_xdp.h"
+#include "vlan.h"
 
 namespace vs {
 
@@ -144,6 +147,7 @@ void Switch::rebuild() {
     by_id_[id] = p.get();
     list_.push_back(p.get());
     p->refresh_rx_ready();
+    p->refresh_log();
     for (size_t i = 1; i < p->vrings.size(); i += 2) {
       Vring* v = p->vrings[i].get();
       if (!v->polled()) continue;
@@ -266,7 +270,8 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
     v->fault_skip = true;
   }
   for (auto& [id, p] : ports_) {
-    if (!p->mem || !p->mem->contains_host(addr)) continue;
+    bool owner = (p->mem && p->mem->contains_host(addr)) || (p->dirty_log && p->dirty_log->contains_host(addr));
+    if (!owner) continue;
     for (auto& v : p->vrings) {
       if (!v->broken) v->counters.drops[kDropBadDescriptor].inc();
       v->mark_broken();
@@ -530,6 +535,53 @@ std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>&
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
+// ADD_MEM_REG / REM_MEM_REG change the map one region at a time, and QEMU removes before it adds when it moves a
+// region: a started ring that the new map no longer covers is paused (untranslated: not polled, nothing delivered
+// to it), not broken, and resumes when a region covering it comes (again). The switch holds no buffer across a
+// burst, so after the park nothing points into a removed region.
+static void retranslate_for_slots(Port& p) {
+  for (auto& v : p.vrings) {
+    if (!v->addr_set) continue;
+    if (!v->translate(p.mem.get())) v->forget_translation();
+  }
+}
+
+std::string Switch::add_mem_region(uint32_t id, const MemRegionSpec& region) {
+  std::string err;
+  std::unique_ptr<GuestMemory> old;
+  std::unique_ptr<GuestMemory> fresh;
+  int fd = region.fd;
+  // The map is built inside exec (it needs the current one), but only this thread changes p.mem, so mmap here is
+  // the only slow part; adding a DIMM is rare.
+  err = with_port(id, [&](Port& p) -> std::string {
+    std::string why;
+    MemRegionSpec spec = region;
+    fd = -1;  // With() owns it now
+    fresh = GuestMemory::With(p.mem.get(), spec, why);
+    if (!fresh) return why;
+    old = std::move(p.mem);
+    p.mem = std::move(fresh);
+    retranslate_for_slots(p);
+    return std::string();
+  });
+  if (fd >= 0) ::close(fd);  // no such port: never handed over
+  return err;  // old is released here; the regions the new map kept stay mapped
+}
+
+std::string Switch::remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva) {
+  std::unique_ptr<GuestMemory> old;
+  return with_port(id, [&](Port& p) -> std::string {
+    if (!p.mem) return "no memory regions";
+    std::string why;
+    std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*p.mem, gpa, size, uva, why);
+    if (!fresh) return why;
+    old = std::move(p.mem);
+    p.mem = std::move(fresh);
+    retranslate_for_slots(p);
+    return std::string();
+  });  // the removed region is unmapped when old goes, after the poll threads were released
+}
+
 static std::string vring_range_error(uint32_t index, size_t count) {
   return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) + " vrings)";
 }
@@ -581,8 +633,37 @@ std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
   });
 }
 
-std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail) {
+std::string Switch::set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset) {
+  std::string err;
+  // mmap outside exec(), as for a memory table.
+  std::unique_ptr<DirtyLog> log = DirtyLog::Map(fd, size, offset, err);
+  if (!log) return err;
+  std::unique_ptr<DirtyLog> old;
+  err = with_port(id, [&](Port& p) {
+    old = std::move(p.dirty_log);
+    p.dirty_log = std::move(log);
+    return std::string();  // rebuild() points the rings at it
+  });
+  return err;  // the old log is unmapped here, once no poll thread can be writing it
+}
+
+bool Switch::log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logging) const {
+  auto it = ports_.find(id);
+  if (it == ports_.end()) return false;
+  const Port& p = *it->second;
+  *size = p.dirty_log ? p.dirty_log->size() : 0;
+  *outside = p.dirty_log ? p.dirty_log->outside() : 0;
+  *logging = false;
+  for (const auto& v : p.vrings) *logging |= v->log.log != nullptr;
+  return true;
+}
+
+std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
+                                   uint32_t flags, uint64_t log_addr) {
+  if (flags & ~VHOST_VRING_F_LOG) return "unknown vring address flags " + std::to_string(flags);
   return with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+    v.addr_flags = flags;
+    v.log_guest_addr = log_addr;
     v.desc_uva = desc;
     v.used_uva = used;
     v.avail_uva = avail;
@@ -680,6 +761,54 @@ std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
   else
     respread_.store(true, std::memory_order_relaxed);
   return "";
+}
+
+std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
+  if (mac[0] & 1) return "not a unicast MAC";
+  // RFC 903 reverse request from the guest's MAC, as QEMU's own announcement looks: broadcast, sender and target
+  // hardware address the guest's, no protocol addresses. Padded to the 60-byte minimum.
+  uint8_t rarp[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  std::memcpy(rarp + 6, mac, 6);
+  const uint8_t body[] = {0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03};
+  std::memcpy(rarp + 12, body, sizeof body);
+  std::memcpy(rarp + 22, mac, 6);
+  std::memcpy(rarp + 32, mac, 6);
+  auto c = std::make_unique<PollContext>();  // big scratch: not on the control thread's stack
+  c->sw = this;
+  c->thread = -1;
+  VringCounters counters;
+  std::string err;
+  // Forwarded as if the guest had sent it on its port: the FDB learns the MAC there, and every port of the VLAN
+  // (NICs included) sees it. With the poll threads parked, this thread may write the receive queues.
+  err = with_port(id, [&](Port& p) -> std::string {
+    if (p.kind != PortKind::kVhost) return "not a vhost-user port";
+    c->now = now();
+    Buf pieces[2] = {{rarp, sizeof rarp}, {}};  // vlan_classify may cut a tag out into two
+    Frame f;
+    f.bufs = pieces;
+    f.nbufs = 1;
+    f.off = 0;
+    f.len = sizeof rarp;
+    f.hdr = {};
+    std::memcpy(f.eth, rarp, sizeof f.eth);
+    int reason = vlan_classify(p.cfg, f, pieces, 2, -1);
+    if (reason >= 0) return std::string("dropped: ") + kDropReasonNames[reason];
+    FwdCache cache;
+    install_fault_handler();
+    FaultGuard g;
+    if (sigsetjmp(g.env, 1) == 0) {
+      tl_fault_guard = &g;
+      forward(*c, p, counters, cache, f);
+      flush_rx(*c);
+    } else {
+      recover_from_fault(*c, g.addr);
+    }
+    tl_fault_guard = nullptr;
+    for (int r = 0; r < kDropReasonCount; r++)
+      if (counters.drops[r].get()) return std::string("dropped: ") + kDropReasonNames[r];
+    return std::string();
+  });
+  return err;
 }
 
 std::string Switch::fdb_add(uint64_t key, uint32_t port) {

@@ -80,12 +80,25 @@ class Switch {
   std::string reset_port(uint32_t id);
   std::string set_features(uint32_t id, uint64_t features);
   std::string set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds
+  // ADD_MEM_REG (owns region.fd) / REM_MEM_REG: one region more or less; rings the map no longer covers pause.
+  std::string add_mem_region(uint32_t id, const MemRegionSpec& region);
+  std::string remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva);
   std::string set_vring_num(uint32_t id, uint32_t index, uint32_t num);
-  std::string set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail);
+  // flags: VHOST_VRING_F_LOG (log the used ring at log_addr, a guest physical address) or 0.
+  std::string set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
+                             uint32_t flags = 0, uint64_t log_addr = 0);
+  // SET_LOG_BASE: maps the dirty log (owns fd; -1: none came) and replaces the port's old one.
+  std::string set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset);
+  // The port's log: its size (0: none), pages written outside it, whether any ring logs now.
+  bool log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logging) const;
   std::string set_vring_base(uint32_t id, uint32_t index, uint32_t base);
   std::string get_vring_base(uint32_t id, uint32_t index, uint32_t* base);
   std::string set_vring_fd(uint32_t id, uint32_t index, int which, int fd);  // which: 0 kick, 1 call, 2 err; owns fd
   std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
+
+  // SEND_RARP (after a live migration): a RARP from mac enters the switch on port id, so that the FDB and every
+  // other switch on the VLAN learn where the guest is now. Empty, or why it was not sent.
+  std::string send_rarp(uint32_t id, const uint8_t mac[6]);
 
   bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
 

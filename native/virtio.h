@@ -51,6 +51,7 @@ constexpr int VIRTIO_NET_F_HOST_ECN = 13;
 constexpr int VIRTIO_NET_F_HOST_UFO = 14;
 constexpr int VIRTIO_NET_F_MRG_RXBUF = 15;
 constexpr int VIRTIO_NET_F_MQ = 22;
+constexpr int VHOST_F_LOG_ALL = 26;  // vhost, not virtio: log every write into guest memory (migration)
 constexpr int VIRTIO_RING_F_INDIRECT_DESC = 28;
 constexpr int VIRTIO_RING_F_EVENT_IDX = 29;
 constexpr int VIRTIO_F_VERSION_1 = 32;

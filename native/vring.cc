@@ -1,5 +1,6 @@
 #include "vring.h"
 
+#include <cstddef>
 #include <cstring>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -87,11 +88,24 @@ ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_wr
   return ChainStatus::kOk;
 }
 
+// Logging or not is decided once, on entry: the path without a log is the one it always was.
 void Vring::publish() {
+  if (__builtin_expect(log.log != nullptr, 0)) publish_logged();
+  else publish_impl<false>();
+}
+
+void Vring::publish_logged() { publish_impl<true>(); }
+
+template <bool kLog>
+inline void Vring::publish_impl() {
   dirty = false;
   if (used_idx == published_used) return;
   uint16_t old = published_used;
+  // Before the index store: once the driver sees the entries it may post other buffers in the same descriptors,
+  // and the walk would mark their pages instead of the ones written.
+  if (kLog) log_published(old);
   __atomic_store_n(&used->idx, used_idx, __ATOMIC_RELEASE);
+  if (kLog) log_used_bytes(offsetof(VringUsed, idx), sizeof(uint16_t));
   published_used = used_idx;
   // 2.6.7.2: the used index store must be visible before we read the driver's suppression fields.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -107,14 +121,45 @@ void Vring::publish() {
   if (fd >= 0) eventfd_write(fd, 1);
 }
 
+// The entries [from, used_idx) are about to be published: every byte they wrote is marked, the used elements and,
+// with LOG_ALL, the first len bytes of each entry's chain (for a receive queue the virtio-net header and the frame;
+// a mergeable frame has one entry per chain). The chain is walked again as it stood when we filled it: the driver
+// must not touch it before it sees the entry, and if it does it only spoils its own migration.
+void Vring::log_published(uint16_t from) const {
+  const DirtyLog& l = *log.log;
+  uint16_t count = static_cast<uint16_t>(used_idx - from);
+  if (count > num) count = num;
+  for (uint16_t i = 0; i < count; i++) {
+    const uint16_t slot = static_cast<uint16_t>(from + i) & (num - 1);
+    log_used_bytes(offsetof(VringUsed, ring) + sizeof(VringUsedElem) * slot, sizeof(VringUsedElem));
+    if (!log.bufs) continue;
+    VringUsedElem e;
+    std::memcpy(&e, &used->ring[slot], sizeof e);
+    if (e.len == 0 || e.id >= num) continue;
+    Buf bufs[kMaxChainBufs];
+    int n;
+    uint64_t total;
+    if (walk(*log.mem, static_cast<uint16_t>(e.id), true, bufs, &n, &total, kMaxChainBufs) != ChainStatus::kOk) continue;
+    uint64_t left = e.len;
+    for (int k = 0; k < n && left; k++) {
+      uint64_t w = bufs[k].len < left ? bufs[k].len : left;
+      uint64_t gpa;
+      if (log.mem->host_to_gpa(bufs[k].addr, &gpa)) l.mark(gpa, w);
+      left -= w;
+    }
+  }
+}
+
 void Vring::enable_kicks() {
   if (broken) return;  // a broken ring's memory may be gone: leave it alone
   if (event_idx) {
     // avail_event lives after the used ring; the driver kicks when its avail idx passes it.
     uint16_t* avail_event = reinterpret_cast<uint16_t*>(&used->ring[num]);
     __atomic_store_n(avail_event, last_avail_idx, __ATOMIC_RELAXED);
+    log_used_bytes(offsetof(VringUsed, ring) + sizeof(VringUsedElem) * num, sizeof(uint16_t));
   } else {
     __atomic_store_n(&used->flags, static_cast<uint16_t>(0), __ATOMIC_RELAXED);
+    log_used_bytes(offsetof(VringUsed, flags), sizeof(uint16_t));
   }
   // The caller re-reads avail->idx after this fence, closing the race with a driver that just added buffers.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -123,7 +168,10 @@ void Vring::enable_kicks() {
 void Vring::disable_kicks() {
   if (broken) return;
   // With EVENT_IDX a stale avail_event already suppresses kicks until the index wraps around to it.
-  if (!event_idx) __atomic_store_n(&used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+  if (!event_idx) {
+    __atomic_store_n(&used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+    log_used_bytes(offsetof(VringUsed, flags), sizeof(uint16_t));
+  }
 }
 
 void Vring::mark_broken() {

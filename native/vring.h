@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "counters.h"
+#include "dirty_log.h"
 #include "guest_memory.h"
 #include "virtio.h"
 
@@ -18,6 +19,16 @@ struct Buf {
 };
 constexpr int kMaxChainBufs = 256;  // more pieces than this in one chain is treated as a bad chain
 
+// What a ring logs while the frontend migrates (vhost-user "Migration"); all null/false when it does not.
+// Derived from the port's log, features and the ring's SET_VRING_ADDR flags with the poll threads parked.
+struct VringLog {
+  const DirtyLog* log = nullptr;       // non-null: something to log
+  const GuestMemory* mem = nullptr;    // to find the buffers of used entries again
+  bool bufs = false;                   // VHOST_F_LOG_ALL: the bytes written into the buffers of used entries
+  bool used = false;                   // VHOST_VRING_F_LOG: the used ring, at log_guest_addr
+};
+constexpr uint32_t VHOST_VRING_F_LOG = 1u << 0;
+
 enum class ChainStatus { kOk, kLoop, kOutOfBounds, kNestedIndirect, kBadIndirect, kWrongDirection, kTooManyBufs };
 const char* chain_status_name(ChainStatus s);
 
@@ -27,6 +38,8 @@ struct Vring {
   uint16_t num = 0;  // a power of two (checked by SET_VRING_NUM), so index & (num - 1) is the slot
   uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
   bool addr_set = false;
+  uint32_t addr_flags = 0;      // SET_VRING_ADDR flags (VHOST_VRING_F_LOG)
+  uint64_t log_guest_addr = 0;  // guest physical address of the used ring, for the dirty log
   // call_fd and err_fd, and enabled, change without parking the poll threads (a flood of SET_VRING_CALL or
   // SET_VRING_ENABLE must not stop every port): the data path reads them once per use, atomically.
   int kick_fd = -1, call_fd = -1, err_fd = -1;
@@ -51,7 +64,8 @@ struct Vring {
   std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
 
   VringCounters counters;
-  FwdCache fwd;  // transmit queues: see FwdCache
+  FwdCache fwd;
+  VringLog log;  // transmit queues: see FwdCache
 
   bool is_enabled() const { return __atomic_load_n(&enabled, __ATOMIC_ACQUIRE); }
   bool ready() const { return started && is_enabled() && desc && !broken; }
@@ -131,6 +145,7 @@ struct Vring {
     used_idx++;
   }
   // Publishes used entries and, if the driver wants it (EVENT_IDX or the NO_INTERRUPT flag), signals call.
+  // While logging, marks what they wrote (one predictable branch per publish otherwise).
   void publish();
 
   // Kick suppression: while the poll thread busy-polls it asks the driver not to kick.
@@ -138,8 +153,18 @@ struct Vring {
   void disable_kicks();
 
   void mark_broken();
+  // Marks the used ring bytes [off, off+len) in the dirty log, if this ring logs its used ring.
+  void log_used_bytes(uint64_t off, uint64_t len) const {
+    if (log.log && log.used) log.log->mark(log_guest_addr + off, len);
+  }
   void stop_and_reset_state();  // GET_VRING_BASE / reset: keeps fds, forgets run state
   void close_fds();
+
+ private:
+  template <bool kLog>
+  void publish_impl();
+  __attribute__((noinline, cold)) void publish_logged();
+  void log_published(uint16_t from) const;
 };
 
 }  // namespace vs

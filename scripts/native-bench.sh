@@ -15,7 +15,7 @@ if [ "${1:-}" = "--instructions" ]; then
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='vs::Switch::poll_once()' \
     build/native-bench/dp_instr "$size" "$rounds" 2>&1 | grep -E 'forwarded|Collected'
   total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
-  echo "instructions per frame (poll pass, both directions): $(( total / (rounds * 64) ))"
+  echo "instructions per frame (poll pass, both directions): $(awk -v t="$total" -v n=$((rounds * 64)) 'BEGIN { printf "%.2f", t / n }')"
   callgrind_annotate --inclusive=no "$out" | sed -n '/file:function/,/^$/p' | head -20
   exit 0
 fi

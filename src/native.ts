@@ -28,6 +28,20 @@ export interface VringAddr {
   log: bigint;
 }
 
+/** SET_LOG_BASE payload (VhostUserLog) and the fd that came with it. */
+export interface LogRegion {
+  fd: number;
+  size: bigint;
+  offset: bigint;
+}
+
+export interface LogInfo {
+  size: bigint;
+  /** Pages written that the log did not cover (a log too small for the memory). */
+  outside: bigint;
+  logging: boolean;
+}
+
 /** Port security (native/port_security.h): the MACs a port may send from, and the addresses it may claim. */
 export interface PortSecurityOptions {
   /** The port's MAC first, then its allowed MACs. Frames from any other source MAC are dropped (`spoofed`). */
@@ -187,9 +201,25 @@ export interface NativeSwitch {
   resetPort(id: number): void;
   setFeatures(id: number, features: bigint): void;
   setMemTable(id: number, regions: MemRegion[]): void;
+  /** ADD_MEM_REG: one more region (the fd is native's); running rings it covers again resume. */
+  addMemReg(id: number, region: MemRegion): void;
+  /** REM_MEM_REG: the region of this guest address, size and user address goes; rings it held pause. */
+  remMemReg(id: number, region: Omit<MemRegion, 'fd'>): void;
+  /** GET_MAX_MEM_SLOTS: how many regions ADD_MEM_REG may build up. */
+  maxMemSlots(): number;
   setVringNum(id: number, index: number, num: number): void;
   setVringAddr(id: number, index: number, addr: VringAddr): void;
   setVringBase(id: number, index: number, base: number): void;
+  /**
+   * SET_LOG_BASE: maps the dirty log (fd -1: none came, refused). From then on, while the features carry
+   * VHOST_F_LOG_ALL, every page the switch writes into the guest's memory gets its bit set; with VHOST_VRING_F_LOG
+   * in a ring's address flags, its used ring writes too (at addr.log, a guest physical address).
+   */
+  setLogBase(id: number, log: LogRegion): void;
+  /** The port's dirty log: size 0 when none is mapped; `logging` while some ring writes it. */
+  logInfo(id: number): LogInfo;
+  /** SEND_RARP: a RARP from mac enters the switch on this port (FDB learning, flooded in its VLAN). */
+  sendRarp(id: number, mac: string): void;
   getVringBase(id: number, index: number): number;
   setVringKick(id: number, index: number, fd: number): void;
   setVringCall(id: number, index: number, fd: number): void;

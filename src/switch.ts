@@ -31,6 +31,8 @@ export type EndpointState = 'listening' | 'connecting' | 'connected' | 'ready' |
 export interface EndpointLike {
   readonly state: EndpointState;
   readonly protocolErrors?: number;
+  /** vhost-user: the connected frontend's memory map, null with none connected. */
+  readonly frontend?: { memRegions: number } | null;
   start(): void | Promise<void>;
   close(): void | Promise<void>;
   on(event: 'state', listener: (state: EndpointState, previous: EndpointState) => void): unknown;
@@ -72,6 +74,10 @@ export interface PortInfo extends PortSpec {
   xdpMode?: 'native' | 'generic';
   /** backend auto on AF_PACKET: why AF_XDP was not used. */
   backendNote?: string;
+  /** vhost-user with a frontend: guest memory regions mapped (SET_MEM_TABLE, or ADD/REM_MEM_REG for DIMMs). */
+  memRegions?: number;
+  /** vhost-user: the frontend is migrating the guest (the switch logs the pages it writes). */
+  dirtyLogging?: boolean;
 }
 
 /** Port fields a running port takes without its frontend renegotiating (VSwitch.updatePort). */
@@ -497,6 +503,11 @@ export class VSwitch {
       if (backend) info.activeBackend = backend;
       if (xdpMode) info.xdpMode = xdpMode;
       if (backendNote) info.backendNote = backendNote;
+    }
+    const fe = p.endpoint.frontend;
+    if (p.spec.type === 'vhost-user' && fe) {
+      info.memRegions = fe.memRegions;
+      info.dirtyLogging = this.dataPlane.logInfo(p.id).logging;
     }
     return info;
   }

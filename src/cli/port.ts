@@ -279,6 +279,8 @@ async function show(ctx: CliContext, args: string[]): Promise<number> {
     ['port security', portSecurityText(port)],
     ...(port.type === 'vhost-user' ? [['socket mode', `${octal(port.socketMode)} owner ${port.socketOwner ?? '-'} group ${port.socketGroup ?? '-'}`] as [string, string]] : []),
     ['protocol errors', port.protocolErrors],
+    ...(port.memRegions !== undefined ? [['memory regions', port.memRegions] as [string, number]] : []),
+    ...(port.dirtyLogging ? [['migration', 'dirty logging on'] as [string, string]] : []),
     ['rx', `${human(num(stats.rxPackets))} packets, ${human(num(stats.rxBytes))} bytes`],
     ['tx', `${human(num(stats.txPackets))} packets, ${human(num(stats.txBytes))} bytes`],
     ['drops', `${sumDrops(stats.drops)}${Object.keys(stats.drops).length ? ' (' + Object.entries(stats.drops).map(([k, v]) => `${k} ${v}`).join(', ') + ')' : ''}`],

@@ -14,8 +14,12 @@ import { VhostUserFrontend, type Negotiated } from '../vhost/frontend.js';
 
 export interface VirtioUserOptions {
   queueSize?: number;
+  /** Bytes per descriptor buffer (default 2048); smaller ones make a frame span a mergeable chain. */
+  bufSize?: number;
   /** Features we ask for; what the backend offers is intersected with it. */
   features?: bigint;
+  /** Protocol features we ask for (default REPLY_ACK); intersected with what the backend offers. */
+  protocolFeatures?: bigint;
   timeoutMs?: number;
 }
 
@@ -59,11 +63,11 @@ export class VirtioUserPort {
 
   private static async setUp(frontend: VhostUserFrontend, opts: VirtioUserOptions): Promise<VirtioUserPort> {
     const addon = native();
-    const driver = new addon.Driver({ queueSize: opts.queueSize ?? 256, queuePairs: 1 });
+    const driver = new addon.Driver({ queueSize: opts.queueSize ?? 256, queuePairs: 1, ...(opts.bufSize ? { bufSize: opts.bufSize } : {}) });
     try {
       const negotiated = await frontend.negotiate({
         features: opts.features ?? DEFAULT_DRIVER_FEATURES,
-        protocolFeatures: 1n << BigInt(VHOST_USER_PROTOCOL_F_REPLY_ACK),
+        protocolFeatures: opts.protocolFeatures ?? 1n << BigInt(VHOST_USER_PROTOCOL_F_REPLY_ACK),
       });
       frontend.replyAck = hasBit(negotiated.protocolFeatures, VHOST_USER_PROTOCOL_F_REPLY_ACK);
       driver.setFeatures(negotiated.features);

@@ -14,7 +14,11 @@ import {
   offeredFeatures,
   protocolFeatureNames,
   OFFERED_PROTOCOL_FEATURES,
+  VHOST_F_LOG_ALL,
   VHOST_USER_F_PROTOCOL_FEATURES,
+  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VHOST_USER_PROTOCOL_F_LOG_SHMFD,
+  VHOST_USER_PROTOCOL_F_RARP,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
 } from './features.js';
 import type { VhostLog } from './log.js';
@@ -37,6 +41,11 @@ const ACK_FAIL = P.encodeU64(1n);
 /** A reply-bearing request that failed gets an empty body: the frontend's size check turns it into an
  * error (the spec uses the same convention for GET_CONFIG). Better than a made-up value. */
 const EMPTY = Buffer.alloc(0);
+
+/** A region for log lines: addresses in hex, the size in MiB. */
+function regionFields(r: P.MemoryRegionDesc): Record<string, string | number> {
+  return { guestPhysAddr: `0x${r.guestPhysAddr.toString(16)}`, sizeMiB: Number(r.size >> 20n), userAddr: `0x${r.userAddr.toString(16)}` };
+}
 
 export class VhostUserBackend extends EventEmitter<BackendEvents> {
   readonly portId: number;
@@ -114,6 +123,10 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
     };
   }
 
+  private get memSlots(): boolean {
+    return hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+  }
+
   /** Spec "Ring states": with VHOST_USER_F_PROTOCOL_FEATURES rings start disabled, else enabled. */
   private get protocolFeaturesNegotiated(): boolean {
     return hasBit(this.acked, VHOST_USER_F_PROTOCOL_FEATURES);
@@ -124,7 +137,9 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
     if (this.disconnected) return;
     const { request, flags } = msg;
     const name = P.requestName(request);
-    const hasReplyBody = P.REQUESTS_WITH_REPLY.has(request);
+    // With LOG_SHMFD the frontend waits for SET_LOG_BASE's reply (the log is mapped): a u64 status, 0 or 1.
+    const logReply = request === P.VHOST_USER_SET_LOG_BASE && hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_LOG_SHMFD);
+    const hasReplyBody = P.REQUESTS_WITH_REPLY.has(request) || logReply;
     if (flags & P.VHOST_USER_REPLY_MASK) {
       // A reply where a request belongs: nobody waits for an answer, so only count it.
       this.recordError(name, new RequestError('reply flag set on a request'));
@@ -144,7 +159,8 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
     const needAck = (flags & P.VHOST_USER_NEED_REPLY_MASK) !== 0 && replyAck && !hasReplyBody;
     if (failure) {
       this.recordError(name, failure);
-      if (hasReplyBody) this.reply(request, EMPTY);
+      if (logReply) this.reply(request, ACK_FAIL);
+      else if (hasReplyBody) this.reply(request, EMPTY);
       else if (needAck) this.reply(request, ACK_FAIL);
       if (failure instanceof RequestError && failure.fatal) {
         this.transport?.close(`${name}: ${failure.message}`);
@@ -232,6 +248,10 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
           throw new RequestError(`feature bits not offered: ${featureNames(extra).join(',')}`, request, true);
         }
         this.native.setFeatures(this.portId, bits);
+        const logging = hasBit(bits, VHOST_F_LOG_ALL);
+        if (logging !== hasBit(this.acked, VHOST_F_LOG_ALL)) {
+          this.log('info', logging ? 'dirty logging on (migration started)' : 'dirty logging off', {});
+        }
         this.acked = bits;
         this.log('info', 'features negotiated', { features: featureNames(bits).join(',') });
         return undefined;
@@ -278,6 +298,60 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
         this.native.setMemTable(this.portId, regions.map((r, i) => ({ ...r, fd: fds[i]! })));
         this.memRegions = regions.length;
         this.log('info', 'memory table set', { regions: regions.length });
+        return undefined;
+      }
+
+      case P.VHOST_USER_GET_MAX_MEM_SLOTS:
+        P.expectEmpty(payload, request);
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        return P.encodeU64(BigInt(this.native.maxMemSlots()));
+
+      case P.VHOST_USER_ADD_MEM_REG: {
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        const r = P.decodeSingleMemRegion(payload, request);
+        P.expectFdCount(msg.fds, 1, request);
+        const fd = takeFds(msg)[0]!;
+        this.native.addMemReg(this.portId, { ...r, fd });
+        this.memRegions++;
+        this.log('info', 'memory region added', { ...regionFields(r), regions: this.memRegions });
+        return undefined;
+      }
+
+      case P.VHOST_USER_REM_MEM_REG: {
+        if (!this.memSlots) throw new RequestError('CONFIGURE_MEM_SLOTS not negotiated', request);
+        const r = P.decodeSingleMemRegion(payload, request);
+        // The spec: no fd SHOULD come, one MAY (closed unused, by the channel).
+        if (msg.fds.length > 1) P.expectFdCount(msg.fds, 1, request);
+        this.native.remMemReg(this.portId, r);
+        this.memRegions--;
+        this.log('info', 'memory region removed', { ...regionFields(r), regions: this.memRegions });
+        return undefined;
+      }
+
+      case P.VHOST_USER_SET_LOG_BASE: {
+        if (!hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_LOG_SHMFD)) {
+          throw new RequestError('LOG_SHMFD not negotiated: the dirty log must be shared memory', request);
+        }
+        const l = P.decodeLog(payload, request);
+        if (msg.fds.length > 1) P.expectFdCount(msg.fds, 1, request);
+        // No fd: native refuses it with the reason (and a reply goes back either way).
+        const fd = msg.fds.length === 1 ? takeFds(msg)[0]! : -1;
+        this.native.setLogBase(this.portId, { fd, size: l.size, offset: l.offset });
+        this.log('info', 'dirty log mapped', { size: Number(l.size), offset: Number(l.offset) });
+        return ACK_OK;
+      }
+
+      case P.VHOST_USER_SET_LOG_FD:
+        // An eventfd to signal log updates on; we never signal (QEMU reads the shared log), so its fd is
+        // closed by the channel. Accepted, so that a frontend that sends it still migrates.
+        P.expectFdCount(msg.fds, 1, request);
+        return undefined;
+
+      case P.VHOST_USER_SEND_RARP: {
+        if (!hasBit(this.protocolAcked, VHOST_USER_PROTOCOL_F_RARP)) throw new RequestError('RARP not negotiated', request);
+        const mac = P.decodeRarpMac(payload, request);
+        this.native.sendRarp(this.portId, mac);
+        this.log('info', 'guest announced (RARP sent)', { mac });
         return undefined;
       }
 
@@ -352,7 +426,7 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       }
 
       default:
-        // Everything else is gated by a feature we did not offer (LOG_SHMFD, CONFIG, CONFIGURE_MEM_SLOTS,
+        // Everything else is gated by a feature we did not offer (CONFIG,
         // BACKEND_REQ, ...), or unknown. Its fds are closed by the channel.
         throw new RequestError('not supported', request);
     }

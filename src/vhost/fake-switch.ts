@@ -1,7 +1,7 @@
 // A NativeSwitch stand-in that records the vhost-user setters and honours the fd ownership contract of
 // src/native.ts (fds handed over are closed when replaced, on resetPort, or when the call fails). For
 // unit and integration tests of the control plane while, or without, the data plane being built.
-import type { FdbEntry, MemRegion, NativeSwitch, PortOptions, NicPortOptions, PortStats, ThreadStats, VringAddr } from '../native.js';
+import type { FdbEntry, LogInfo, LogRegion, MemRegion, NativeSwitch, PortOptions, NicPortOptions, PortStats, ThreadStats, VringAddr } from '../native.js';
 
 export interface FakeCall {
   method: string;
@@ -88,11 +88,37 @@ export class FakeNativeSwitch implements NativeSwitch {
     }
     regions.forEach((r, i) => this.own(`${id}:mem:${i}`, r.fd));
   }
+  addMemReg(id: number, region: MemRegion): void {
+    this.record('addMemReg', [id, region], [region.fd]);
+    this.own(`${id}:mem:${region.guestPhysAddr}`, region.fd);
+  }
+  remMemReg(id: number, region: Omit<MemRegion, 'fd'>): void {
+    this.record('remMemReg', [id, region]);
+    const key = `${id}:mem:${region.guestPhysAddr}`;
+    const fd = this.owned.get(key);
+    if (fd !== undefined) {
+      this.closeFd(fd);
+      this.owned.delete(key);
+    }
+  }
+  maxMemSlots(): number {
+    return 32;
+  }
   setVringNum(id: number, index: number, num: number): void {
     this.record('setVringNum', [id, index, num]);
   }
   setVringAddr(id: number, index: number, addr: VringAddr): void {
     this.record('setVringAddr', [id, index, addr]);
+  }
+  setLogBase(id: number, log: LogRegion): void {
+    this.record('setLogBase', [id, log], [log.fd]);
+    this.own(`${id}:log:0`, log.fd);
+  }
+  logInfo(id: number): LogInfo {
+    return { size: 0n, outside: 0n, logging: false };
+  }
+  sendRarp(id: number, mac: string): void {
+    this.record('sendRarp', [id, mac]);
   }
   setVringBase(id: number, index: number, base: number): void {
     this.record('setVringBase', [id, index, base]);

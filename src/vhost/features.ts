@@ -160,8 +160,9 @@ export const OFFLOAD_FEATURES = bitsOf(
   VIRTIO_NET_F_GUEST_TSO6,
 );
 
-/** Split rings only (no RING_PACKED), no IOMMU, no migration logging: the data plane does none of them. */
+/** Split rings only (no RING_PACKED), no IOMMU: the data plane does neither. VHOST_F_LOG_ALL: live migration. */
 const BASE_FEATURES = bitsOf(
+  VHOST_F_LOG_ALL,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_RING_F_EVENT_IDX,
@@ -176,9 +177,16 @@ export function offeredFeatures(opts: { offloads: boolean }): bigint {
   return opts.offloads ? BASE_FEATURES | OFFLOAD_FEATURES : BASE_FEATURES;
 }
 
-/** What GET_PROTOCOL_FEATURES returns. CONFIGURE_MEM_SLOTS is deliberately absent: SET_MEM_TABLE only. */
+/**
+ * What GET_PROTOCOL_FEATURES returns. LOG_SHMFD: the dirty log is shared memory (SET_LOG_BASE), which QEMU needs
+ * to migrate. RARP: the switch announces a migrated guest (SEND_RARP); GUEST_ANNOUNCE is not offered, see
+ * docs/notes.md. CONFIGURE_MEM_SLOTS: memory region by region (ADD/REM_MEM_REG), for hot-plugged DIMMs.
+ */
 export const OFFERED_PROTOCOL_FEATURES = bitsOf(
   VHOST_USER_PROTOCOL_F_MQ,
+  VHOST_USER_PROTOCOL_F_LOG_SHMFD,
+  VHOST_USER_PROTOCOL_F_RARP,
+  VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
   VHOST_USER_PROTOCOL_F_NET_MTU,
 );

@@ -189,6 +189,19 @@ export class VhostUserFrontend extends EventEmitter<FrontendEvents> {
     return this.command(P.VHOST_USER_SET_VRING_ENABLE, P.encodeVringState({ index, num: enable ? 1 : 0 }));
   }
 
+  /**
+   * SET_LOG_BASE with LOG_SHMFD, as QEMU sends it when migration starts: the log's size and offset in fd (null:
+   * send none). Resolves with the backend's status (0: mapped); the fd stays the caller's.
+   */
+  async setLogBase(size: bigint, offset: bigint, fd: number | null): Promise<bigint> {
+    const reply = await this.call(P.VHOST_USER_SET_LOG_BASE, P.encodeLog({ size, offset }), fd === null ? [] : [fd]);
+    return P.decodeU64(reply, P.VHOST_USER_SET_LOG_BASE);
+  }
+
+  sendRarp(mac: string): Promise<void> {
+    return this.command(P.VHOST_USER_SEND_RARP, P.encodeRarpMac(mac));
+  }
+
   netSetMtu(mtu: number): Promise<void> {
     return this.command(P.VHOST_USER_NET_SET_MTU, P.encodeU64(BigInt(mtu)));
   }

@@ -69,8 +69,9 @@ export function requestName(request: number): string {
 
 /**
  * Requests whose reply carries a body of its own (spec "Communication" section plus the later GET_*
- * messages). For these the backend always replies and NEED_REPLY brings no extra ack. SET_LOG_BASE only
- * replies with LOG_SHMFD and ADD/REM_MEM_REG / SET_MEM_TABLE only in postcopy, which we never offer.
+ * messages). For these the backend always replies and NEED_REPLY brings no extra ack. SET_LOG_BASE replies
+ * too once LOG_SHMFD is negotiated (the backend decides, see backend.ts); ADD/REM_MEM_REG / SET_MEM_TABLE only in
+ * postcopy, which we never offer.
  */
 export const REQUESTS_WITH_REPLY: ReadonlySet<number> = new Set([
   VHOST_USER_GET_FEATURES,
@@ -240,7 +241,7 @@ export function decodeVringState(payload: Buffer, request?: number): VringState 
 }
 
 // ---- vring addr {index, flags, desc, used, avail, log} ----
-/** VHOST_VRING_F_LOG in vring addr flags: log used-ring writes (migration; we never offer it). */
+/** VHOST_VRING_F_LOG in vring addr flags: log used-ring writes at `log` (a guest physical address). */
 export const VHOST_VRING_F_LOG = 0x1;
 
 export interface VringAddrMessage {
@@ -273,6 +274,39 @@ export function decodeVringAddr(payload: Buffer, request?: number): VringAddrMes
     avail: payload.readBigUInt64LE(24),
     log: payload.readBigUInt64LE(32),
   };
+}
+
+// ---- SET_LOG_BASE {mmap_size u64, mmap_offset u64} (VhostUserLog) ----
+const LOG_SIZE = 16;
+export interface LogDesc {
+  size: bigint;
+  offset: bigint;
+}
+
+export function encodeLog(l: LogDesc): Buffer {
+  const b = Buffer.alloc(LOG_SIZE);
+  b.writeBigUInt64LE(u64(l.size, 'size'), 0);
+  b.writeBigUInt64LE(u64(l.offset, 'offset'), 8);
+  return b;
+}
+
+export function decodeLog(payload: Buffer, request: number = VHOST_USER_SET_LOG_BASE): LogDesc {
+  expectSize(payload, LOG_SIZE, request, 'log description');
+  return { size: payload.readBigUInt64LE(0), offset: payload.readBigUInt64LE(8) };
+}
+
+/** SEND_RARP payload: a u64 whose first 6 bytes are the guest's MAC. Returns it as "52:54:00:...". */
+export function decodeRarpMac(payload: Buffer, request: number = VHOST_USER_SEND_RARP): string {
+  expectSize(payload, U64_SIZE, request, 'SEND_RARP payload');
+  const mac = [...payload.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  if (payload[0]! & 1) throw new ProtocolError('BAD_VALUE', `not a unicast MAC: ${mac}`, request);
+  return mac;
+}
+
+export function encodeRarpMac(mac: string): Buffer {
+  const b = Buffer.alloc(U64_SIZE);
+  Buffer.from(mac.split(':').map((h) => parseInt(h, 16))).copy(b, 0);
+  return b;
 }
 
 // ---- memory regions ----

@@ -47,6 +47,8 @@ export interface GuestOptions {
    */
   ip?: string | string[];
   memMiB?: number;
+  /** Memory hot-plug: DIMM slots and the most memory with them (-m SIZE,slots=N,maxmem=M). */
+  memSlots?: { slots: number; maxMiB: number };
   /** -cpu model (TCG default qemu64 when unset), e.g. 'max'. */
   cpu?: string;
   /** vCPUs (-smp), default 1. */
@@ -121,7 +123,7 @@ export function qemuCommandLine(opts: GuestOptions & GuestImage): string[] {
     '-accel', 'tcg',
     ...(opts.cpu ? ['-cpu', opts.cpu] : []),
     '-smp', String(opts.smp ?? 1),
-    '-m', `${mem}M`,
+    '-m', opts.memSlots ? `${mem}M,slots=${opts.memSlots.slots},maxmem=${opts.memSlots.maxMiB}M` : `${mem}M`,
     // vhost-user backends map guest RAM: it must be a shareable fd.
     '-object', `memory-backend-memfd,id=mem,size=${mem}M,share=on`,
     '-numa', 'node,memdev=mem',

@@ -7,6 +7,7 @@ import {
   bit,
   offeredFeatures,
   OFFERED_PROTOCOL_FEATURES,
+  VHOST_F_LOG_ALL,
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
@@ -283,17 +284,123 @@ describe('VhostUserBackend: memory table', () => {
   });
 });
 
+describe('VhostUserBackend: live migration', () => {
+  const LOG = P.encodeLog({ size: 4096n, offset: 0n });
+
+  it('SET_LOG_BASE with LOG_SHMFD maps the log and replies a u64 status; the fd is native\'s', () => {
+    const h = harness();
+    negotiate(h, true);
+    const m = h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [40]);
+    expect(m.fds).toEqual([]);
+    expect(h.sw.callsTo('setLogBase')).toEqual([[PORT, { fd: 40, size: 4096n, offset: 0n }]]);
+    expect(h.replies.at(-1)).toMatchObject({ request: P.VHOST_USER_SET_LOG_BASE });
+    expect(h.lastU64()).toBe(0n);
+    // NEED_REPLY too: still one reply, the status.
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [41], NEED);
+    expect(h.replies).toHaveLength(2);
+    expect(h.lastU64()).toBe(0n);
+  });
+
+  it('a bad SET_LOG_BASE is refused with status 1, the connection stays', () => {
+    const h = harness();
+    negotiate(h, true);
+    const short = h.send(P.VHOST_USER_SET_LOG_BASE, Buffer.alloc(8), [42]);
+    expect(h.lastU64()).toBe(1n);
+    expect(short.fds).toEqual([42]);  // left to the channel to close
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [43, 44]);
+    expect(h.lastU64()).toBe(1n);
+    h.sw.failNext('setLogBase', 'dirty log: file is smaller than mmap_offset + size');
+    h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [45]);
+    expect(h.lastU64()).toBe(1n);
+    expect(h.backend.lastError).toContain('smaller');
+    expect(h.replies).toHaveLength(3);
+    expect(h.closed()).toBeNull();
+  });
+
+  it('SET_LOG_BASE without LOG_SHMFD negotiated is refused; SET_LOG_FD is accepted and its fd closed', () => {
+    const h = harness();
+    negotiate(h, true, bit(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    const m = h.send(P.VHOST_USER_SET_LOG_BASE, LOG, [46], NEED);
+    expect(h.lastU64()).toBe(1n);
+    expect(m.fds).toEqual([46]);
+    expect(h.backend.lastError).toContain('LOG_SHMFD');
+    const fd = h.send(P.VHOST_USER_SET_LOG_FD, Buffer.alloc(0), [47], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(fd.fds).toEqual([47]);
+  });
+
+  it('LOG_ALL is offered and may be set and cleared; SEND_RARP announces the MAC', () => {
+    const h = harness();
+    negotiate(h, true);
+    const f = bit(VIRTIO_F_VERSION_1) | bit(VHOST_USER_F_PROTOCOL_FEATURES) | bit(VHOST_F_LOG_ALL);
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(f), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(f & ~bit(VHOST_F_LOG_ALL)), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(h.logs.some((l) => l.includes('dirty logging on'))).toBe(true);
+    expect(h.logs.some((l) => l.includes('dirty logging off'))).toBe(true);
+    h.send(P.VHOST_USER_SEND_RARP, P.encodeRarpMac('52:54:00:00:10:01'), [], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(h.sw.callsTo('sendRarp')).toEqual([[PORT, '52:54:00:00:10:01']]);
+    h.send(P.VHOST_USER_SEND_RARP, P.encodeRarpMac('01:00:5e:00:00:01'), [], NEED);
+    expect(h.lastU64()).toBe(1n);
+  });
+});
+
+describe('VhostUserBackend: memory slots', () => {
+  const region = (gpa: bigint) => ({ guestPhysAddr: gpa, size: 1n << 27n, userAddr: 0x7f0000000000n + gpa, mmapOffset: 0n });
+
+  it('GET_MAX_MEM_SLOTS, ADD_MEM_REG and REM_MEM_REG with CONFIGURE_MEM_SLOTS negotiated', () => {
+    const h = harness();
+    negotiate(h, true);
+    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    expect(h.lastU64()).toBe(32n);
+    const add = h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [50], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(add.fds).toEqual([]);
+    h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(1n << 32n)), [51], NEED);
+    expect(h.backend.info().memRegions).toBe(2);
+    expect(h.sw.callsTo('addMemReg')).toHaveLength(2);
+    // REM_MEM_REG may carry an fd for old frontends: closed, not used.
+    const rem = h.send(P.VHOST_USER_REM_MEM_REG, P.encodeSingleMemRegion(region(1n << 32n)), [52], NEED);
+    expect(h.lastU64()).toBe(0n);
+    expect(rem.fds).toEqual([52]);
+    expect(h.sw.callsTo('remMemReg')).toEqual([[PORT, region(1n << 32n)]]);
+    expect(h.backend.info().memRegions).toBe(1);
+    expect(h.logs.some((l) => l.includes('memory region added'))).toBe(true);
+  });
+
+  it('refuses them without the feature, without an fd, and when native refuses the region', () => {
+    const h = harness();
+    negotiate(h, true, bit(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    expect(h.replies.at(-1)!.payload.length).toBe(0);
+    const m = h.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [53], NEED);
+    expect(h.lastU64()).toBe(1n);
+    expect(m.fds).toEqual([53]);
+    const h2 = harness();
+    negotiate(h2, true);
+    h2.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [], NEED);
+    expect(h2.lastU64()).toBe(1n);
+    h2.sw.failNext('addMemReg', 'new region: overlaps region 0');
+    h2.send(P.VHOST_USER_ADD_MEM_REG, P.encodeSingleMemRegion(region(0n)), [54], NEED);
+    expect(h2.lastU64()).toBe(1n);
+    expect(h2.backend.info().memRegions).toBe(0);
+    expect(h2.closed()).toBeNull();
+  });
+});
+
 describe('VhostUserBackend: bad requests', () => {
   it('refuses unsupported requests: empty reply where one is expected, fds left to close', () => {
     const h = harness();
     negotiate(h, true);
-    const logFd = h.send(P.VHOST_USER_SET_LOG_FD, Buffer.alloc(0), [30]);
-    expect(logFd.fds).toEqual([30]);
+    const reqFd = h.send(P.VHOST_USER_SET_BACKEND_REQ_FD, Buffer.alloc(0), [30]);
+    expect(reqFd.fds).toEqual([30]);
     expect(h.replies).toHaveLength(0);
     h.send(P.VHOST_USER_GET_CONFIG, Buffer.alloc(12));
     expect(h.replies.at(-1)).toMatchObject({ request: P.VHOST_USER_GET_CONFIG });
     expect(h.replies.at(-1)!.payload.length).toBe(0);
-    h.send(P.VHOST_USER_GET_MAX_MEM_SLOTS);
+    h.send(P.VHOST_USER_GET_INFLIGHT_FD, Buffer.alloc(24));
     expect(h.replies.at(-1)!.payload.length).toBe(0);
     h.send(99, Buffer.alloc(0), [], NEED);
     expect(h.lastU64()).toBe(1n);
