@@ -83,8 +83,11 @@ describe('packet capture', () => {
     expect(out).toEqual(['8', '8', '8']);
 
     // One capture per port at a time; a port that does not exist is a clear error.
+    const started = () => (d!.stderr.match(/msg="capture started" port=cap-a/g) ?? []).length;
+    const before = started();
     const busy = cli(dir, ['capture', 'cap-a', '-w', path.join(dir, 'x.pcap'), '--count', '1'], 60_000);
-    await waitUntil(async () => (await d!.api.request('GET', '/v1/ports/cap-a/capture?count=1')).status === 409, 10_000, 'a second capture refused');
+    await waitUntil(() => started() > before, 10_000, 'the first capture running');
+    expect((await d.api.request('GET', '/v1/ports/cap-a/capture?count=1')).status).toBe(409);
     await a.run('ping -c 1 -W 5 169.254.23.2', 60_000);
     expect((await busy).code).toBe(0);
     const missing = await cli(dir, ['capture', 'nope', '-w', path.join(dir, 'y.pcap')]);
