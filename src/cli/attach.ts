@@ -1,10 +1,10 @@
 // "How do I plug QEMU into this port?" printed by `run` at start, so the first experience needs no manual.
 // `vhost-switch vif PORT --format qemu|libvirt|nova` (src/vif.ts) gives the full per-tool versions.
 import fs from 'node:fs';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import type { PortInfo } from '../switch.js';
-import { qemuMemoryArgs, qemuNicArgs } from '../vif.js';
-import { exactlyOne, UsageError, type CliContext } from './context.js';
+import { qemuMemoryArgs, qemuNicArgs, VIF_CLI_FLAGS } from '../vif.js';
+import { usage, type CliContext, type CliHost } from './context.js';
 
 /**
  * How QEMU runs guests on this host: with KVM when /dev/kvm can be opened, else TCG. vhost-user is local, so the
@@ -43,20 +43,26 @@ export function attachHints(all: PortInfo[]): string {
  * `vhost-switch vif PORT --format libvirt|qemu|nova|json [flags]`: the port as the daemon reports it, rendered
  * by src/vif.ts with every flag of VIF_CLI_FLAGS (--accel, --qemu-version, --memory, --domain, ...).
  */
-export async function vifUsage(): Promise<string> {
-  const { VIF_CLI_FLAGS } = await import('../vif.js');
-  return `usage: vhost-switch vif PORT [--format libvirt|qemu|nova|json] [options]\n${VIF_CLI_FLAGS.map((f) => `  ${f.flag}${f.value ? ' ' + f.value : ''}  ${f.help}`).join('\n')}`;
+export function registerVif(program: Command, host: CliHost): void {
+  const cmd = program
+    .command('vif')
+    .description('how to attach a VM to a port: libvirt <interface>, QEMU arguments, Nova/Neutron vif_details')
+    .argument('<port>');
+  for (const f of VIF_CLI_FLAGS) cmd.option(f.flag === '--format' ? `-f, --format <${f.value}>` : f.value ? `${f.flag} <${f.value}>` : f.flag, f.help);
+  cmd.action(host.action(vifCommand));
 }
 
-export async function vifCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const { VIF_CLI_FLAGS, formatVif, vifOptionsFromFlags } = await import('../vif.js');
-  const usage = await vifUsage();
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
-  for (const f of VIF_CLI_FLAGS) options[f.flag.slice(2)] = { type: f.value ? 'string' : 'boolean' };
-  options.format!.short = 'f';
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
-  const name = exactlyOne(positionals, 'PORT', usage);
-  const flags = { ...(values as Record<string, string | boolean | undefined>) };
+async function vifCommand(ctx: CliContext, name: string, values: Record<string, string | boolean | undefined>, cmd: Command): Promise<number> {
+  const { formatVif, vifOptionsFromFlags } = await import('../vif.js');
+  // vif.ts reads the flags by their spelling on the command line (--qemu-version), commander by camelCase.
+  const flags: Record<string, string | boolean | undefined> = {};
+  for (const f of VIF_CLI_FLAGS) {
+    const dashed = f.flag.slice(2);
+    const key = dashed === 'no-notes' ? 'notes' : dashed.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+    if (dashed === 'no-notes') {
+      if (values.notes === false) flags.notes = false;
+    } else if (values[key] !== undefined) flags[dashed] = values[key];
+  }
   if (flags.format === undefined && ctx.json) flags.format = 'json';
   flags.accel ??= hostAccel();  // the guests run here: KVM or not is this host's
   let parsed: ReturnType<typeof vifOptionsFromFlags>;
@@ -64,7 +70,7 @@ export async function vifCommand(ctx: CliContext, args: string[]): Promise<numbe
     parsed = vifOptionsFromFlags(flags, (p) => fs.readFileSync(p, 'utf8'));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code) throw e; // --domain FILE unreadable: an operational error
-    throw new UsageError((e as Error).message, usage);
+    throw usage(cmd, (e as Error).message);
   }
   const port = await ctx.client.call<PortInfo>('GET', `/v1/ports/${encodeURIComponent(name)}`);
   ctx.out(formatVif(port, parsed.format, parsed.opts));

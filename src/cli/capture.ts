@@ -4,27 +4,30 @@
 // because the reader fell behind.
 import fs from 'node:fs';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
+import { Option, type Command } from 'commander';
 import { ApiError, UnreachableError } from './client.js';
-import { exactlyOne, numeric, UsageError, type CliContext } from './context.js';
+import { numeric, type CliContext, type CliHost } from './context.js';
 
-export const CAPTURE_USAGE = `usage:
-  vhost-switch capture PORT -w FILE|- [--count N] [--direction in|out|both] [--snaplen BYTES]
-    in: frames the port sends into the switch; out: frames the switch sends to the port`;
+export function registerCapture(program: Command, host: CliHost): void {
+  program
+    .command('capture')
+    .description("the port's frames as a pcap file (tcpdump, tshark, Wireshark); Ctrl-C stops")
+    .argument('<port>')
+    .requiredOption('-w, --write <file>', 'the pcap file, or - for stdout (`-w - | tcpdump -nr -`)')
+    .option('-c, --count <n>', 'stop after N frames')
+    .addOption(new Option('--direction <dir>', 'in: frames the port sends into the switch; out: frames the switch sends to it').choices(['in', 'out', 'both']).default('both'))
+    .option('-s, --snaplen <bytes>', 'bytes kept of each frame (64-65535, default 65535)')
+    .action(host.action((ctx: CliContext, port: string, o: CaptureOptions) => captureCommand(ctx, port, o)));
+}
 
-export async function captureCommand(ctx: CliContext, args: string[], stdout: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      write: { type: 'string', short: 'w' },
-      count: { type: 'string', short: 'c' },
-      direction: { type: 'string' },
-      snaplen: { type: 'string', short: 's' },
-    },
-  });
-  const port = exactlyOne(positionals, 'PORT', CAPTURE_USAGE);
-  if (values.write === undefined) throw new UsageError('missing -w FILE (or -w - for stdout)', CAPTURE_USAGE);
+interface CaptureOptions {
+  write: string;
+  count?: string;
+  direction: string;
+  snaplen?: string;
+}
+
+export async function captureCommand(ctx: CliContext, port: string, values: CaptureOptions, stdout: NodeJS.WritableStream = process.stdout): Promise<number> {
   const q = new URLSearchParams();
   for (const k of ['count', 'direction', 'snaplen'] as const) if (values[k] !== undefined) q.set(k, String(numeric(values[k])));
   const path = `/v1/ports/${encodeURIComponent(port)}/capture${q.size ? `?${q}` : ''}`;

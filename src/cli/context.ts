@@ -1,4 +1,5 @@
 // What every CLI command gets: the API client, --json, and where to write (injectable for tests).
+import type { Command } from 'commander';
 import { toJson } from '../api/http.js';
 import type { ApiClient } from './client.js';
 
@@ -7,6 +8,24 @@ export interface CliContext {
   json: boolean;
   out: (text: string) => void;
   err: (text: string) => void;
+  /** --run-dir, when given (the daemon's; client commands find its control socket through it). */
+  runDir?: string;
+}
+
+/** What main.ts gives each command module: action() wraps a handler, building its context and keeping its exit code. */
+export interface CliHost {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  action(fn: (ctx: CliContext, ...args: any[]) => Promise<number>): (...args: any[]) => Promise<void>;
+}
+
+/** Repeated and comma-separated values of one option, collected as one list ("a,b" --x c → [a, b, c]). */
+export function collectList(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), ...value.split(',').map((v) => v.trim()).filter((v) => v !== '')];
+}
+
+/** A usage error about cmd, with its help text. */
+export function usage(cmd: Command, message: string): UsageError {
+  return new UsageError(message, cmd.helpInformation().trimEnd());
 }
 
 /** Wrong arguments: exit status 2 and the usage line. */

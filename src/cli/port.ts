@@ -1,42 +1,16 @@
-// `vhost-switch port add|del|list|show`.
-import { parseArgs } from 'node:util';
+// `vhost-switch port add|set|del|list|show`.
+import { Option, type Command } from 'commander';
 import { describeVlans, formatRangeList, MAX_VLAN, parseQueueAffinity } from '../config.js';
 import type { PortInfo } from '../switch.js';
 import { qemuPortArgs } from './attach.js';
-import { exactlyOne, none, numeric, printJson, UsageError, type CliContext } from './context.js';
+import { collectList, numeric, printJson, usage, type CliContext, type CliHost } from './context.js';
 import { human, num, octal, sumDrops, table } from './format.js';
 
-export const PORT_USAGE = `usage:
-  vhost-switch port add NAME [--mode server|client] [--socket PATH] [--queues N] [--vlan N] [--mtu N]
-                             [--mac MAC] [--offloads] [--socket-mode 0660] [--socket-owner USER] [--socket-group GROUP]
-                             [--port-security [--allowed-mac MAC[,MAC]]... [--allowed-ip ADDR[/LEN][,...]]...]
-  vhost-switch port add NAME --type nic --iface IFACE [--queues N] [--vlan N] [--mtu N]
-                             [--backend auto|af_xdp|af_packet]
-  vhost-switch port add NAME --type tap --iface TAPNAME [--vlan N]
-    every type: [--vlan-mode access|trunk | --trunk] [--allowed-vlans 100,200-210]
-                [--may-exist] (a port of that name with the same settings is not an error)
-                [--queue-affinity QUEUE:THREAD[,...]] (pin queues to poll threads)
-                (a trunk's --vlan is its native, untagged VLAN; --allowed-vlans defaults to all)
-    (--port-security needs --mac; every port type takes it)
-  vhost-switch port set NAME [--vlan N] [--vlan-mode access|trunk] [--allowed-vlans LIST] [--mac MAC]
-                             [--port-security|--no-port-security] [--allowed-mac MAC,...] [--allowed-ip ADDR,...]
-                             [--queue-affinity Q:T,...] [--offloads|--no-offloads] [--mtu N] [--restart]
-    (live: VLANs, port security, MAC, queue affinity; offloads and MTU need --restart: the guest reconnects)
-  vhost-switch port del NAME
-  vhost-switch port list [--json]
-  vhost-switch port show NAME [--json]`;
-
-/** ", AF_XDP (native XDP)" / ", AF_PACKET" for nic ports; "" for others. */
-/** Repeated and comma-separated values of one option, as one list ("a,b" --x c → [a, b, c]). */
-function listOption(values: string[] | undefined): string[] | undefined {
-  return values?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
-}
-
-function affinityOption(text: string): Record<string, number> {
+function affinityOption(cmd: Command, text: string): Record<string, number> {
   try {
     return parseQueueAffinity(text);
   } catch (err) {
-    throw new UsageError(`--queue-affinity: ${(err as Error).message} (e.g. 0:1,1:0)`, PORT_USAGE);
+    throw usage(cmd, `--queue-affinity: ${(err as Error).message} (e.g. 0:1,1:0)`);
   }
 }
 
@@ -47,89 +21,99 @@ function portSecurityText(port: PortInfo): string {
   return `on (MACs ${[port.mac, ...port.allowedMacs].join(', ')}; addresses ${ips})`;
 }
 
+/** ", AF_XDP (native XDP)" / ", AF_PACKET" for nic ports; "" for others. */
 function backendText(port: PortInfo): string {
   if (port.activeBackend === 'af_xdp') return `, AF_XDP (${port.xdpMode ?? '?'} XDP)`;
   if (port.activeBackend === 'af_packet') return ', AF_PACKET';
   return '';
 }
 
-export async function portCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  switch (sub) {
-    case 'add':
-      return add(ctx, rest);
-    case 'del':
-    case 'delete':
-    case 'rm':
-      return del(ctx, rest);
-    case 'set':
-      return set(ctx, rest);
-    case 'list':
-    case 'ls':
-      return list(ctx, rest);
-    case 'show':
-      return show(ctx, rest);
-    case undefined:
-      throw new UsageError('missing port subcommand (add, set, del, list, show)', PORT_USAGE);
-    default:
-      throw new UsageError(`unknown port subcommand "${sub}"`, PORT_USAGE);
-  }
+/** The VLAN options every port type takes (add and set). */
+function vlanOptions(c: Command): Command {
+  return c
+    .option('--vlan <n>', 'access port: its VLAN (0 = untagged); trunk: the native, untagged VLAN')
+    .addOption(new Option('--vlan-mode <mode>', 'access ports drop tagged frames; trunks carry --allowed-vlans tagged').choices(['access', 'trunk']))
+    .option('--trunk', 'the same as --vlan-mode trunk')
+    .option('--allowed-vlans <list>', 'trunks: the tagged VLANs carried, e.g. 100,200-210 (default all)');
 }
 
-async function add(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      type: { type: 'string' },
-      iface: { type: 'string' },
-      trunk: { type: 'boolean' },
-      'vlan-mode': { type: 'string' },
-      'allowed-vlans': { type: 'string' },
-      backend: { type: 'string' },
-      mode: { type: 'string' },
-      socket: { type: 'string' },
-      queues: { type: 'string' },
-      vlan: { type: 'string' },
-      mtu: { type: 'string' },
-      mac: { type: 'string' },
-      offloads: { type: 'boolean' },
-      'port-security': { type: 'boolean' },
-      'allowed-mac': { type: 'string', multiple: true },
-      'allowed-ip': { type: 'string', multiple: true },
-      'socket-mode': { type: 'string' },
-      'socket-owner': { type: 'string' },
-      'socket-group': { type: 'string' },
-      'may-exist': { type: 'boolean' },
-      'queue-affinity': { type: 'string' },
-    },
-  });
-  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+function securityOptions(c: Command): Command {
+  return c
+    .option('--mac <mac>', "the guest's MAC: a static FDB entry, and port security's source MAC")
+    .option('--allowed-mac <macs>', 'port security: more source MACs (repeat, or comma-separated)', collectList)
+    .option('--allowed-ip <addrs>', 'port security: addresses or prefixes the port may use (repeat, or comma-separated)', collectList)
+    .option('--queue-affinity <q:t,...>', 'pin queue (pair) Q to poll thread T, e.g. 0:1,1:0');
+}
+
+export function registerPort(program: Command, host: CliHost): void {
+  const port = program.command('port').description('add, change, list, show and remove ports');
+  const add = port
+    .command('add')
+    .description('create a port (stored in state.json); prints how to attach QEMU')
+    .argument('<name>', 'port name: 1-64 of A-Z a-z 0-9 _ . -')
+    .addOption(new Option('--type <type>', 'vhost-user (a guest), nic (a host interface) or tap (a tap device the switch creates)').choices(['vhost-user', 'nic', 'tap']))
+    .option('--iface <name>', 'nic and tap: the interface')
+    .addOption(new Option('--backend <backend>', 'nic: auto (AF_XDP where it can, else AF_PACKET) or forced').choices(['auto', 'af_xdp', 'af_packet']))
+    .addOption(new Option('--mode <mode>', "vhost-user: the switch's side (server: the switch listens, QEMU connects)").choices(['server', 'client']))
+    .option('--socket <path>', 'vhost-user: socket path (default RUN_DIR/NAME.sock)')
+    .option('--queues <n>', 'queue pairs (nic: AF_PACKET fanout sockets)')
+    .option('--mtu <n>', 'largest frame without the Ethernet header')
+    .option('--offloads', 'offer checksum/TSO offloads to the guest')
+    .option('--port-security', 'drop frames from other MACs and addresses (needs --mac)')
+    .option('--socket-mode <mode>', 'vhost-user server socket permissions, octal (default 0660)')
+    .option('--socket-owner <user>', 'vhost-user server socket owner')
+    .option('--socket-group <group>', 'vhost-user server socket group')
+    .option('--may-exist', 'no error when a port of that name already runs with the same settings');
+  vlanOptions(add);
+  securityOptions(add);
+  add.action(host.action(addPort));
+  const set = port
+    .command('set')
+    .description('change a running port: VLANs, port security, MAC and queue affinity live; offloads and MTU with --restart')
+    .argument('<name>')
+    .option('--port-security', 'turn port security on')
+    .option('--no-port-security', 'turn port security off')
+    .option('--offloads', 'offer offloads (needs --restart)')
+    .option('--no-offloads', 'stop offering offloads (needs --restart)')
+    .option('--mtu <n>', 'MTU (needs --restart)')
+    .option('--restart', 'bring the port up again for changes the frontend negotiated (its guest reconnects)');
+  vlanOptions(set);
+  securityOptions(set);
+  set.action(host.action(setPort));
+  port.command('del').aliases(['delete', 'rm']).description('remove a port and its socket').argument('<name>').action(host.action(delPort));
+  port.command('list').alias('ls').description('all ports: type, state, queues, VLAN, MTU, MAC, origin, socket or interface').action(host.action(listPorts));
+  port.command('show').description("one port's settings and counters").argument('<name>').action(host.action(showPort));
+}
+
+type Opts = Record<string, string | boolean | string[] | undefined>;
+
+async function addPort(ctx: CliContext, name: string, o: Opts, cmd: Command): Promise<number> {
+  const str = (k: string) => o[k] as string | undefined;
   const body: Record<string, unknown> = {
     name,
-    type: values.type ?? 'vhost-user',
-    iface: values.iface,
-    trunk: values.trunk,
-    vlanMode: values['vlan-mode'],
-    allowedVlans: values['allowed-vlans'], // a string: the schema reads "100,200-210"
-    backend: values.backend,
-    mode: values.mode,
-    socket: values.socket,
-    queues: numeric(values.queues),
-    vlan: numeric(values.vlan),
-    mtu: numeric(values.mtu),
-    mac: values.mac,
-    offloads: values.offloads,
-    portSecurity: values['port-security'],
-    allowedMacs: listOption(values['allowed-mac']),
-    allowedIps: listOption(values['allowed-ip']),
-    socketMode: values['socket-mode'], // a string: "0600" is octal, not six hundred
-    socketOwner: numeric(values['socket-owner']),
-    socketGroup: numeric(values['socket-group']),
-    queueAffinity: values['queue-affinity'] === undefined ? undefined : affinityOption(values['queue-affinity']),
+    type: str('type') ?? 'vhost-user',
+    iface: str('iface'),
+    trunk: o.trunk,
+    vlanMode: str('vlanMode'),
+    allowedVlans: str('allowedVlans'), // a string: the schema reads "100,200-210"
+    backend: str('backend'),
+    mode: str('mode'),
+    socket: str('socket'),
+    queues: numeric(str('queues')),
+    vlan: numeric(str('vlan')),
+    mtu: numeric(str('mtu')),
+    mac: str('mac'),
+    offloads: o.offloads,
+    portSecurity: o.portSecurity,
+    allowedMacs: o.allowedMac,
+    allowedIps: o.allowedIp,
+    socketMode: str('socketMode'), // a string: "0600" is octal, not six hundred
+    socketOwner: numeric(str('socketOwner')),
+    socketGroup: numeric(str('socketGroup')),
+    queueAffinity: str('queueAffinity') === undefined ? undefined : affinityOption(cmd, str('queueAffinity')!),
   };
   for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  const port = await ctx.client.call<PortInfo>('POST', values['may-exist'] ? '/v1/ports?mayExist=true' : '/v1/ports', body);
+  const port = await ctx.client.call<PortInfo>('POST', o.mayExist ? '/v1/ports?mayExist=true' : '/v1/ports', body);
   if (ctx.json) {
     printJson(ctx, port);
     return 0;
@@ -144,45 +128,27 @@ async function add(ctx: CliContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function set(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    allowNegative: true,
-    options: {
-      vlan: { type: 'string' },
-      'vlan-mode': { type: 'string' },
-      trunk: { type: 'boolean' },
-      'allowed-vlans': { type: 'string' },
-      mac: { type: 'string' },
-      'port-security': { type: 'boolean' },
-      'allowed-mac': { type: 'string', multiple: true },
-      'allowed-ip': { type: 'string', multiple: true },
-      'queue-affinity': { type: 'string' },
-      offloads: { type: 'boolean' },
-      mtu: { type: 'string' },
-      restart: { type: 'boolean' },
-    },
-  });
-  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+async function setPort(ctx: CliContext, name: string, o: Opts, cmd: Command): Promise<number> {
+  const str = (k: string) => o[k] as string | undefined;
+  const affinity = str('queueAffinity');
   const body: Record<string, unknown> = {
-    vlan: numeric(values.vlan),
-    vlanMode: values['vlan-mode'],
-    trunk: values.trunk,
-    allowedVlans: values['allowed-vlans'],
-    mac: values.mac,
-    portSecurity: values['port-security'],
-    allowedMacs: listOption(values['allowed-mac']),
-    allowedIps: listOption(values['allowed-ip']),
-    queueAffinity: values['queue-affinity'] === undefined ? undefined : values['queue-affinity'] === '' ? null : affinityOption(values['queue-affinity']),
-    offloads: values.offloads,
-    mtu: numeric(values.mtu),
+    vlan: numeric(str('vlan')),
+    vlanMode: str('vlanMode'),
+    trunk: o.trunk,
+    allowedVlans: str('allowedVlans'),
+    mac: str('mac'),
+    portSecurity: o.portSecurity,
+    allowedMacs: o.allowedMac,
+    allowedIps: o.allowedIp,
+    queueAffinity: affinity === undefined ? undefined : affinity === '' ? null : affinityOption(cmd, affinity),
+    offloads: o.offloads,
+    mtu: numeric(str('mtu')),
   };
   for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one setting', PORT_USAGE);
+  if (Object.keys(body).length === 0) throw usage(cmd, 'nothing to change: give at least one setting');
   const r = await ctx.client.call<{ port: PortInfo; live: string[]; restarted: string[] }>(
     'PATCH',
-    `/v1/ports/${encodeURIComponent(name)}${values.restart ? '?restart=true' : ''}`,
+    `/v1/ports/${encodeURIComponent(name)}${o.restart ? '?restart=true' : ''}`,
     body,
   );
   if (ctx.json) printJson(ctx, r);
@@ -192,18 +158,14 @@ async function set(ctx: CliContext, args: string[]): Promise<number> {
   return 0;
 }
 
-async function del(ctx: CliContext, args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+async function delPort(ctx: CliContext, name: string): Promise<number> {
   await ctx.client.call('DELETE', `/v1/ports/${encodeURIComponent(name)}`);
   if (ctx.json) printJson(ctx, { removed: name });
   else ctx.out(`port ${name} removed\n`);
   return 0;
 }
 
-async function list(ctx: CliContext, args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  none(positionals, PORT_USAGE);
+async function listPorts(ctx: CliContext): Promise<number> {
   const { ports } = await ctx.client.call<{ ports: PortInfo[] }>('GET', '/v1/ports');
   if (ctx.json) {
     printJson(ctx, ports);
@@ -245,9 +207,7 @@ interface PortStatsView {
   queues: Array<{ index: number; started: boolean; enabled: boolean; packets: number | string; bytes: number | string }>;
 }
 
-async function show(ctx: CliContext, args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  const name = exactlyOne(positionals, 'port NAME', PORT_USAGE);
+async function showPort(ctx: CliContext, name: string): Promise<number> {
   const enc = encodeURIComponent(name);
   const port = await ctx.client.call<PortInfo>('GET', `/v1/ports/${enc}`);
   const stats = await ctx.client.call<PortStatsView>('GET', `/v1/ports/${enc}/stats`);

@@ -1,13 +1,8 @@
 // `vhost-switch stats [--watch]`: totals once, or a live view whose rates come from the difference between two
 // samples (the API serves counters, not rates, so any client can choose its own interval).
-import { parseArgs } from 'node:util';
-import { none, printJson, UsageError, type CliContext } from './context.js';
+import type { Command } from 'commander';
+import { printJson, usage, type CliContext, type CliHost } from './context.js';
 import { human, num, sumDrops, table } from './format.js';
-
-export const STATS_USAGE = `usage:
-  vhost-switch stats [--json]
-  vhost-switch stats --watch [--interval SECONDS] [--count N]
-  vhost-switch stats clear    (start the counters of \`vhost-switch threads\` from zero)`;
 
 type Counter = number | string;
 export interface StatsSample {
@@ -24,30 +19,35 @@ export interface StatsSample {
   threads: Array<{ thread: number; busyCycles: Counter; idleCycles: Counter; packets: Counter; cyclesPerPacket: number; sleeping: boolean }>;
 }
 
-export async function statsCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' }, count: { type: 'string' } },
-  });
-  if (positionals[0] === 'clear') {
-    none(positionals.slice(1), STATS_USAGE);
+export function registerStats(program: Command, host: CliHost): void {
+  program
+    .command('stats')
+    .description('counters per port and poll thread; `stats clear` starts the thread counters of `threads` from zero')
+    .argument('[clear]', '"clear": start the counters `vhost-switch threads` shows from zero')
+    .option('-w, --watch', 'live rates, refreshed every --interval seconds (Ctrl-C quits)')
+    .option('--interval <seconds>', 'seconds between samples (0.1-3600, default 1)')
+    .option('--count <n>', 'stop after N samples')
+    .action(host.action(stats));
+}
+
+async function stats(ctx: CliContext, what: string | undefined, o: { watch?: boolean; interval?: string; count?: string }, cmd: Command): Promise<number> {
+  if (what === 'clear') {
     await ctx.client.call('POST', '/v1/stats/clear');
     if (ctx.json) printJson(ctx, { cleared: true });
     else ctx.out('thread statistics cleared\n');
     return 0;
   }
-  none(positionals, STATS_USAGE);
-  if (!values.watch) {
+  if (what !== undefined) throw usage(cmd, `unexpected argument "${what}" (only "clear")`);
+  if (!o.watch) {
     const s = await ctx.client.call<StatsSample>('GET', '/v1/stats');
     if (ctx.json) printJson(ctx, s);
     else ctx.out(renderTotals(s));
     return 0;
   }
-  const interval = values.interval === undefined ? 1 : Number(values.interval);
-  if (!(interval >= 0.1 && interval <= 3600)) throw new UsageError('--interval must be between 0.1 and 3600 seconds', STATS_USAGE);
-  const count = values.count === undefined ? Infinity : Number(values.count);
-  if (!(Number.isInteger(count) && count >= 1) && count !== Infinity) throw new UsageError('--count must be a positive integer', STATS_USAGE);
+  const interval = o.interval === undefined ? 1 : Number(o.interval);
+  if (!(interval >= 0.1 && interval <= 3600)) throw usage(cmd, '--interval must be between 0.1 and 3600 seconds');
+  const count = o.count === undefined ? Infinity : Number(o.count);
+  if (!(Number.isInteger(count) && count >= 1) && count !== Infinity) throw usage(cmd, '--count must be a positive integer');
   return watch(ctx, interval, count);
 }
 

@@ -1,12 +1,8 @@
 // `vhost-switch threads`: each poll thread, its CPU, the queues it polls and its load since `stats clear`, as
 // `ovs-appctl dpif-netdev/pmd-rxq-show` and `pmd-stats-show` show them for OVS-DPDK.
-import { parseArgs } from 'node:util';
-import { none, printJson, type CliContext } from './context.js';
+import type { Command } from 'commander';
+import { printJson, type CliContext, type CliHost } from './context.js';
 import { human, num, table } from './format.js';
-
-export const THREADS_USAGE = `usage:
-  vhost-switch threads [--json]     poll threads: CPU, state, busy %, packets, cycles/packet, queues
-  vhost-switch stats clear          start the threads' counters from zero`;
 
 interface ThreadRow {
   thread: number;
@@ -18,9 +14,11 @@ interface ThreadRow {
   queues: Array<{ port: string; queue: number; pinned: boolean }>;
 }
 
-export async function threadsCommand(ctx: CliContext, args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  none(positionals, THREADS_USAGE);
+export function registerThreads(program: Command, host: CliHost): void {
+  program.command('threads').description('poll threads: CPU, state, busy %, packets, cycles/packet, the queues each polls').action(host.action(threadsCommand));
+}
+
+async function threadsCommand(ctx: CliContext): Promise<number> {
   const { threads } = await ctx.client.call<{ threads: ThreadRow[] }>('GET', '/v1/threads');
   if (ctx.json) {
     printJson(ctx, threads);
