@@ -50,13 +50,3 @@ export function printJson(ctx: CliContext, value: unknown): void {
 export function numeric(v: string | undefined): string | number | undefined {
   return v !== undefined && /^-?\d+$/.test(v) ? Number(v) : v;
 }
-
-export function exactlyOne(positionals: string[], what: string, usage: string): string {
-  if (positionals.length === 0) throw new UsageError(`missing ${what}`, usage);
-  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`, usage);
-  return positionals[0]!;
-}
-
-export function none(positionals: string[], usage: string): void {
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, usage);
-}
