@@ -40,6 +40,8 @@ export interface PortInfo {
   queues: number;
   mtu: number;
   mac?: string;
+  /** The switch enforces port security on the port (vif_details port_filter). */
+  portSecurity?: boolean;
   rxQueueSize?: number;
   txQueueSize?: number;
 }
