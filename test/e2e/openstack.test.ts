@@ -7,8 +7,12 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeRunDir, waitUntil } from '../support/env.js';
+import { libvirtMemoryBackingElement, libvirtVectorsGlobalElement, renderXml } from '../../src/vif.js';
+import { logFilePath, makeRunDir, requireTool, waitUntil } from '../support/env.js';
+import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
+import { Libvirtd, pingReceived, testDomainXml, type Domain } from './lib-libvirt.js';
+import { portCounters, waitPortState } from './switch-daemon.js';
 import { Agent, installOpenstackPackage, Neutron, novaRender, startRabbit, type Rabbit } from './lib-openstack.js';
 
 const HOST = 'compute-e2e';
@@ -52,6 +56,9 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
   let socketDir: string;
   const uplink = `vsos${process.pid % 10000}`;
   const nets: Record<string, string> = {};
+  const subnets: Record<string, string> = {};
+  let lv: Libvirtd | undefined;
+  const vms: Record<string, { dom: Domain; port: NPort; ip: string }> = {};
 
   const switchPorts = async (): Promise<SPort[]> => ((await sw.api.request('GET', '/v1/ports')).body as { ports: SPort[] }).ports;
   const switchPort = async (neutronId: string): Promise<SPort | undefined> =>
@@ -63,9 +70,10 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
   async function network(name: string, body: Record<string, unknown>, cidr?: string): Promise<string> {
     const n = await neutron.ok<{ network: { id: string } }>('POST', '/networks', { network: { name, ...body } });
     if (cidr) {
-      await neutron.ok('POST', '/subnets', {
+      const sub = await neutron.ok<{ subnet: { id: string } }>('POST', '/subnets', {
         subnet: { network_id: n.network.id, ip_version: 4, cidr, enable_dhcp: false, gateway_ip: null },
       });
+      subnets[name] = sub.subnet.id;
     }
     nets[name] = n.network.id;
     return n.network.id;
@@ -94,6 +102,10 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     site = installOpenstackPackage(dir);
     socketDir = path.join(dir, 'vhu');
     fs.mkdirSync(socketDir);
+    // QEMU (libvirt's unprivileged user) creates the sockets: the directory is its group's, setgid.
+    fs.chmodSync(dir, 0o711);
+    fs.chownSync(socketDir, 0, Number(execFileSync('id', ['-g', 'libvirt-qemu'], { encoding: 'utf8' }).trim()));
+    fs.chmodSync(socketDir, 0o2770);
     ip('link', 'add', uplink, 'type', 'veth', 'peer', 'name', `${uplink}p`);
     ip('link', 'set', uplink, 'up');
     ip('link', 'set', `${uplink}p`, 'up');
@@ -114,6 +126,7 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
   }, 240_000);
 
   afterAll(async () => {
+    await lv?.stop();
     await agent?.stop();
     await neutron?.service.stop();
     await rabbit?.stop();
@@ -202,6 +215,76 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     expect(r.xml).toContain(`<source type="unix" mode="server" path="${sock}"/>`);
   }, 60_000);
 
+  it('libvirt domains with the <interface> Nova renders: one network pings, another VLAN cannot, spoofing gets nothing', async () => {
+    const qemu = requireTool('qemu-system-x86_64');
+    lv = await Libvirtd.start(path.join(dir, 'libvirt'));
+    // libvirt's dynamic ownership chowns the kernel and initrd to the QEMU user while a domain runs: copies.
+    const img = await guestImage();
+    const kernel = path.join(dir, 'vmlinuz');
+    const initrd = path.join(dir, 'initrd');
+    fs.copyFileSync(img.kernel, kernel);
+    fs.copyFileSync(img.initrd, initrd);
+    const plan: Array<[string, string, string]> = [
+      ['vm-a', 'net1', '169.254.10.11'],
+      ['vm-b', 'net1', '169.254.10.12'],
+      ['vm-x', 'net1', '169.254.10.13'],
+      ['vm-c', 'net2', '169.254.20.14'],
+    ];
+    for (const [name, net, addr] of plan) {
+      const p = await port(net, { fixed_ips: [{ subnet_id: subnets[net], ip_address: addr }] });
+      await waitStatus(p.id, 'ACTIVE');
+      const bound = await getPort(p.id);
+      const n = (await neutron.ok<{ network: unknown }>('GET', `/networks/${p.network_id}`)).network;
+      const nova = novaRender(bound, n);
+      const consoleSocket = path.join(dir, `${name}.con`);
+      const consoleLog = logFilePath(`libvirt-${name}-console`);
+      const xml = testDomainXml({
+        name,
+        // one /16 for all: vm-c would reach the others at L3 if VLAN 102 were not kept apart from VLAN 101
+        ip: `${addr}/16`,
+        nics: [
+          {
+            interface: nova.xml.trim(),
+            memoryBacking: renderXml(libvirtMemoryBackingElement('memfd')),
+            // QEMU 7.2 under TCG: virtio-net without MSI-X; a -global leaves Nova's <interface> as Nova wrote it
+            commandline: renderXml(libvirtVectorsGlobalElement()),
+            text: nova.xml,
+          },
+        ],
+        hotplugReady: true,
+        kernel,
+        initrd,
+        emulator: qemu,
+        consoleSocket,
+        consoleLog,
+      });
+      vms[name] = { dom: await lv.defineAndStart(name, xml, consoleSocket, consoleLog), port: bound, ip: addr };
+    }
+    await Promise.all(Object.values(vms).map((v) => v.dom.waitReady()));
+    await Promise.all(Object.values(vms).map((v) => v.dom.waitLink('eth0')));
+    for (const v of Object.values(vms)) {
+      // the switch, as the vhost-user client, connected to the socket QEMU created
+      await waitPortState(sw, 'vhu' + v.port.id.slice(0, 11), (st) => st === 'ready', 60_000);
+      expect((await v.dom.runOk('cat /sys/class/net/eth0/address')).trim()).toBe(v.port.mac_address);
+    }
+    const { 'vm-a': a, 'vm-b': b, 'vm-x': x, 'vm-c': c } = vms as Record<string, { dom: Domain; port: NPort; ip: string }>;
+    expect(pingReceived(await a!.dom.runOk(`ping -c 3 -W 5 ${b!.ip}`, 60_000))).toEqual({ sent: 3, received: 3 });
+    expect(pingReceived(await x!.dom.runOk(`ping -c 3 -W 5 ${a!.ip}`, 60_000))).toEqual({ sent: 3, received: 3 });
+    // vm-c is on net2 (VLAN 102): nothing of VLAN 101 reaches it, and its ARP requests reach nobody there.
+    expect(pingReceived((await c!.dom.run(`ping -c 3 -W 2 ${a!.ip}`, 60_000)).output).received).toBe(0);
+
+    // vm-a claims vm-b's address (gratuitous ARP, then answers ARP for it): port security drops that.
+    const name = (p: NPort) => 'vhu' + p.id.slice(0, 11);
+    const before = await portCounters(sw, name(a!.port));
+    await a!.dom.runOk(`ip addr add ${b!.ip}/16 dev eth0 && arping -U -c 3 -I eth0 ${b!.ip}`, 30_000);
+    await x!.dom.runOk('ip neigh flush dev eth0');
+    expect(pingReceived(await x!.dom.runOk(`ping -c 3 -W 5 ${b!.ip}`, 60_000))).toEqual({ sent: 3, received: 3 });
+    expect(await x!.dom.runOk(`ip neigh show ${b!.ip}`)).toContain(b!.port.mac_address);
+    const after = await portCounters(sw, name(a!.port));
+    expect((after.drops.spoofed ?? 0) - (before.drops.spoofed ?? 0)).toBeGreaterThanOrEqual(3);
+    await a!.dom.runOk(`ip addr del ${b!.ip}/16 dev eth0`);
+  }, 600_000);
+
   it('a port on an unmapped physnet or of an unsupported network type is not bound (binding_failed, logged)', async () => {
     await network('unmapped', { 'provider:network_type': 'vlan', 'provider:physical_network': 'physnet2', 'provider:segmentation_id': 200 });
     const bad = await port('unmapped');
@@ -264,7 +347,18 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     await waitStatus(p.id, 'ACTIVE');
     for (const q of [p1, p2, p3]) expect((await getPort(q.id)).status).toBe('ACTIVE');
     await neutron.ok('DELETE', `/ports/${p.id}`);
-  }, 90_000);
+    // The switch connects to QEMU's sockets again: the VMs talk as before.
+    const a = vms['vm-a'];
+    const b = vms['vm-b'];
+    if (!a || !b) throw new Error('needs the VMs of the libvirt test');
+    await waitPortState(sw, 'vhu' + a.port.id.slice(0, 11), (st) => st === 'ready', 60_000);
+    await waitUntil(
+      async () => pingReceived((await a.dom.run(`ping -c 1 -W 2 ${b.ip}`, 30_000)).output).received === 1,
+      90_000,
+      'vm-a reaches vm-b after the switch restart',
+      1000,
+    );
+  }, 180_000);
 
   it('a switch that refuses a port (socket dir not allowed): the port stays DOWN, the reason is logged, nothing else moves', async () => {
     const badDir = path.join(dir, 'not-allowed');
