@@ -166,3 +166,23 @@ def test_configurations_report_what_the_driver_needs(env):
     assert conf['interface_mappings'] == {'physnet1': 'eth1'}
     assert conf['network_types'] == ['flat', 'vlan']
     assert conf['switch_version'] == '0.1.0'
+
+
+def test_missing_uplink_interface_is_logged_once_and_retried(env, caplog):
+    neutron, switch, a = env
+    real_create = switch.create_port
+
+    def refuse_nic(spec):
+        if spec.get('type') == 'nic':
+            raise agent_mod.switch_client.SwitchError('POST', '/v1/ports', 422, {'error': 'iface: no interface eth1'})
+        return real_create(spec)
+
+    switch.create_port = refuse_nic
+    neutron.add_port(P1, 'net1', 'fa:16:3e:00:00:01')
+    a.sync_once()
+    a.sync_once()
+    assert caplog.text.count('refused uplink') == 1
+    assert 'vhu3f2a9c1e-5b' in switch.ports  # the VM ports do not wait for the uplink
+    switch.create_port = real_create
+    a.sync_once()
+    assert 'uplink-eth1' in switch.ports

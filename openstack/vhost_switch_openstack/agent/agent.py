@@ -47,6 +47,7 @@ class VhostSwitchAgent:
         self.up = set()         # port ids reported up
         self.down = set()       # port ids reported down (refused, or administratively down)
         self.refused = {}       # port id -> last reason it could not be wired (logged once per reason)
+        self.uplink_refused = {}  # interface -> why the switch refused its nic port
         self.wake = threading.Event()
         self._switch_was_down = False
 
@@ -144,8 +145,12 @@ class VhostSwitchAgent:
             try:
                 self.switch.create_port(spec)
                 LOG.info('Created uplink %s (nic trunk on %s)', spec['name'], spec['iface'])
+                self.uplink_refused.pop(spec['iface'], None)
             except switch_client.SwitchError as e:
-                LOG.error('The switch refused uplink %s on %s: %s', spec['name'], spec['iface'], e.reason)
+                # retried every pass (the interface may appear later), logged once per reason
+                if self.uplink_refused.get(spec['iface']) != e.reason:
+                    LOG.error('The switch refused uplink %s on %s: %s', spec['name'], spec['iface'], e.reason)
+                    self.uplink_refused[spec['iface']] = e.reason
 
         wanted, reasons = self._wanted(admin_down)
         for pid, reason in reasons.items():
