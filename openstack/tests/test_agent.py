@@ -186,3 +186,25 @@ def test_missing_uplink_interface_is_logged_once_and_retried(env, caplog):
     switch.create_port = real_create
     a.sync_once()
     assert 'uplink-eth1' in switch.ports
+
+
+def test_switch_going_away_mid_pass_is_retried_without_refetching_details(env):
+    neutron, switch, a = env
+    neutron.add_port(P1, 'net1', 'fa:16:3e:00:00:01')
+    neutron.add_port(P2, 'net1', 'fa:16:3e:00:00:02')
+    a.sync_once()
+    del neutron.ports[P2]
+    real_delete = switch.delete_port
+
+    def vanish(name):
+        switch.up = False
+        real_delete.__self__._check()
+
+    switch.delete_port = vanish
+    neutron.detail_calls.clear()
+    assert a.sync_once() == ([], [])
+    switch.up = True
+    switch.delete_port = real_delete
+    a.sync_once()
+    assert 'vhu7c1d0e2f-3a' not in switch.ports and 'vhu3f2a9c1e-5b' in switch.ports
+    assert neutron.detail_calls == [] and neutron.status[P1] == 'ACTIVE'

@@ -16,6 +16,8 @@ import { portCounters, waitPortState } from './switch-daemon.js';
 import { Agent, installOpenstackPackage, Neutron, novaRender, startRabbit, type Rabbit } from './lib-openstack.js';
 
 const HOST = 'compute-e2e';
+// A second compute host: its own switch and agent; the two trunk NICs are the ends of one veth pair (the wire).
+const HOST2 = 'compute-e2e-2';
 const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8' });
 
 interface NPort {
@@ -54,11 +56,15 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
   let sw: DaemonProcess;
   let swArgs: string[];
   let socketDir: string;
+  let agent2: Agent;
+  let sw2: DaemonProcess;
+  let socketDir2: string;
   const uplink = `vsos${process.pid % 10000}`;
+  const uplink2 = `${uplink}p`;
   const nets: Record<string, string> = {};
   const subnets: Record<string, string> = {};
   let lv: Libvirtd | undefined;
-  const vms: Record<string, { dom: Domain; port: NPort; ip: string }> = {};
+  const vms: Record<string, { dom: Domain; port: NPort; ip: string; sw: DaemonProcess }> = {};
 
   const switchPorts = async (): Promise<SPort[]> => ((await sw.api.request('GET', '/v1/ports')).body as { ports: SPort[] }).ports;
   const switchPort = async (neutronId: string): Promise<SPort | undefined> =>
@@ -86,35 +92,46 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     return r.port;
   }
 
-  function startAgent(host = HOST, dirForSockets = socketDir): Agent {
+  function startAgent(host = HOST, dirForSockets = socketDir, switchDir = 'switch', iface = uplink): Agent {
     return Agent.start(dir, {
       host,
       transportUrl: rabbit.url,
       site,
-      controlSocket: path.join(dir, 'switch', 'control.sock'),
+      controlSocket: path.join(dir, switchDir, 'control.sock'),
       socketDir: dirForSockets,
-      mappings: { physnet1: uplink },
+      mappings: { physnet1: iface },
     });
+  }
+
+  /** A socket directory QEMU (libvirt's unprivileged user) can create sockets in: its group's, setgid. */
+  function qemuSocketDir(name: string): string {
+    const d = path.join(dir, name);
+    fs.mkdirSync(d);
+    fs.chownSync(d, 0, Number(execFileSync('id', ['-g', 'libvirt-qemu'], { encoding: 'utf8' }).trim()));
+    fs.chmodSync(d, 0o2770);
+    return d;
+  }
+
+  async function startSwitchIn(name: string, sockets: string): Promise<{ d: DaemonProcess; args: string[] }> {
+    const runDir = path.join(dir, name);
+    fs.mkdirSync(runDir);
+    const config = path.join(runDir, 'switch.json');
+    fs.writeFileSync(config, JSON.stringify({ switch: { threads: 1, socketDirs: [sockets] }, ports: [] }));
+    const args = ['--config', config];
+    return { d: await DaemonProcess.start(runDir, args), args };
   }
 
   beforeAll(async () => {
     dir = makeRunDir('openstack');
     site = installOpenstackPackage(dir);
-    socketDir = path.join(dir, 'vhu');
-    fs.mkdirSync(socketDir);
-    // QEMU (libvirt's unprivileged user) creates the sockets: the directory is its group's, setgid.
-    fs.chmodSync(dir, 0o711);
-    fs.chownSync(socketDir, 0, Number(execFileSync('id', ['-g', 'libvirt-qemu'], { encoding: 'utf8' }).trim()));
-    fs.chmodSync(socketDir, 0o2770);
-    ip('link', 'add', uplink, 'type', 'veth', 'peer', 'name', `${uplink}p`);
+    fs.chmodSync(dir, 0o711); // QEMU's user traverses it to the socket directories
+    socketDir = qemuSocketDir('vhu');
+    socketDir2 = qemuSocketDir('vhu2');
+    ip('link', 'add', uplink, 'type', 'veth', 'peer', 'name', uplink2);
     ip('link', 'set', uplink, 'up');
-    ip('link', 'set', `${uplink}p`, 'up');
-    const runDir = path.join(dir, 'switch');
-    fs.mkdirSync(runDir);
-    const config = path.join(runDir, 'switch.json');
-    fs.writeFileSync(config, JSON.stringify({ switch: { threads: 1, socketDirs: [socketDir] }, ports: [] }));
-    swArgs = ['--config', config];
-    sw = await DaemonProcess.start(runDir, swArgs);
+    ip('link', 'set', uplink2, 'up');
+    ({ d: sw, args: swArgs } = await startSwitchIn('switch', socketDir));
+    ({ d: sw2 } = await startSwitchIn('switch2', socketDir2));
     rabbit = await startRabbit(dir);
     neutron = await Neutron.start(dir, {
       transportUrl: rabbit.url,
@@ -123,14 +140,17 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
       agentDownTime: 8,
     });
     agent = startAgent();
+    agent2 = startAgent(HOST2, socketDir2, 'switch2', uplink2);
   }, 240_000);
 
   afterAll(async () => {
     await lv?.stop();
     await agent?.stop();
+    await agent2?.stop();
     await neutron?.service.stop();
     await rabbit?.stop();
     await sw?.stop();
+    await sw2?.stop();
     try {
       ip('link', 'del', uplink);
     } catch {
@@ -138,7 +158,7 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     }
   }, 60_000);
 
-  it('the agent reports its state: alive in GET /v2.0/agents with socket dir, mappings and switch version', async () => {
+  it('the agents of both hosts report their state: alive in GET /v2.0/agents with socket dir, mappings and switch version', async () => {
     const a = await waitUntil(
       async () => {
         const r = await neutron.ok<{ agents: { agent_type: string; host: string; alive: boolean; configurations: Record<string, unknown> }[] }>('GET', '/agents');
@@ -155,6 +175,13 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
       port_security: true,
       switch_version: expect.any(String),
     });
+    const second = await waitUntil(
+      async () => (await neutron.ok<{ agents: { host: string; alive: boolean; configurations: Record<string, unknown> }[] }>('GET', '/agents')).agents.find((x) => x.host === HOST2 && x.alive && x.configurations.switch_version),
+      60_000,
+      'second agent alive',
+      1000,
+    );
+    expect(second.configurations).toMatchObject({ socket_dir: socketDir2, interface_mappings: { physnet1: uplink2 } });
   }, 90_000);
 
   let p1: NPort, p2: NPort, p3: NPort;
@@ -224,14 +251,16 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     const initrd = path.join(dir, 'initrd');
     fs.copyFileSync(img.kernel, kernel);
     fs.copyFileSync(img.initrd, initrd);
-    const plan: Array<[string, string, string]> = [
-      ['vm-a', 'net1', '169.254.10.11'],
-      ['vm-b', 'net1', '169.254.10.12'],
-      ['vm-x', 'net1', '169.254.10.13'],
-      ['vm-c', 'net2', '169.254.20.14'],
+    // vm-a and vm-b on this host; vm-x (same network) and vm-c (VLAN 102) on the second host, across the wire.
+    const plan: Array<[string, string, string, string]> = [
+      ['vm-a', 'net1', '169.254.10.11', HOST],
+      ['vm-b', 'net1', '169.254.10.12', HOST],
+      ['vm-x', 'net1', '169.254.10.13', HOST2],
+      ['vm-c', 'net2', '169.254.20.14', HOST2],
     ];
-    for (const [name, net, addr] of plan) {
-      const p = await port(net, { fixed_ips: [{ subnet_id: subnets[net], ip_address: addr }] });
+    for (const [name, net, addr, host] of plan) {
+      const p = await port(net, { fixed_ips: [{ subnet_id: subnets[net], ip_address: addr }] }, host);
+      expect(p['binding:vif_details'].vhostuser_socket).toBe(path.join(host === HOST ? socketDir : socketDir2, 'vhu' + p.id.slice(0, 11)));
       await waitStatus(p.id, 'ACTIVE');
       const bound = await getPort(p.id);
       const n = (await neutron.ok<{ network: unknown }>('GET', `/networks/${p.network_id}`)).network;
@@ -258,19 +287,19 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
         consoleSocket,
         consoleLog,
       });
-      vms[name] = { dom: await lv.defineAndStart(name, xml, consoleSocket, consoleLog), port: bound, ip: addr };
+      vms[name] = { dom: await lv.defineAndStart(name, xml, consoleSocket, consoleLog), port: bound, ip: addr, sw: host === HOST ? sw : sw2 };
     }
     await Promise.all(Object.values(vms).map((v) => v.dom.waitReady()));
     await Promise.all(Object.values(vms).map((v) => v.dom.waitLink('eth0')));
     for (const v of Object.values(vms)) {
       // the switch, as the vhost-user client, connected to the socket QEMU created
-      await waitPortState(sw, 'vhu' + v.port.id.slice(0, 11), (st) => st === 'ready', 60_000);
+      await waitPortState(v.sw, 'vhu' + v.port.id.slice(0, 11), (st) => st === 'ready', 60_000);
       expect((await v.dom.runOk('cat /sys/class/net/eth0/address')).trim()).toBe(v.port.mac_address);
     }
-    const { 'vm-a': a, 'vm-b': b, 'vm-x': x, 'vm-c': c } = vms as Record<string, { dom: Domain; port: NPort; ip: string }>;
+    const { 'vm-a': a, 'vm-b': b, 'vm-x': x, 'vm-c': c } = vms;
     expect(pingReceived(await a!.dom.runOk(`ping -c 3 -W 5 ${b!.ip}`, 60_000))).toEqual({ sent: 3, received: 3 });
     expect(pingReceived(await x!.dom.runOk(`ping -c 3 -W 5 ${a!.ip}`, 60_000))).toEqual({ sent: 3, received: 3 });
-    // vm-c is on net2 (VLAN 102): nothing of VLAN 101 reaches it, and its ARP requests reach nobody there.
+    // vm-c is on net2 (VLAN 102): nothing of VLAN 101 reaches it, on the wire or in either switch.
     expect(pingReceived((await c!.dom.run(`ping -c 3 -W 2 ${a!.ip}`, 60_000)).output).received).toBe(0);
 
     // vm-a claims vm-b's address (gratuitous ARP, then answers ARP for it): port security drops that.
@@ -372,6 +401,7 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
       'vm-a reaches vm-b after a switch restart without state',
       1000,
     );
+    // recreating a switch port does not fetch the port from Neutron again, so its status never left ACTIVE
     for (const q of [p1, p2, p3]) expect((await getPort(q.id)).status).toBe('ACTIVE');
   }, 240_000);
 

@@ -141,6 +141,15 @@ class VhostSwitchAgent:
             LOG.info('vhost-switch answers again; resynchronising')
             self._switch_was_down = False
 
+        try:
+            return self._apply(actual, admin_down)
+        except switch_client.SwitchUnavailable as e:
+            LOG.warning('vhost-switch went away during the pass (%s); retrying', e)
+            self._switch_was_down = True
+            self.switch_version = None
+            return [], []
+
+    def _apply(self, actual, admin_down):
         for spec in sync.uplinks_plan(self.mappings, actual):
             try:
                 self.switch.create_port(spec)
@@ -180,9 +189,6 @@ class VhostSwitchAgent:
                 ok.add(pid)
             except switch_client.SwitchError as e:
                 self._note_refused(pid, 'the switch refused the port: %s' % e.reason)
-            except switch_client.SwitchUnavailable as e:
-                LOG.warning('vhost-switch went away while port %s was created (%s); retrying', pid, e)
-                return [], []
         for pid in ok:
             self.refused.pop(pid, None)
 

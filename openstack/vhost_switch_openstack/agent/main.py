@@ -138,8 +138,8 @@ def main(argv=None):
         try:
             agent.sync_once()
         except Exception:
+            # a pass changes only what differs, so the next one repairs whatever this one left half done
             LOG.exception('Sync pass failed; retrying')
-            agent.fullsync = True
         agent.wake.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
