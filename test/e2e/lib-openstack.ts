@@ -222,6 +222,8 @@ debug = true
 log_file = ${logFile}
 [database]
 connection = sqlite:///${db}?timeout=30
+# shorter write locks between the API and RPC worker processes
+sqlite_synchronous = false
 [oslo_concurrency]
 lock_path = ${path.join(nd, 'lock')}
 [ml2]
