@@ -222,8 +222,6 @@ debug = true
 log_file = ${logFile}
 [database]
 connection = sqlite:///${db}?timeout=30
-# shorter write locks between the API and RPC worker processes
-sqlite_synchronous = false
 [oslo_concurrency]
 lock_path = ${path.join(nd, 'lock')}
 [ml2]
@@ -248,14 +246,30 @@ flat_networks = *
     }
   }
 
+  /**
+   * One REST call. A 500 is tried again (twice, after a second): on SQLite, Neutron's API and RPC worker
+   * processes sometimes collide ("database is locked", rolled back), which MySQL/PostgreSQL would not do.
+   */
   async request<T = Record<string, unknown>>(method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
-    const r = await fetch(this.url + p, {
-      method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await r.text();
-    return { status: r.status, body: (text ? JSON.parse(text) : {}) as T };
+    for (let attempt = 1; ; attempt++) {
+      const r = await fetch(this.url + p, {
+        method,
+        headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await r.text();
+      if (r.status === 500 && attempt < 3) {
+        await sleep(1000);
+        continue;
+      }
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : {};
+      } catch {
+        parsed = { text };
+      }
+      return { status: r.status, body: parsed as T };
+    }
   }
 
   async ok<T = Record<string, unknown>>(method: string, p: string, body?: unknown): Promise<T> {
@@ -292,8 +306,8 @@ transport_url = ${opts.transportUrl}
 debug = true
 log_file = ${logFile}
 [agent]
-report_interval = ${opts.reportInterval ?? 2}
-polling_interval = 1
+report_interval = ${opts.reportInterval ?? 3}
+polling_interval = 2
 [vhost_switch]
 control_socket = ${opts.controlSocket}
 socket_dir = ${opts.socketDir}
@@ -330,4 +344,3 @@ export function novaRender(port: unknown, network: unknown): { osvif: Record<str
   return JSON.parse(out) as { osvif: Record<string, string>; xml: string };
 }
 
-export { sleep };

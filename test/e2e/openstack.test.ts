@@ -137,7 +137,7 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
       transportUrl: rabbit.url,
       site,
       vlanRanges: ['physnet1:100:199', 'physnet2:200:299'],
-      agentDownTime: 8,
+      agentDownTime: 9, // at least twice the agents' report_interval (3 s)
     });
     agent = startAgent();
     agent2 = startAgent(HOST2, socketDir2, 'switch2', uplink2);
@@ -420,7 +420,7 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
       const p = await port('net1', {}, 'compute-bad');
       expect(p['binding:vif_type']).toBe('vhostuser');
       await waitUntil(() => /stays DOWN: the switch refused the port/.test(other.log()), 30_000, 'refusal logged', 500);
-      expect((await getPort(p.id)).status).toBe('DOWN');
+      await waitStatus(p.id, 'DOWN', 30_000);
       expect(other.log()).toMatch(new RegExp(`Port ${p.id} stays DOWN: the switch refused the port: socket`));
       expect((await switchPorts()).map((s) => `${s.name}:${s.id}`)).toEqual(before.map((s) => `${s.name}:${s.id}`));
       for (const q of [p1, p2, p3]) expect((await getPort(q.id)).status).toBe('ACTIVE');
