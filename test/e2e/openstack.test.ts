@@ -77,7 +77,15 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     const n = await neutron.ok<{ network: { id: string } }>('POST', '/networks', { network: { name, ...body } });
     if (cidr) {
       const sub = await neutron.ok<{ subnet: { id: string } }>('POST', '/subnets', {
-        subnet: { network_id: n.network.id, ip_version: 4, cidr, enable_dhcp: false, gateway_ip: null },
+        // Neutron picks addresses from .100-.200; the VMs ask for fixed ones below .100
+        subnet: {
+          network_id: n.network.id,
+          ip_version: 4,
+          cidr,
+          enable_dhcp: false,
+          gateway_ip: null,
+          allocation_pools: [{ start: cidr.replace(/0\/24$/, '100'), end: cidr.replace(/0\/24$/, '200') }],
+        },
       });
       subnets[name] = sub.subnet.id;
     }
