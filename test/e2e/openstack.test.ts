@@ -1,7 +1,9 @@
 // OpenStack through real components: RabbitMQ, neutron-server (ML2, mechanism_drivers = vhost_switch, noauth,
 // SQLite), the project's vhost-switch-neutron-agent and the vhost-switch daemon. Everything is driven through
 // Neutron's REST API and checked in Neutron (bindings, statuses, agents) and in the switch (its control API).
-// Nova's own code renders the interface of a bound port. All services listen on 127.0.0.1 only.
+// Nova's own code renders the interface of each bound port, and a private libvirtd boots domains with it on two
+// compute hosts (a switch and an agent each, their trunk NICs the two ends of a veth pair). All services listen on
+// 127.0.0.1 only; guests use link-local addresses.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
