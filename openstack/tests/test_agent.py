@@ -208,3 +208,19 @@ def test_switch_going_away_mid_pass_is_retried_without_refetching_details(env):
     a.sync_once()
     assert 'vhu7c1d0e2f-3a' not in switch.ports and 'vhu3f2a9c1e-5b' in switch.ports
     assert neutron.detail_calls == [] and neutron.status[P1] == 'ACTIVE'
+
+
+def test_network_update_refetches_only_that_networks_ports(env):
+    neutron, switch, a = env
+    neutron.add_port(P1, 'net1', 'fa:16:3e:00:00:01')
+    neutron.add_port(P2, 'net2', 'fa:16:3e:00:00:02')
+    a.sync_once()
+    neutron.networks['net2']['mtu'] = 1400
+    neutron.detail_calls.clear()
+    switch.calls.clear()
+    a.stale_networks.add('net2')  # what the network_update fanout does
+    up, _ = a.sync_once()
+    assert neutron.detail_calls == [[P2]]
+    assert switch.calls == [('delete', 'vhu7c1d0e2f-3a'), ('create', 'vhu7c1d0e2f-3a')]
+    assert switch.ports['vhu7c1d0e2f-3a']['mtu'] == 1400 and up == [P2]
+    assert neutron.status == {P1: 'ACTIVE', P2: 'ACTIVE'}

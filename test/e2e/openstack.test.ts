@@ -348,6 +348,18 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
     await waitStatus(p2.id, 'ACTIVE');
   }, 60_000);
 
+  it("network MTU changed in Neutron: that network's switch ports follow (network_update), the others are untouched", async () => {
+    const before = await switchPorts();
+    await neutron.ok('PUT', `/networks/${nets.net2}`, { network: { mtu: 1400 } });
+    await waitUntil(async () => (await switchPort(p3.id))?.mtu === 1400, 30_000, 'MTU 1400 in the switch', 500);
+    const after = await switchPorts();
+    const id = (ps: SPort[], n: NPort) => ps.find((s) => s.name === 'vhu' + n.id.slice(0, 11))!.id;
+    expect(id(after, p1)).toBe(id(before, p1));
+    expect(id(after, p2)).toBe(id(before, p2));
+    expect((await switchPort(p1.id))!.mtu).toBe(1500);
+    await waitStatus(p3.id, 'ACTIVE');
+  }, 60_000);
+
   it('agent restart: ports created meanwhile appear, deleted ones go, unchanged ones are not recreated', async () => {
     await agent.stop();
     const before = await switchPorts();

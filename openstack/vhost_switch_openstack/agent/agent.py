@@ -42,6 +42,7 @@ class VhostSwitchAgent:
         self.port_security = port_security
         self.switch_version = None
         self.fullsync = True
+        self.stale_networks = set()  # networks whose MTU or segments changed: their ports' details are refetched
         self.seen = {}          # port id -> fingerprint of the port dict whose details we hold
         self.details = {}       # port id -> Neutron device details
         self.up = set()         # port ids reported up
@@ -77,7 +78,9 @@ class VhostSwitchAgent:
         """Update self.details from Neutron; returns the ids of ports bound here that are administratively down."""
         ports = [p for p in self.neutron.get_ports(self.host) if self._bound_here(p)]
         current = {p['id']: fingerprint(p) for p in ports}
-        stale = [pid for pid, fp in current.items() if self.fullsync or self.seen.get(pid) != fp]
+        networks, self.stale_networks = self.stale_networks, set()
+        stale = [p['id'] for p in ports
+                 if self.fullsync or self.seen.get(p['id']) != current[p['id']] or p.get('network_id') in networks]
         for pid in list(self.seen):
             if pid not in current:
                 del self.seen[pid]

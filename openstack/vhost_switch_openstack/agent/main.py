@@ -14,6 +14,7 @@ from neutron.agent import rpc as agent_rpc  # noqa: E402
 from neutron.common import config as common_config  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
+import oslo_messaging  # noqa: E402
 from oslo_service import loopingcall  # noqa: E402
 
 from vhost_switch_openstack import constants as c  # noqa: E402
@@ -50,6 +51,10 @@ class NeutronRpc:
 class NotificationEndpoint:
     """port_update / port_delete / network_update fanouts wake the loop; the loop itself finds what changed."""
 
+    # The version of ML2's agent notifier API (AgentNotifierApi) whose casts this endpoint takes: without it
+    # oslo.messaging assumes 1.0 and refuses network_update (sent as 1.4) and the binding casts (1.5).
+    target = oslo_messaging.Target(version='1.5')
+
     def __init__(self, agent):
         self.agent = agent
 
@@ -60,8 +65,12 @@ class NotificationEndpoint:
         self.agent.wake.set()
 
     def network_update(self, context, **kwargs):
-        # MTU or segment changes are not in the port dicts: fetch every port's details again.
-        self.agent.fullsync = True
+        # MTU or segment changes are not in the port dicts: fetch the details of that network's ports again.
+        net_id = (kwargs.get('network') or {}).get('id')
+        if net_id:
+            self.agent.stale_networks.add(net_id)
+        else:
+            self.agent.fullsync = True
         self.agent.wake.set()
 
     def binding_activate(self, context, **kwargs):
