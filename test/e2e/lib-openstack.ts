@@ -211,7 +211,7 @@ bind_host = 127.0.0.1
 bind_port = ${port}
 api_workers = 0
 rpc_workers = 1
-rpc_state_report_workers = 1
+rpc_state_report_workers = 0
 transport_url = ${opts.transportUrl}
 notify_nova_on_port_status_changes = false
 notify_nova_on_port_data_changes = false
@@ -221,7 +221,7 @@ state_path = ${nd}
 debug = true
 log_file = ${logFile}
 [database]
-connection = sqlite:///${db}?timeout=30
+connection = sqlite:///${db}?timeout=5
 [oslo_concurrency]
 lock_path = ${path.join(nd, 'lock')}
 [ml2]
