@@ -141,6 +141,22 @@ export interface QemuConf {
 }
 
 /** The settings of /etc/libvirt/qemu.conf that matter here (comments ignored, lists and strings). */
+/**
+ * nova.conf's [libvirt] file_backed_memory in MiB (0 when absent: Nova then gives a guest shared memory only when
+ * its flavor asks for hugepages, hw:mem_page_size).
+ */
+export function parseNovaFileBackedMemory(text: string): number {
+  let section = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[#;].*$/, '').trim();
+    const sec = /^\[([^\]]+)\]$/.exec(line);
+    if (sec) section = sec[1]!.trim().toLowerCase();
+    const kv = /^file_backed_memory\s*=\s*(\d+)$/.exec(line);
+    if (kv && section === 'libvirt') return Number(kv[1]);
+  }
+  return 0;
+}
+
 export function parseQemuConf(text: string): QemuConf {
   const out: QemuConf = {};
   const src = text.replace(/^\s*#.*$/gm, '');
@@ -439,6 +455,22 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorResult> {
         ? 'reserve pages: sysctl vm.nr_hugepages=512 (persist in /etc/sysctl.d/); Nova flavors need them for hw:mem_page_size'
         : 'mount hugetlbfs: mount -t hugetlbfs hugetlbfs /dev/hugepages',
   });
+
+  // A Nova compute host: a guest without shared memory gets a vhost-user NIC that never passes a frame.
+  const novaConf = host.readFile('/etc/nova/nova.conf');
+  if (novaConf !== null) {
+    const fbm = parseNovaFileBackedMemory(novaConf);
+    add({
+      name: 'nova-memory',
+      ok: fbm > 0,
+      severity: 'warning',
+      detail:
+        fbm > 0
+          ? `nova.conf [libvirt] file_backed_memory = ${fbm} MiB: every guest gets shared, file-backed memory`
+          : 'nova.conf has no [libvirt] file_backed_memory: only guests whose flavor has hw:mem_page_size get shared memory; any other guest gets a vhost-user NIC that never passes traffic',
+      fix: fbm > 0 ? undefined : 'give the flavors hw:mem_page_size=large (and reserve hugepages), or set [libvirt] file_backed_memory (with ram_allocation_ratio = 1.0); docs/openstack.md',
+    });
+  }
 
   // Directories and the QEMU user ----------------------------------------------------------
   const passwd = parsePasswd(host.readFile('/etc/passwd') ?? '');

@@ -91,6 +91,7 @@ export function qemuSocketMode(switchMode: SocketMode): SocketMode {
 
 /** The binding:vif_details a mechanism driver returns for a vhost-switch port. */
 export interface VhostUserVifDetails {
+  /** true when the switch filters the port's traffic (port security), as openstack/'s driver reports it. */
   port_filter: boolean;
   /** QEMU's side: 'client' when the switch listens. */
   vhostuser_mode: SocketMode;
@@ -110,11 +111,13 @@ export interface NeutronBinding {
 export interface BindingPort {
   mode: SocketMode;
   socket: string;
+  /** The switch enforces port security on the port (MAC/IP anti-spoofing): vif_details port_filter. */
+  portSecurity?: boolean;
 }
 
 export function neutronVifDetails(port: BindingPort): VhostUserVifDetails {
   return {
-    port_filter: false,
+    port_filter: port.portSecurity === true,
     vhostuser_mode: qemuSocketMode(port.mode),
     vhostuser_socket: port.socket,
     vhostuser_ovs_plug: false,

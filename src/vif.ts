@@ -40,6 +40,8 @@ export interface PortInfo {
   queues: number;
   mtu: number;
   mac?: string;
+  /** The switch enforces port security on the port (vif_details port_filter). */
+  portSecurity?: boolean;
   rxQueueSize?: number;
   txQueueSize?: number;
 }
@@ -578,7 +580,7 @@ function qemuNotes(port: PortInfo, opts: VifOptions): string[] {
 // OpenStack
 
 function novaInput(port: PortInfo, opts: VifOptions) {
-  return { mode: port.mode, socket: port.socket, mac: portMac(port), mtu: port.mtu, neutronPortId: opts.neutronPortId };
+  return { mode: port.mode, socket: port.socket, portSecurity: port.portSecurity, mac: portMac(port), mtu: port.mtu, neutronPortId: opts.neutronPortId };
 }
 
 export function novaDocument(port: PortInfo, opts: VifOptions = {}): Record<string, unknown> {

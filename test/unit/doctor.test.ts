@@ -9,6 +9,7 @@ import {
   parseLibvirtVersion,
   parseMeminfo,
   parseMounts,
+  parseNovaFileBackedMemory,
   parsePasswd,
   parseQemuConf,
   parseQemuHelpList,
@@ -267,6 +268,18 @@ describe('runDoctor on fake hosts', () => {
     const r = await runDoctor({ runDir: '/run/vhost-switch', host });
     expect(check(r.checks, 'shared-memory')).toMatchObject({ ok: false, severity: 'error' });
     expect(check(r.checks, 'hugepages')).toMatchObject({ ok: false, severity: 'warning', fix: expect.stringContaining('vm.nr_hugepages') });
+  });
+
+  it('a Nova compute host: file_backed_memory, or flavors with hugepages', async () => {
+    expect(parseNovaFileBackedMemory('[DEFAULT]\nfile_backed_memory = 5\n[libvirt]\n# file_backed_memory = 9\nvirt_type = kvm\n')).toBe(0);
+    expect(parseNovaFileBackedMemory('[libvirt]\nfile_backed_memory = 16384\n')).toBe(16384);
+    const none = await runDoctor({ runDir: '/run/vhost-switch', host: fakeHost() });
+    expect(none.checks.find((c) => c.name === 'nova-memory')).toBeUndefined();
+    const off = await runDoctor({ runDir: '/run/vhost-switch', host: fakeHost({ files: { '/etc/nova/nova.conf': '[libvirt]\nvirt_type = kvm\n' } }) });
+    expect(check(off.checks, 'nova-memory')).toMatchObject({ ok: false, severity: 'warning', fix: expect.stringContaining('hw:mem_page_size') });
+    expect(check(off.checks, 'nova-memory').detail).toMatch(/never passes traffic/);
+    const on = await runDoctor({ runDir: '/run/vhost-switch', host: fakeHost({ files: { '/etc/nova/nova.conf': '[libvirt]\nfile_backed_memory = 16384\n' } }) });
+    expect(check(on.checks, 'nova-memory')).toMatchObject({ ok: true });
   });
 
   it('hugepages reserved but hugetlbfs not mounted', async () => {

@@ -1,0 +1,1 @@
+"""Neutron ML2 mechanism driver and L2 agent for vhost-switch."""
