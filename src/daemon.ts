@@ -2,7 +2,7 @@
 // Order matters: the control socket opens last, so a client that can connect sees every port already restored.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import { Metrics, METRICS_CONTENT_TYPE } from './api/metrics.js';
 import { createApiServer, listenUnix, metricsSampler } from './api/server.js';
@@ -93,21 +93,8 @@ export async function packageVersion(): Promise<string> {
   return '0.0.0-unknown';
 }
 
-/**
- * Loads the data plane hooks. VHOST_SWITCH_TEST_DATAPLANE names a module exporting {addon?, endpointFactory?}
- * that replace the native Switch and the vhost-user endpoint: it lets the control plane's integration tests run
- * the real daemon on machines where the data plane is not built. It is a test hook, not a feature.
- */
-async function dataPlaneHooks(opts: DaemonOptions, log: Logger): Promise<{ addon: NativeAddon; endpointFactory: EndpointFactory }> {
-  const hookPath = process.env.VHOST_SWITCH_TEST_DATAPLANE;
-  if (hookPath && !opts.addon) {
-    const mod = (await import(pathToFileURL(path.resolve(hookPath)).href)) as {
-      createAddon: () => NativeAddon;
-      endpointFactory?: EndpointFactory;
-    };
-    log.warn('using a substitute data plane (VHOST_SWITCH_TEST_DATAPLANE): no traffic will flow', { module: hookPath });
-    return { addon: mod.createAddon(), endpointFactory: opts.endpointFactory ?? mod.endpointFactory ?? (await defaultEndpointFactory()) };
-  }
+/** The data plane: the native addon (or opts.addon, for tests in this process). */
+async function dataPlane(opts: DaemonOptions): Promise<{ addon: NativeAddon; endpointFactory: EndpointFactory }> {
   const addon = opts.addon ?? native();
   if (typeof addon.Switch !== 'function') {
     throw new Error('the native addon has no Switch class: rebuild it with `npm run build:native`');
@@ -149,10 +136,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // Refuses to start beside a live daemon on the same run directory; removes a dead one's socket.
   await claimSocketPath(controlSocket, (p) => socketIsAlive(p));
 
-  const { addon, endpointFactory } = await dataPlaneHooks(opts, log);
+  const { addon, endpointFactory } = await dataPlane(opts);
   await adoptStateFile(path.join(runDir, STATE_FILE_NAME), path.join(stateDir, STATE_FILE_NAME), log);
   const store = new StateStore(path.join(stateDir, STATE_FILE_NAME), log);
-  // A substitute data plane (tests) may have no trimMemory: then there is nothing to trim.
+  // A data plane given by a test may have no trimMemory: then there is nothing to trim.
   const trimmer = typeof addon.trimMemory === 'function' ? new MemoryTrimmer({ trim: () => addon.trimMemory(), onError: (err) => log.warn('memory trim failed', { err }) }) : undefined;
   const vswitch = new VSwitch({
     native: addon,

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { VhostUserBackend } from '../../src/vhost/backend.js';
 import type { VhostUserMessage } from '../../src/vhost/channel.js';
-import { FakeNativeSwitch } from '../../src/vhost/fake-switch.js';
+import { FakeNativeSwitch } from '../support/fake-native-switch.js';
 import {
   bit,
   offeredFeatures,

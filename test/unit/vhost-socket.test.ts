@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native, type NativeAddon } from '../../src/native.js';
 import { VhostUserChannel } from '../../src/vhost/channel.js';
 import { VhostUserEndpoint, type EndpointState } from '../../src/vhost/endpoint.js';
-import { FakeNativeSwitch } from '../../src/vhost/fake-switch.js';
+import { FakeNativeSwitch } from '../support/fake-native-switch.js';
 import { offeredFeatures } from '../../src/vhost/features.js';
 import { VhostUserFrontend } from '../../src/vhost/frontend.js';
 import * as P from '../../src/vhost/protocol.js';

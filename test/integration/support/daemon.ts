@@ -1,6 +1,5 @@
-// Runs the real daemon (`node bin/vhost-switch.js run`) and the real CLI as child processes. The data plane is the
-// native Switch when the addon has one; otherwise the daemon is pointed at fake-dataplane.mjs (the control plane
-// is what these tests are about) and says so in its log.
+// Runs the real daemon (`node bin/vhost-switch.js run`) on the real data plane and the real CLI as child processes;
+// a missing addon fails the test with the fix (no stand-in data plane: these tests claim the real daemon).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +8,6 @@ import { ApiClient } from '../../../src/cli/client.js';
 import { repoRoot, trackChild, waitUntil } from '../../support/env.js';
 
 export const BIN = path.join(repoRoot, 'bin', 'vhost-switch.js');
-const FAKE_DATAPLANE = path.join(repoRoot, 'test', 'integration', 'support', 'fake-dataplane.mjs');
 
 /** Fails with the fix when the CLI has not been compiled (npm test compiles first). */
 export function requireBuild(): void {
@@ -30,7 +28,6 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   delete env.VHOST_SWITCH_RUN_DIR;
   delete env.VHOST_SWITCH_CONTROL;
-  if (!nativeSwitchAvailable()) env.VHOST_SWITCH_TEST_DATAPLANE = FAKE_DATAPLANE;
   return env;
 }
 
@@ -58,6 +55,7 @@ export class DaemonProcess {
   /** Spawns `run --run-dir RUN_DIR ...args`; does not wait. */
   static spawn(runDir: string, args: string[] = [], env: Record<string, string> = {}): DaemonProcess {
     requireBuild();
+    if (!nativeSwitchAvailable()) throw new Error('the native addon is not built (npm run build:native): the daemon needs its data plane');
     const child = spawn(process.execPath, [BIN, 'run', '--run-dir', runDir, ...args], {
       cwd: runDir,
       env: childEnv(env),

@@ -1,10 +1,5 @@
-// A stand-in for the native Switch class, loaded by the daemon through VHOST_SWITCH_TEST_DATAPLANE (see
-// src/daemon.ts) when the data plane is not built, and used directly by the API unit tests. The socket functions
-// stay the real addon's when it loads, so the real VhostUserEndpoint still creates and removes port sockets.
-// Plain JavaScript: the daemon under test runs compiled code and must be able to import this file as it is.
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+// A stand-in for the native Switch class with ports, an FDB and counters, for the control API's tests that run a
+// real VSwitch in this process (test/unit/api.test.ts, support/inproc.ts). Tests of the real daemon never use it.
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
@@ -102,13 +97,3 @@ export class FakeSwitch {
     this.closed = true;
   }
 }
-
-/** The real addon's socket functions with FakeSwitch as its Switch. */
-export function createAddon() {
-  const require = createRequire(import.meta.url);
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  const real = require(path.join(root, 'build', 'Release', 'vhost_switch.node'));
-  return { ...real, Switch: FakeSwitch };
-}
-
-// No endpointFactory export: the daemon then uses the real VhostUserEndpoint.
