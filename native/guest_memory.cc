@@ -34,6 +34,18 @@ std::unique_ptr<GuestMemory> GuestMemory::Map(const std::vector<MemRegionSpec>& 
 std::unique_ptr<GuestMemory> GuestMemory::With(const GuestMemory* old, const MemRegionSpec& spec, std::string& err) {
   std::unique_ptr<GuestMemory> mem(new GuestMemory());
   if (old) mem->regions_ = old->regions_;
+  // The same region again (same addresses, offset and file): counted, not mapped twice.
+  struct stat st;
+  if (spec.fd >= 0 && fstat(spec.fd, &st) == 0) {
+    for (Region& r : mem->regions_) {
+      if (r.gpa == spec.guest_phys_addr && r.size == spec.size && r.uva == spec.user_addr && r.offset == spec.mmap_offset &&
+          r.dev == static_cast<uint64_t>(st.st_dev) && r.ino == static_cast<uint64_t>(st.st_ino)) {
+        r.adds++;
+        close(spec.fd);
+        return mem;
+      }
+    }
+  }
   if (mem->regions_.size() >= kMaxMemSlots) {
     err = "already " + std::to_string(kMaxMemSlots) + " memory regions (GET_MAX_MEM_SLOTS)";
     if (spec.fd >= 0) close(spec.fd);
@@ -48,8 +60,15 @@ std::unique_ptr<GuestMemory> GuestMemory::Without(const GuestMemory& old, uint64
   std::unique_ptr<GuestMemory> mem(new GuestMemory());
   bool found = false;
   for (const Region& r : old.regions_) {
-    if (!found && r.gpa == gpa && r.size == size && r.uva == uva) found = true;
-    else mem->regions_.push_back(r);
+    if (!found && r.gpa == gpa && r.size == size && r.uva == uva) {
+      found = true;
+      if (r.adds > 1) {  // added once more than removed so far: it stays
+        mem->regions_.push_back(r);
+        mem->regions_.back().adds--;
+      }
+    } else {
+      mem->regions_.push_back(r);
+    }
   }
   if (!found) {
     err = "no memory region at guest address " + std::to_string(gpa) + " of size " + std::to_string(size) +
@@ -87,12 +106,15 @@ bool GuestMemory::add(const MemRegionSpec& s, const std::string& where, std::str
   void* base = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd, static_cast<off_t>(aligned));
   if (base == MAP_FAILED)
     return fail("mmap of " + std::to_string(s.size) + " bytes failed: " + std::strerror(errno));
+  struct stat st{};
+  fstat(s.fd, &st);  // checked by check_memory_file above
   close(s.fd);  // the mapping keeps the file alive
   register_guest_mapping(base, len);  // a later truncation of the file must not kill the switch
   auto m = std::make_shared<Mapping>();
   m->base = base;
   m->len = len;
-  regions_.push_back({s.guest_phys_addr, s.size, s.user_addr, static_cast<uint8_t*>(base) + lead, std::move(m)});
+  regions_.push_back({s.guest_phys_addr, s.size, s.user_addr, static_cast<uint8_t*>(base) + lead, std::move(m),
+                      s.mmap_offset, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), 1});
   return true;
 }
 

@@ -88,6 +88,11 @@ class GuestMemory {
     uint64_t gpa, size, uva;
     uint8_t* host;  // host address of the region's first byte
     std::shared_ptr<Mapping> map;
+    uint64_t offset = 0;        // mmap_offset into the file
+    uint64_t dev = 0, ino = 0;  // the file, to recognise the same region added again
+    // ADD_MEM_REG of this very region, not yet matched by a REM_MEM_REG: QEMU sends the memory messages once per
+    // vhost device, so a multiqueue NIC adds (and removes) each region once per queue pair.
+    uint32_t adds = 1;
   };
   GuestMemory() = default;
   // Checks spec (size, wrap, overlap with the regions so far, the file) and maps it; takes ownership of its fd.

@@ -121,4 +121,28 @@ VT_TEST(bad_added_regions_are_refused) {
   VT_CHECK(!sw.remove_mem_region(pa, 1, 2, 3).empty());
 }
 
+// QEMU sends ADD_MEM_REG and REM_MEM_REG once per vhost device: a NIC with two queue pairs adds each region
+// twice and removes it twice. The second add is the same region (not an overlap), and the region stays until the
+// last remove.
+VT_TEST(the_same_region_added_once_per_queue_pair_is_counted_not_refused) {
+  vs::SwitchOptions o;
+  o.threads = 0;
+  vs::Switch sw(o);
+  vs::Driver b{{}};
+  uint32_t pb = sw.add_port({"b", 0, 2, 1500});
+  Dimm dimm(64 << 20);
+  VT_CHECK(sw.add_mem_region(pb, dimm.spec()).empty());
+  VT_CHECK(sw.add_mem_region(pb, dimm.spec()).empty());  // queue pair 1's device
+  vs::MemRegionSpec moved = dimm.spec();
+  moved.mmap_offset = 4096;  // same addresses, another part of the file: a real overlap
+  VT_CHECK(!sw.add_mem_region(pb, moved).empty());
+  VT_CHECK(sw.remove_mem_region(pb, dimm.gpa, dimm.size, reinterpret_cast<uint64_t>(dimm.host)).empty());
+  // Still there: a ring on it translates.
+  VT_CHECK(sw.set_vring_num(pb, 0, 256).empty());
+  VT_CHECK(sw.set_vring_addr(pb, 0, reinterpret_cast<uint64_t>(dimm.host), reinterpret_cast<uint64_t>(dimm.host) + 8192,
+                             reinterpret_cast<uint64_t>(dimm.host) + 4096).empty());
+  VT_CHECK(sw.remove_mem_region(pb, dimm.gpa, dimm.size, reinterpret_cast<uint64_t>(dimm.host)).empty());
+  VT_CHECK(!sw.remove_mem_region(pb, dimm.gpa, dimm.size, reinterpret_cast<uint64_t>(dimm.host)).empty());  // gone
+}
+
 int main() { return run_all(); }
