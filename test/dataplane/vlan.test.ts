@@ -242,18 +242,23 @@ describe('VLAN isolation in the data plane', () => {
     ])).toBe(3);
     expect(v100.port.send([frame(BCAST, A100, { tag: 7, marker: 'INJECT-100-Q' }), frame(BCAST, A100, { tag: 100, marker: 'INJECT-100-OWN' })])).toBe(2);
     await waitFor(() => vlanDrops(sw, v0.id) === 3n && vlanDrops(sw, v100.id) === 2n, 'vlanFilter drops');
-    // Untagged frames from the same ports do reach the wire: VLAN 0 untagged, VLAN 100 tagged 100.
-    expect(v0.port.send([frame(BCAST, A0, { marker: 'PLAIN-0' })])).toBe(1);
-    expect(v100.port.send([frame(BCAST, A100, { marker: 'PLAIN-100' })])).toBe(1);
-    await waitFor(() => sw.portStats(v0.id).rxPackets === 4n && sw.portStats(v100.id).rxPackets === 3n, 'frames taken');
+    // Untagged frames from the same ports do reach the wire: VLAN 0 untagged, VLAN 100 tagged 100. Three of each:
+    // on a loaded machine the kernel may lose one on the veth, and one that arrives is what is checked.
+    for (let i = 0; i < 3; i++) {
+      expect(v0.port.send([frame(BCAST, A0, { marker: 'PLAIN-0' })])).toBe(1);
+      expect(v100.port.send([frame(BCAST, A100, { marker: 'PLAIN-100' })])).toBe(1);
+    }
+    await waitFor(() => sw.portStats(v0.id).rxPackets === 6n && sw.portStats(v100.id).rxPackets === 5n, 'frames taken');
     await new Promise((res) => setTimeout(res, 300));
     const wire = await cap.stop();
 
     expect(wire.filter((f) => has(f, 'INJECT')).map((f) => f.toString('hex'))).toEqual([]);
     const plain0 = wire.filter((f) => has(f, 'PLAIN-0'));
     const plain100 = wire.filter((f) => has(f, 'PLAIN-100'));
-    expect(plain0.map(vlanOf)).toEqual([undefined]);
-    expect(plain100.map(vlanOf)).toEqual([100]);
+    expect(plain0.length).toBeGreaterThan(0);
+    expect(plain100.length).toBeGreaterThan(0);
+    expect(new Set(plain0.map(vlanOf))).toEqual(new Set([undefined]));
+    expect(new Set(plain100.map(vlanOf))).toEqual(new Set([100]));
     // Each guest's other ports saw none of the tagged frames either.
     expect((await v0.port.recvSome(4, 100)).filter((f) => has(f, 'INJECT'))).toHaveLength(0);
   });
