@@ -10,6 +10,8 @@
 
 namespace vs {
 
+thread_local std::atomic_flag* tl_capture_lock = nullptr;
+
 CaptureRing::CaptureRing(size_t bytes, uint32_t snaplen, uint8_t directions)
     : buf_(new uint8_t[bytes]), size_(bytes), snaplen_(std::min(snaplen, kMaxSnaplen)), directions_(directions) {}
 
@@ -32,8 +34,10 @@ void CaptureRing::put(Direction d, const Frame& f) {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   while (lock_.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
+  tl_capture_lock = &lock_;
   const uint64_t head = head_.load(std::memory_order_relaxed);
   if (size_ - (head - tail_.load(std::memory_order_acquire)) < need) {
+    tl_capture_lock = nullptr;
     lock_.clear(std::memory_order_release);
     dropped_.inc();
     return;
@@ -55,6 +59,7 @@ void CaptureRing::put(Direction d, const Frame& f) {
     o += n;
   }
   head_.store(head + need, std::memory_order_release);
+  tl_capture_lock = nullptr;
   lock_.clear(std::memory_order_release);
   captured_.inc();
 }

@@ -14,6 +14,11 @@ namespace vs {
 
 struct Frame;
 
+// The capture lock this thread holds while it copies from guest memory, if any: a guest-memory fault there jumps
+// out of put() (fault_guard.h), and Switch::recover_from_fault releases it (the half-written record is dropped:
+// the head did not move).
+extern thread_local std::atomic_flag* tl_capture_lock;
+
 class CaptureRing {
  public:
   enum Direction : uint8_t { kIn = 1, kOut = 2 };  // in: from the port into the switch; out: to the port

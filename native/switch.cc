@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "capture.h"
 #include "datapath.h"
 #include "fault_guard.h"
 #include "frame.h"
@@ -258,6 +259,10 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
   // must be empty before it parks, when ports may be removed.
   if (!c.xdp_kicks.empty()) xdp_flush(c);
   xdp_return_chunk(c);
+  if (tl_capture_lock) {
+    tl_capture_lock->clear(std::memory_order_release);
+    tl_capture_lock = nullptr;
+  }
   if (tl_rx_lock) {
     tl_rx_lock->clear(std::memory_order_release);
     tl_rx_lock = nullptr;

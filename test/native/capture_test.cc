@@ -1,5 +1,7 @@
 // Packet capture in the data plane: records are the frames as the switch saw them, in pcap layout; a full ring
 // drops and counts, and forwarding goes on untouched; snaplen and direction are honoured.
+#include <unistd.h>
+
 #include <cstring>
 #include <vector>
 
@@ -108,6 +110,44 @@ VT_TEST(snaplen_and_direction) {
   VT_CHECK(std::memcmp(r[0].data.data(), big.data(), 64) == 0);
   VT_CHECK(!sw.start_capture(pb, 1 << 20, 10, vs::CaptureRing::kIn).empty());  // snaplen too small
   VT_CHECK(!sw.start_capture(pb, 1 << 20, 100, 0).empty());                    // no direction
+}
+
+// The capture copies from the sender's memory under its ring's lock; a sender whose memory file is cut short
+// faults there. The lock must be let go (else the next frame to that port spins for ever) and the capture goes on.
+VT_TEST(a_fault_while_capturing_releases_the_capture_lock) {
+  vs::SwitchOptions o;
+  o.threads = 0;
+  vs::Switch sw(o);
+  vs::DriverOptions dopt;
+  dopt.buf_size = 3072;
+  vs::Driver evil{dopt}, a{{}}, b{{}};
+  uint32_t pe = sw.add_port({"evil", 0, 1, 3500}), pa = sw.add_port({"a", 0, 1, 3500}), pb = sw.add_port({"b", 0, 1, 3500});
+  wire(sw, pe, evil);
+  wire(sw, pa, a);
+  wire(sw, pb, b);
+  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).empty());
+  VT_CHECK(sw.start_capture(pb, 1 << 20, 65535, vs::CaptureRing::kOut).empty());
+  // evil's frame crosses a page boundary 1 KiB in; the file is cut there.
+  VT_CHECK(send(evil, frame(B, A, 3000, 0x55)) == 1);
+  const vs::VringAvail* avail = evil.avail(1);
+  uint16_t id = avail->ring[(avail->idx - 1) & (evil.queue_size() - 1)];
+  vs::VringDesc* desc = evil.desc(1);
+  const uint64_t len = desc[id].len;
+  const uint64_t cut = (desc[id].addr + len + 4095) & ~uint64_t(4095);
+  uint8_t* base = reinterpret_cast<uint8_t*>(evil.mem_uva());
+  std::memmove(base + cut - 1024, base + desc[id].addr, len);
+  desc[id].addr = cut - 1024;
+  VT_CHECK(ftruncate(evil.mem_fd(), static_cast<off_t>(cut)) == 0);
+  sw.poll_once();
+  VT_CHECK(stats(sw, pe).broken);
+  // An honest frame to b: captured, delivered.
+  auto ok = frame(B, A, 100, 0x66);
+  VT_CHECK(send(a, ok) == 1);
+  sw.poll_once();
+  VT_CHECK(recv(b, 1) == 1);
+  auto r = drain(sw, pb);
+  VT_CHECK(r.size() == 1 && r[0].data == ok);
+  VT_CHECK(sw.remove_port(pe).empty());
 }
 
 int main() { return run_all(); }
