@@ -1,7 +1,5 @@
 // Packet capture in the data plane: records are the frames as the switch saw them, in pcap layout; a full ring
 // drops and counts, and forwarding goes on untouched; snaplen and direction are honoured.
-#include <unistd.h>
-
 #include <cstring>
 #include <vector>
 
@@ -127,17 +125,8 @@ VT_TEST(a_fault_while_capturing_releases_the_capture_lock) {
   wire(sw, pb, b);
   VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).empty());
   VT_CHECK(sw.start_capture(pb, 1 << 20, 65535, vs::CaptureRing::kOut).empty());
-  // evil's frame crosses a page boundary 1 KiB in; the file is cut there.
   VT_CHECK(send(evil, frame(B, A, 3000, 0x55)) == 1);
-  const vs::VringAvail* avail = evil.avail(1);
-  uint16_t id = avail->ring[(avail->idx - 1) & (evil.queue_size() - 1)];
-  vs::VringDesc* desc = evil.desc(1);
-  const uint64_t len = desc[id].len;
-  const uint64_t cut = (desc[id].addr + len + 4095) & ~uint64_t(4095);
-  uint8_t* base = reinterpret_cast<uint8_t*>(evil.mem_uva());
-  std::memmove(base + cut - 1024, base + desc[id].addr, len);
-  desc[id].addr = cut - 1024;
-  VT_CHECK(ftruncate(evil.mem_fd(), static_cast<off_t>(cut)) == 0);
+  cut_through_last_frame(evil);  // the copy into b's capture faults on the frame's tail
   sw.poll_once();
   VT_CHECK(stats(sw, pe).broken);
   // An honest frame to b: captured, delivered.

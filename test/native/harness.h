@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -103,6 +104,22 @@ inline uint32_t recv(vs::Driver& d, uint32_t want, int ms = 1000, std::vector<st
     if (!n) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   return got;
+}
+
+// Moves the frame last posted on d's transmit queue so that it crosses a page boundary 1 KiB in (as a guest may
+// place it), then cuts d's memory file at that boundary: the switch can take the frame (its header is readable)
+// and faults copying the rest. Returns the cut. From here on the test must not touch d's memory past it.
+inline uint64_t cut_through_last_frame(vs::Driver& d) {
+  const vs::VringAvail* avail = d.avail(1);
+  const uint16_t id = avail->ring[(avail->idx - 1) & (d.queue_size() - 1)];
+  vs::VringDesc* desc = d.desc(1);
+  const uint64_t len = desc[id].len;
+  const uint64_t cut = (desc[id].addr + len + 4095) & ~uint64_t(4095);  // the first page boundary past it
+  uint8_t* base = reinterpret_cast<uint8_t*>(d.mem_uva());
+  std::memmove(base + cut - 1024, base + desc[id].addr, len);
+  desc[id].addr = cut - 1024;
+  VT_CHECK(ftruncate(d.mem_fd(), static_cast<off_t>(cut)) == 0);
+  return cut;
 }
 
 inline vs::PortStatsSnapshot stats(vs::Switch& sw, uint32_t id) {
