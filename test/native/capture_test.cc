@@ -16,6 +16,21 @@ struct Record {
   std::vector<uint8_t> data;
 };
 
+// Two wired guests a and b on a switch without poll threads (poll_once() runs here, nothing races the test).
+struct Pair {
+  vs::Switch sw{[] {
+    vs::SwitchOptions o;
+    o.threads = 0;
+    return o;
+  }()};
+  vs::Driver a{{}}, b{{}};
+  uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
+  Pair() {
+    wire(sw, pa, a);
+    wire(sw, pb, b);
+  }
+};
+
 static std::vector<Record> drain(vs::Switch& sw, uint32_t port, uint64_t* captured = nullptr, uint64_t* dropped = nullptr) {
   std::vector<uint8_t> buf(8 << 20);
   size_t n = 0;
@@ -36,13 +51,8 @@ static std::vector<Record> drain(vs::Switch& sw, uint32_t port, uint64_t* captur
 }
 
 VT_TEST(capture_records_frames_both_ways_as_sent) {
-  vs::SwitchOptions o;
-  o.threads = 0;
-  vs::Switch sw(o);
-  vs::Driver a{{}}, b{{}};
-  uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
-  wire(sw, pa, a);
-  wire(sw, pb, b);
+  Pair rig;
+  auto& [sw, a, b, pa, pb] = rig;
   VT_CHECK(sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn | vs::CaptureRing::kOut).empty());
   VT_CHECK(!sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn).empty());  // one at a time
   auto ab = frame(B, A, 200, 0x11), ba = frame(A, B, 300, 0x22);
@@ -65,13 +75,8 @@ VT_TEST(capture_records_frames_both_ways_as_sent) {
 }
 
 VT_TEST(a_full_capture_ring_drops_and_counts_and_forwarding_goes_on) {
-  vs::SwitchOptions o;
-  o.threads = 0;
-  vs::Switch sw(o);
-  vs::Driver a{{}}, b{{}};
-  uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
-  wire(sw, pa, a);
-  wire(sw, pb, b);
+  Pair rig;
+  auto& [sw, a, b, pa, pb] = rig;
   VT_CHECK(sw.start_capture(pa, 64 * 1024, 65535, vs::CaptureRing::kIn).empty());
   auto f = frame(B, A, 1000, 0x33);
   uint32_t got = 0;
@@ -88,13 +93,8 @@ VT_TEST(a_full_capture_ring_drops_and_counts_and_forwarding_goes_on) {
 }
 
 VT_TEST(snaplen_and_direction) {
-  vs::SwitchOptions o;
-  o.threads = 0;
-  vs::Switch sw(o);
-  vs::Driver a{{}}, b{{}};
-  uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
-  wire(sw, pa, a);
-  wire(sw, pb, b);
+  Pair rig;
+  auto& [sw, a, b, pa, pb] = rig;
   VT_CHECK(sw.start_capture(pa, 1 << 20, 64, vs::CaptureRing::kOut).empty());
   VT_CHECK(send(a, frame(B, A, 600)) == 1);  // in: not captured
   sw.poll_once();
