@@ -1,4 +1,4 @@
-// Coverage-guided fuzzing of the memory-table mapping (native/guest_memory.{h,cc}) and ring translation
+// Coverage-guided fuzzing of the memory-table mapping (native/core/guest_memory.{h,cc}) and ring translation
 // (Vring::translate): a SET_MEM_TABLE as a hostile frontend may send it, after the TypeScript codec has
 // checked only its shape. Each input is 0..9 regions (gpa, size, uva, mmap_offset, and an fd drawn from a set
 // of real files: memfds of several sizes, an O_RDONLY reopen, an eventfd, /dev/zero, a bad fd), then address
@@ -33,8 +33,8 @@
 #include <string>
 #include <vector>
 
-#include "../native/guest_memory.h"
-#include "../native/vring.h"
+#include "core/guest_memory.h"
+#include "core/vring.h"
 
 namespace fuzz_memtable {
 

@@ -1,4 +1,4 @@
-// Coverage-guided fuzzing of the descriptor-chain parser (native/vring.{h,cc}): everything a guest controls in
+// Coverage-guided fuzzing of the descriptor-chain parser (native/core/vring.{h,cc}): everything a guest controls in
 // a split virtqueue comes from the input: the descriptor table, the avail ring and index, and the contents of
 // guest memory (where indirect tables live). For each available head the target walks the chain the way the
 // transmit side does (device-readable pieces) and the way the receive side gathers chains (device-writable
@@ -30,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "../native/guest_memory.h"
-#include "../native/sg.h"
-#include "../native/vring.h"
+#include "core/guest_memory.h"
+#include "core/sg.h"
+#include "core/vring.h"
 
 namespace fuzz_vring {
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer, clang) of the native descriptor-chain parser and memory-table mapping,
-# built standalone from native/guest_memory.cc and native/vring.cc with AddressSanitizer and
+# built standalone from native/core/guest_memory.cc and native/core/vring.cc with AddressSanitizer and
 # UndefinedBehaviorSanitizer. Targets: fuzz/fuzz_<target>.cc, seed corpus in fuzz/corpus/<target>/.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   build, then run each target for SECONDS (default 60), one at a time
@@ -22,9 +22,9 @@ CXX=${FUZZ_CXX:-clang++}
 OUT=${FUZZ_OUT:-.cache/fuzz}  # not under build/: node-gyp rebuild deletes build/
 CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Inative)
-CORE=(native/guest_memory.cc native/vring.cc)
+CORE=(native/core/guest_memory.cc native/core/vring.cc)
 # What guest_memory.cc may need besides (the SIGBUS guard for truncated memory files), when present.
-for f in native/fault_guard.cc; do [ -f "$f" ] && CORE+=("$f"); done
+for f in native/core/fault_guard.cc; do [ -f "$f" ] && CORE+=("$f"); done
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -37,7 +37,7 @@ build() {
     [ -f "fuzz/fuzz_$t.cc" ] || die_setup "no target fuzz/fuzz_$t.cc"
     local bin="$OUT/fuzz_$t"
     # Rebuild when a source is newer than the binary (cheap check; a clean build takes ~20 s per target).
-    if [ -x "$bin" ] && [ -z "$(find "fuzz/fuzz_$t.cc" native/*.h "${CORE[@]}" -newer "$bin" 2>/dev/null)" ]; then
+    if [ -x "$bin" ] && [ -z "$(find "fuzz/fuzz_$t.cc" native/*/*.h "${CORE[@]}" -newer "$bin" 2>/dev/null)" ]; then
       continue
     fi
     echo "== build $bin"

@@ -19,5 +19,5 @@ if [ "${1:-}" = "--instructions" ]; then
   callgrind_annotate --inclusive=no "$out" | sed -n '/file:function/,/^$/p' | head -20
   exit 0
 fi
-g++ "${flags[@]}" -o build/native-bench/dp_bench bench/native/dp_bench.cc "${core[@]}" native/generator.cc
+g++ "${flags[@]}" -o build/native-bench/dp_bench bench/native/dp_bench.cc "${core[@]}"
 exec build/native-bench/dp_bench "$@"

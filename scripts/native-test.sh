@@ -10,7 +10,7 @@ mkdir -p "$out"
 flags=(-std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -pthread -Inative)
 if [ "$mode" = "--sanitize" ]; then
   flags+=(-O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
-  # Our SIGBUS handler (native/fault_guard.cc) must see guest-memory faults, not ASan's.
+  # Our SIGBUS handler (native/core/fault_guard.cc) must see guest-memory faults, not ASan's.
   export ASAN_OPTIONS=handle_sigbus=0:allow_user_segv_handler=1
 fi
 mapfile -t core < <(grep -v '^#' native/sources.list)  # the same list binding.gyp builds

@@ -9,7 +9,7 @@ import { z } from 'zod';
 export const PORT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export const MAX_QUEUE_PAIRS = 64;
-/** Poll threads (the addon refuses more: native/binding_switch.cc). */
+/** Poll threads (the addon refuses more: native/node/binding_switch.cc). */
 export const MAX_THREADS = 64;
 export const MIN_MTU = 68;
 export const MAX_MTU = 9710;
@@ -210,7 +210,7 @@ function vlanModeOf(p: { vlanMode?: VlanMode; trunk?: boolean }): VlanMode {
 
 type VlanMembership = Pick<PortSpec, 'name' | 'vlan' | 'vlanMode' | 'allowedVlans'>;
 
-/** Does the port carry `vlan` (frames of it taken from and delivered to the port)? As native/vlan.h decides. */
+/** Does the port carry `vlan` (frames of it taken from and delivered to the port)? As native/switch/vlan.h decides. */
 export function portCarriesVlan(p: VlanMembership, vlan: number): boolean {
   if (vlan === p.vlan) return true;
   return p.vlanMode === 'trunk' && vlan !== 0 && (p.allowedVlans === undefined || p.allowedVlans.includes(vlan));

@@ -4,7 +4,7 @@
 // machine with much memory), and even then keeps the pages it emptied; glibc keeps freed chunks in its arenas.
 // A daemon whose ports come and go therefore grew its RSS all through a 30-minute soak (~300 KiB a minute),
 // although nothing leaked (docs/notes.md, "Memory under churn"). A trim a few seconds after a port is
-// removed (V8's memory-reducing collection and malloc_trim, native/binding.cc) brings it back to what is alive.
+// removed (V8's memory-reducing collection and malloc_trim, native/node/binding.cc) brings it back to what is alive.
 // It costs 10-30 ms of the main thread (the control plane; the data plane's threads run on), and it runs at
 // most once per `minIntervalMs` however fast ports churn. OVS has the same idea as `memory-trim-on-compaction`.
 

@@ -42,7 +42,7 @@ export interface LogInfo {
   logging: boolean;
 }
 
-/** Port security (native/port_security.h): the MACs a port may send from, and the addresses it may claim. */
+/** Port security (native/switch/port_security.h): the MACs a port may send from, and the addresses it may claim. */
 export interface PortSecurityOptions {
   /** The port's MAC first, then its allowed MACs. Frames from any other source MAC are dropped (`spoofed`). */
   macs: string[];
@@ -54,7 +54,7 @@ export interface PortSecurityOptions {
 }
 
 
-/** A port's VLAN membership (native/vlan.h); config.ts portSpecSchema validates it first. */
+/** A port's VLAN membership (native/switch/vlan.h); config.ts portSpecSchema validates it first. */
 export interface VlanOptions {
   /** Access port: its VLAN (0: the untagged default domain). Trunk: the native VLAN, untagged. Default 0. */
   vlan?: number;
@@ -231,7 +231,7 @@ export interface NativeSwitch {
   updatePort(id: number, opts: VlanOptions & { security?: PortSecurityOptions; queueThreads?: number[] }): void;
   /** TSC ticks per second (the unit of the cycle counters). */
   tscHz(): number;
-  /** Starts copying the port's frames into a capture ring (native/capture.h); one capture per port. */
+  /** Starts copying the port's frames into a capture ring (native/switch/capture.h); one capture per port. */
   startCapture(portId: number, opts?: { direction?: CaptureDirection; snaplen?: number; bufferBytes?: number }): void;
   /** Whole pcap records captured since the last read (at most maxBytes / maxRecords); null when none runs. */
   readCapture(portId: number, maxBytes: number, maxRecords?: number): CaptureRead | null;

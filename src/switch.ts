@@ -54,7 +54,7 @@ export type EndpointFactory = (params: EndpointParams) => EndpointLike;
 
 /**
  * `auto`: AF_XDP where the interface allows it, else AF_PACKET with the reason in the port's info.
- * Checksums a local sender left pending cross AF_XDP as NEEDS_CSUM (native/csum.h).
+ * Checksums a local sender left pending cross AF_XDP as NEEDS_CSUM (native/core/csum.h).
  */
 export const DEFAULT_NIC_BACKEND = 'auto' as const;
 
@@ -613,7 +613,7 @@ export class VSwitch {
     const entry = parseWith(fdbSpecSchema, input);
     const port = this.ports.get(entry.port);
     if (!port) throw new SwitchError(422, 'port', `no port named "${entry.port}"`);
-    // The data plane would not deliver through such an entry (native/vlan.h); refusing it says why.
+    // The data plane would not deliver through such an entry (native/switch/vlan.h); refusing it says why.
     const mismatch = fdbVlanMismatch(port.spec, entry.vlan);
     if (mismatch) throw new SwitchError(422, 'vlan', mismatch);
     try {

@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "../../test/native/harness.h"
-#include "../../native/generator.h"
-#include "../../native/switch.h"
+#include "driver/generator.h"
+#include "switch/switch.h"
 
 using namespace vs;
 

@@ -7,7 +7,7 @@
 #include <x86intrin.h>
 
 #include "../../test/native/harness.h"
-#include "../../native/switch.h"
+#include "switch/switch.h"
 
 using namespace vs;
 

@@ -8,7 +8,7 @@
 //             so every page at offset >= that size raises SIGBUS on first touch: the poll thread (or the control
 //             thread at SET_VRING_KICK, reading used->idx) dies.
 //   truncate: ftruncate(memfd, 0) after SET_MEM_TABLE: the size is checked at map time only. Killed the switch
-//             until the SIGBUS guard (native/fault_guard.h); now the port's rings are stopped instead.
+//             until the SIGBUS guard (native/core/fault_guard.h); now the port's rings are stopped instead.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -892,7 +892,7 @@ describe('known weaknesses: the attacks', () => {
   }
 
   it('a frontend truncating its memfd after SET_MEM_TABLE does not kill the switch: the port is stopped and counted', () => {
-    // Killed the switch with SIGBUS until native/fault_guard.h.
+    // Killed the switch with SIGBUS until native/core/fault_guard.h.
     const r = known.truncate!;
     expect(r.signal, r.out).toBeNull();
     expect(r.out).toMatch(/ALIVE broken=true badDescriptor=[1-9]/);

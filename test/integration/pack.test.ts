@@ -20,7 +20,7 @@ describe('npm pack and install', T, () => {
     // rewrite files that daemons of other tests are loading.
     const packed = JSON.parse(npm('pack', repoRoot, '--pack-destination', dir, '--json', '--ignore-scripts')) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed[0]!.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['bin/vhost-switch.js', 'dist/src/cli/main.js', 'binding.gyp', 'native/switch.cc', 'docs/openapi.yaml', 'systemd/vhost-switch.service']));
+    expect(files).toEqual(expect.arrayContaining(['bin/vhost-switch.js', 'dist/src/cli/main.js', 'binding.gyp', 'native/switch/switch.cc', 'docs/openapi.yaml', 'systemd/vhost-switch.service']));
     expect(files.filter((f) => /^(test|fuzz|bench|dist\/test|dist\/bench|build)\//.test(f) || f.endsWith('.map'))).toEqual([]);
 
     const prefix = path.join(dir, 'prefix');

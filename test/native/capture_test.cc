@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../../native/capture.h"
+#include "switch/capture.h"
 #include "harness.h"
 
 using namespace vt;

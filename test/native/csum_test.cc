@@ -3,7 +3,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../../native/csum.h"
+#include "core/csum.h"
 #include "harness.h"
 
 namespace {

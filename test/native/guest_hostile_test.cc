@@ -8,9 +8,9 @@
 #include <cstring>
 #include <set>
 
-#include "../../native/datapath.h"
-#include "../../native/frame.h"
-#include "../../native/tx_header.h"
+#include "switch/datapath.h"
+#include "switch/frame.h"
+#include "switch/tx_header.h"
 #include "harness.h"
 
 using namespace vt;

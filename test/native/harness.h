@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "../../native/driver.h"
-#include "../../native/switch.h"
+#include "driver/driver.h"
+#include "switch/switch.h"
 
 namespace vt {
 

@@ -13,10 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../../native/datapath.h"
-#include "../../native/frame.h"
-#include "../../native/nic.h"
-#include "../../native/nic_xdp.h"
+#include "switch/datapath.h"
+#include "switch/frame.h"
+#include "ports/nic.h"
+#include "ports/af_xdp.h"
 #include "harness.h"
 
 using namespace vt;
@@ -103,7 +103,7 @@ VT_TEST(every_nic_backend_sends_the_checked_ethernet_header) {
     uint32_t pa = sw.add_port({"a", 0, 1, 1500});
     wire(sw, pa, a);
     uint32_t pn = nic_port(sw, k.kind, k.iface, k.backend);
-    VT_CHECK(sw.port_by_id(pn)->nicq[0]->backend == k.expect);
+    VT_CHECK(sw.port_by_id(pn)->nicq[0]->ops->backend == k.expect);
     sh(std::string("ip link set ") + k.far + " up");
     Capture cap(k.far);
     for (int pieces : {1, 2}) {
@@ -140,7 +140,7 @@ VT_TEST(fault_while_filling_an_af_xdp_send_chunk_gives_the_chunk_back) {
   wire(sw, pb, b);
   uint32_t pn = nic_port(sw, vs::PortKind::kNic, "vtn0", vs::NicBackendChoice::kAfXdp, 3500);
   vs::NicQueue& q = *sw.port_by_id(pn)->nicq[0];
-  VT_CHECK(q.backend == vs::NicBackend::kAfXdp);
+  VT_CHECK(q.ops->backend == vs::NicBackend::kAfXdp);
   const size_t chunks = q.xsk->free_tx.size();
   Capture cap("vtn1");
 

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "../../native/port_security.h"
+#include "switch/port_security.h"
 #include "harness.h"
 
 namespace {

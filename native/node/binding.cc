@@ -1,0 +1,40 @@
+// The addon's entry point: everything Node-specific lives in binding_*.cc; the data plane below it is plain C++.
+#include "node/binding.h"
+
+#include <malloc.h>
+#include <v8.h>
+
+// The C/C++ heap of the process (glibc): what the data plane and the addon hold outside V8's heap, for the
+// memory figures of GET /v1/stats (a leak there shows in no JavaScript counter).
+static Napi::Value MallocStats(const Napi::CallbackInfo& info) {
+  struct mallinfo2 m = mallinfo2();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("inUseBytes", Napi::Number::New(info.Env(), static_cast<double>(m.uordblks + m.hblkhd)));
+  o.Set("mmappedBytes", Napi::Number::New(info.Env(), static_cast<double>(m.hblkhd)));
+  o.Set("arenaBytes", Napi::Number::New(info.Env(), static_cast<double>(m.arena)));
+  return o;
+}
+
+// Hands memory the process no longer uses back to the system, after ports went away (src/memtrim.ts). V8 keeps
+// heap pages it has emptied and glibc keeps freed chunks in its arenas, so without this the RSS of a daemon whose
+// ports come and go creeps up for a long time before it levels off. LowMemoryNotification is V8's own
+// memory-reducing collection (compacting, releasing empty pages); N-API has no equivalent, hence the one V8 call.
+// malloc_trim(0) returns free arena memory (not only the top) with madvise. Both run on the main thread; the data
+// plane's threads do not allocate from the V8 heap and take malloc's locks only when ports change.
+static Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) isolate->LowMemoryNotification();
+  int released = malloc_trim(0);
+  return Napi::Boolean::New(info.Env(), released != 0);
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
+  vs::InitSocket(env, exports);
+  vs::InitSwitch(env, exports);
+  vs::InitDriver(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(vhost_switch, Init)

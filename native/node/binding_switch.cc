@@ -1,0 +1,598 @@
+// N-API surface of the data plane: a thin, typed wrapper over vs::Switch (see src/native.ts).
+#include <napi.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "node/binding.h"
+#include "switch/switch.h"
+#include "switch/vlan.h"
+
+namespace vs {
+
+namespace {
+
+uint64_t to_u64(const Napi::Value& v, const char* what) {
+  if (v.IsBigInt()) {
+    bool lossless;
+    uint64_t x = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (!lossless) throw Napi::RangeError::New(v.Env(), std::string(what) + " does not fit in 64 bits");
+    return x;
+  }
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d)))
+      throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
+    return static_cast<uint64_t>(d);
+  }
+  throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a bigint or number");
+}
+
+uint32_t to_u32(const Napi::Value& v, const char* what) {
+  uint64_t x = to_u64(v, what);
+  if (x > 0xffffffffull) throw Napi::RangeError::New(v.Env(), std::string(what) + " out of range");
+  return static_cast<uint32_t>(x);
+}
+
+int to_fd(const Napi::Value& v) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), "fd must be a number");
+  int fd = v.As<Napi::Number>().Int32Value();
+  return fd < 0 ? -1 : fd;
+}
+
+Napi::BigInt big(Napi::Env env, uint64_t x) { return Napi::BigInt::New(env, x); }
+
+void check(Napi::Env env, const std::string& err) {
+  if (!err.empty()) throw Napi::Error::New(env, err);
+}
+
+std::string mac_string(uint64_t key) {
+  uint8_t m[6];
+  Fdb::mac_of(key, m);
+  char s[18];
+  snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+  return s;
+}
+
+bool parse_mac(const std::string& s, uint8_t* m) {
+  unsigned v[6];
+  char tail;
+  if (sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+    return false;
+  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(v[i]);
+  return true;
+}
+
+// o.security: {macs: string[] (the port's own first), ips: string[]}; absent: port security off.
+std::shared_ptr<const PortSecurity> security_of(Napi::Env env, const Napi::Object& o) {
+  if (!o.Has("security") || o.Get("security").IsUndefined() || o.Get("security").IsNull()) return nullptr;
+  if (!o.Get("security").IsObject()) throw Napi::TypeError::New(env, "security must be an object");
+  Napi::Object so = o.Get("security").As<Napi::Object>();
+  auto strings = [&](const char* field) {
+    Napi::Value v = so.Get(field);
+    if (v.IsUndefined()) return std::vector<std::string>{};
+    if (!v.IsArray()) throw Napi::TypeError::New(env, std::string("security.") + field + " must be an array");
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      if (!a.Get(i).IsString()) throw Napi::TypeError::New(env, std::string("security.") + field + " must hold strings");
+      out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+    }
+    return out;
+  };
+  auto s = std::make_shared<PortSecurity>();
+  for (const std::string& m : strings("macs")) {
+    uint8_t b[6];
+    if (!parse_mac(m, b) || (b[0] & 1)) throw Napi::TypeError::New(env, "security.macs: not a unicast MAC: " + m);
+    s->add_mac(b);
+  }
+  if (s->macs.empty()) throw Napi::RangeError::New(env, "security.macs must name the port's MAC");
+  for (const std::string& ip : strings("ips")) {
+    std::string err = s->add_ip(ip);
+    if (!err.empty()) throw Napi::TypeError::New(env, "security.ips: " + err);
+  }
+  return s;
+}
+
+uint16_t to_vlan(const Napi::Value& v, uint32_t min, const char* what) {
+  uint32_t x = to_u32(v, what);
+  if (x < min || x > kMaxVlan)
+    throw Napi::RangeError::New(v.Env(), std::string(what) + " must be " + std::to_string(min) + ".." +
+                                             std::to_string(kMaxVlan));
+  return static_cast<uint16_t>(x);
+}
+
+// {vlan, trunk, allowedVlans}: the port's VLAN membership (vlan.h). allowedVlans absent: every VLAN.
+void read_vlan_config(const Napi::Object& o, PortConfig& c) {
+  c.vlan = o.Has("vlan") && !o.Get("vlan").IsUndefined() ? to_vlan(o.Get("vlan"), 0, "vlan") : 0;
+  c.trunk = o.Has("trunk") && o.Get("trunk").ToBoolean();
+  if (!o.Has("allowedVlans") || o.Get("allowedVlans").IsUndefined()) return;
+  if (!c.trunk) throw Napi::TypeError::New(o.Env(), "allowedVlans is only for trunk ports");
+  if (!o.Get("allowedVlans").IsArray()) throw Napi::TypeError::New(o.Env(), "allowedVlans must be an array");
+  Napi::Array a = o.Get("allowedVlans").As<Napi::Array>();
+  c.allowed_vlans.reset();
+  for (uint32_t i = 0; i < a.Length(); i++) c.allowed_vlans.set(to_vlan(a.Get(i), 1, "allowedVlans[]"));
+}
+
+// queueThreads: [thread or -1 per queue]; absent: every queue placed by the switch.
+void read_queue_threads(const Napi::Object& o, PortConfig& c) {
+  if (!o.Has("queueThreads") || o.Get("queueThreads").IsUndefined()) return;
+  if (!o.Get("queueThreads").IsArray()) throw Napi::TypeError::New(o.Env(), "queueThreads must be an array");
+  Napi::Array a = o.Get("queueThreads").As<Napi::Array>();
+  if (a.Length() > 256) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "queueThreads[] must be numbers");
+    c.queue_threads.push_back(v.As<Napi::Number>().Int32Value());
+  }
+}
+
+}  // namespace
+
+class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Switch",
+                       {
+                           InstanceMethod("addPort", &SwitchWrap::AddPort),
+                           InstanceMethod("addNicPort", &SwitchWrap::AddNicPort),
+                           InstanceMethod("removePort", &SwitchWrap::RemovePort),
+                           InstanceMethod("resetPort", &SwitchWrap::ResetPort),
+                           InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
+                           InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
+                           InstanceMethod("addMemReg", &SwitchWrap::AddMemReg),
+                           InstanceMethod("remMemReg", &SwitchWrap::RemMemReg),
+                           InstanceMethod("maxMemSlots", &SwitchWrap::MaxMemSlots),
+                           InstanceMethod("setVringNum", &SwitchWrap::SetVringNum),
+                           InstanceMethod("setVringAddr", &SwitchWrap::SetVringAddr),
+                           InstanceMethod("setVringBase", &SwitchWrap::SetVringBase),
+                           InstanceMethod("setLogBase", &SwitchWrap::SetLogBase),
+                           InstanceMethod("logInfo", &SwitchWrap::LogInfo),
+                           InstanceMethod("sendRarp", &SwitchWrap::SendRarp),
+                           InstanceMethod("getVringBase", &SwitchWrap::GetVringBase),
+                           InstanceMethod("setVringKick", &SwitchWrap::SetVringKick),
+                           InstanceMethod("setVringCall", &SwitchWrap::SetVringCall),
+                           InstanceMethod("setVringErr", &SwitchWrap::SetVringErr),
+                           InstanceMethod("setVringEnable", &SwitchWrap::SetVringEnable),
+                           InstanceMethod("portStats", &SwitchWrap::PortStats),
+                           InstanceMethod("threadStats", &SwitchWrap::ThreadStats),
+                           InstanceMethod("fdbList", &SwitchWrap::FdbList),
+                           InstanceMethod("fdbAdd", &SwitchWrap::FdbAdd),
+                           InstanceMethod("fdbRemove", &SwitchWrap::FdbRemove),
+                           InstanceMethod("fdbFlush", &SwitchWrap::FdbFlush),
+                           InstanceMethod("close", &SwitchWrap::Close),
+                           InstanceMethod("tscHz", &SwitchWrap::TscHz),
+                           InstanceMethod("updatePort", &SwitchWrap::UpdatePort),
+                           InstanceMethod("startCapture", &SwitchWrap::StartCapture),
+                           InstanceMethod("readCapture", &SwitchWrap::ReadCapture),
+                           InstanceMethod("stopCapture", &SwitchWrap::StopCapture),
+                       });
+  }
+
+  SwitchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchWrap>(info) {
+    Napi::Env env = info.Env();
+    SwitchOptions o;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      Napi::Object opts = info[0].As<Napi::Object>();
+      if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
+        uint32_t t = to_u32(opts.Get("threads"), "threads");
+        if (t < 1 || t > 64) throw Napi::RangeError::New(env, "threads must be 1..64");
+        o.threads = static_cast<int>(t);
+      }
+      if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
+        Napi::Array a = opts.Get("cpus").As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); i++) o.cpus.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+      }
+      if (opts.Has("agingSeconds") && !opts.Get("agingSeconds").IsUndefined())
+        o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
+      if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
+        uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
+        if (l < 8 || l > 24) throw Napi::RangeError::New(env, "fdbSizeLog2 must be 8..24");
+        o.fdb_log2 = l;
+      }
+      if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
+        o.idle_us = to_u32(opts.Get("idleMicros"), "idleMicros");
+    }
+    sw_ = std::make_unique<Switch>(o);
+  }
+
+  ~SwitchWrap() override {
+    if (sw_) sw_->close();
+  }
+
+ private:
+  Switch& sw(Napi::Env env) {
+    if (!sw_) throw Napi::Error::New(env, "switch is closed");
+    return *sw_;
+  }
+
+  Napi::Value AddPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    PortConfig c;
+    c.name = o.Get("name").As<Napi::String>().Utf8Value();
+    read_vlan_config(o, c);
+    uint32_t qp = to_u32(o.Get("queuePairs"), "queuePairs");
+    uint32_t mtu = to_u32(o.Get("mtu"), "mtu");
+    if (qp < 1 || qp > 64) throw Napi::RangeError::New(env, "queuePairs must be 1..64");
+    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    c.queue_pairs = static_cast<uint16_t>(qp);
+    c.mtu = mtu;
+    c.security = security_of(env, o);
+    read_queue_threads(o, c);
+    return Napi::Number::New(env, sw(env).add_port(c));
+  }
+
+  // {name, kind: 'nic' | 'tap', iface, queues, vlan, trunk, allowedVlans, mtu, backend: 'auto' | 'af_xdp' | 'af_packet', security}
+  Napi::Value AddNicPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    PortConfig c;
+    c.name = o.Get("name").As<Napi::String>().Utf8Value();
+    std::string kind = o.Get("kind").As<Napi::String>().Utf8Value();
+    if (kind != "nic" && kind != "tap") throw Napi::TypeError::New(env, "kind must be 'nic' or 'tap'");
+    std::string iface = o.Get("iface").As<Napi::String>().Utf8Value();
+    uint32_t queues = o.Has("queues") && !o.Get("queues").IsUndefined() ? to_u32(o.Get("queues"), "queues") : 1;
+    uint32_t mtu = o.Has("mtu") && !o.Get("mtu").IsUndefined() ? to_u32(o.Get("mtu"), "mtu") : 1500;
+    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    read_vlan_config(o, c);
+    c.mtu = mtu;
+    c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    c.security = security_of(env, o);
+    read_queue_threads(o, c);
+    // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
+    std::string backend = o.Has("backend") && !o.Get("backend").IsUndefined()
+                              ? o.Get("backend").As<Napi::String>().Utf8Value()
+                              : "af_packet";
+    NicBackendChoice choice;
+    if (backend == "auto") choice = NicBackendChoice::kAuto;
+    else if (backend == "af_xdp") choice = NicBackendChoice::kAfXdp;
+    else if (backend == "af_packet") choice = NicBackendChoice::kAfPacket;
+    else throw Napi::TypeError::New(env, "backend must be 'auto', 'af_xdp' or 'af_packet'");
+    if (kind == "tap" && choice != NicBackendChoice::kAfPacket && choice != NicBackendChoice::kAuto)
+      throw Napi::TypeError::New(env, "a tap port has no backend choice");
+    uint32_t id = 0;
+    std::string err;
+    if (!sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
+                              err, choice))
+      throw Napi::Error::New(env, iface + ": " + err);
+    return Napi::Number::New(env, id);
+  }
+
+  // updatePort(id, {vlan, trunk, allowedVlans, security, queueThreads}): what changes without renegotiation.
+  Napi::Value UpdatePort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Object o = info[1].As<Napi::Object>();
+    PortConfig c;
+    read_vlan_config(o, c);
+    c.security = security_of(env, o);
+    read_queue_threads(o, c);
+    check(env, sw(env).update_port(id, c));
+    return env.Undefined();
+  }
+
+  Napi::Value RemovePort(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).remove_port(to_u32(info[0], "port")));
+    return info.Env().Undefined();
+  }
+  Napi::Value ResetPort(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).reset_port(to_u32(info[0], "port")));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetFeatures(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_features(to_u32(info[0], "port"), to_u64(info[1], "features")));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetMemTable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Array arr = info[1].As<Napi::Array>();
+    std::vector<MemRegionSpec> specs;
+    // Collect every fd first so that all of them are closed even if a later field is malformed.
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Object r = arr.Get(i).As<Napi::Object>();
+      specs.push_back({0, 0, 0, 0, to_fd(r.Get("fd"))});
+    }
+    try {
+      for (uint32_t i = 0; i < arr.Length(); i++) {
+        Napi::Object r = arr.Get(i).As<Napi::Object>();
+        specs[i].guest_phys_addr = to_u64(r.Get("guestPhysAddr"), "guestPhysAddr");
+        specs[i].size = to_u64(r.Get("size"), "size");
+        specs[i].user_addr = to_u64(r.Get("userAddr"), "userAddr");
+        specs[i].mmap_offset = to_u64(r.Get("mmapOffset"), "mmapOffset");
+      }
+    } catch (...) {
+      for (auto& s : specs)
+        if (s.fd >= 0) ::close(s.fd);
+      throw;
+    }
+    check(env, sw(env).set_mem_table(id, specs));
+    return env.Undefined();
+  }
+
+  // (port, {guestPhysAddr, size, userAddr, mmapOffset, fd})
+  Napi::Value AddMemReg(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = info[1].As<Napi::Object>();
+    MemRegionSpec spec{0, 0, 0, 0, to_fd(r.Get("fd"))};
+    uint32_t id;
+    try {
+      id = to_u32(info[0], "port");
+      spec.guest_phys_addr = to_u64(r.Get("guestPhysAddr"), "guestPhysAddr");
+      spec.size = to_u64(r.Get("size"), "size");
+      spec.user_addr = to_u64(r.Get("userAddr"), "userAddr");
+      spec.mmap_offset = to_u64(r.Get("mmapOffset"), "mmapOffset");
+    } catch (...) {
+      if (spec.fd >= 0) ::close(spec.fd);
+      throw;
+    }
+    check(env, sw(env).add_mem_region(id, spec));
+    return env.Undefined();
+  }
+  Napi::Value RemMemReg(const Napi::CallbackInfo& info) {
+    Napi::Object r = info[1].As<Napi::Object>();
+    check(info.Env(), sw(info.Env()).remove_mem_region(to_u32(info[0], "port"), to_u64(r.Get("guestPhysAddr"), "guestPhysAddr"),
+                                                       to_u64(r.Get("size"), "size"), to_u64(r.Get("userAddr"), "userAddr")));
+    return info.Env().Undefined();
+  }
+  Napi::Value MaxMemSlots(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(kMaxMemSlots));
+  }
+
+  Napi::Value SetVringNum(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_num(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                   to_u32(info[2], "num")));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetVringAddr(const Napi::CallbackInfo& info) {
+    Napi::Object a = info[2].As<Napi::Object>();
+    auto optional = [&](const char* k) { return a.Has(k) && !a.Get(k).IsUndefined() ? to_u64(a.Get(k), k) : 0; };
+    uint64_t flags = optional("flags");
+    if (flags > 0xffffffffull) throw Napi::RangeError::New(info.Env(), "flags out of range");
+    check(info.Env(), sw(info.Env()).set_vring_addr(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                    to_u64(a.Get("desc"), "desc"), to_u64(a.Get("used"), "used"),
+                                                    to_u64(a.Get("avail"), "avail"), static_cast<uint32_t>(flags),
+                                                    optional("log")));
+    return info.Env().Undefined();
+  }
+  // (port, {fd, size, offset}): fd -1 when none came with the message.
+  Napi::Value SetLogBase(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[1].As<Napi::Object>();
+    int fd = to_fd(o.Get("fd"));
+    uint32_t id;
+    uint64_t size, offset;
+    try {
+      id = to_u32(info[0], "port");
+      size = to_u64(o.Get("size"), "size");
+      offset = to_u64(o.Get("offset"), "offset");
+    } catch (...) {
+      if (fd >= 0) ::close(fd);
+      throw;
+    }
+    check(env, sw(env).set_log_base(id, fd, size, offset));
+    return env.Undefined();
+  }
+  Napi::Value SendRarp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[1].IsString() || !parse_mac(info[1].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    check(env, sw(env).send_rarp(to_u32(info[0], "port"), m));
+    return env.Undefined();
+  }
+  Napi::Value LogInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint64_t size, outside;
+    bool logging;
+    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw Napi::Error::New(env, "no such port");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("size", big(env, size));
+    o.Set("outside", big(env, outside));
+    o.Set("logging", logging);
+    return o;
+  }
+  Napi::Value SetVringBase(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                    to_u32(info[2], "base")));
+    return info.Env().Undefined();
+  }
+  Napi::Value GetVringBase(const Napi::CallbackInfo& info) {
+    uint32_t base = 0;
+    check(info.Env(), sw(info.Env()).get_vring_base(to_u32(info[0], "port"), to_u32(info[1], "index"), &base));
+    return Napi::Number::New(info.Env(), base);
+  }
+  Napi::Value SetVringFd(const Napi::CallbackInfo& info, int which) {
+    Napi::Env env = info.Env();
+    int fd = to_fd(info[2]);
+    uint32_t id, index;
+    try {
+      id = to_u32(info[0], "port");
+      index = to_u32(info[1], "index");
+    } catch (...) {
+      if (fd >= 0) ::close(fd);
+      throw;
+    }
+    check(env, sw(env).set_vring_fd(id, index, which, fd));
+    return env.Undefined();
+  }
+  Napi::Value SetVringKick(const Napi::CallbackInfo& info) { return SetVringFd(info, 0); }
+  Napi::Value SetVringCall(const Napi::CallbackInfo& info) { return SetVringFd(info, 1); }
+  Napi::Value SetVringErr(const Napi::CallbackInfo& info) { return SetVringFd(info, 2); }
+  Napi::Value SetVringEnable(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).set_vring_enable(to_u32(info[0], "port"), to_u32(info[1], "index"),
+                                                      info[2].ToBoolean()));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value PortStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    PortStatsSnapshot s;
+    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw Napi::Error::New(env, "no such port");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", s.id);
+    o.Set("name", s.name);
+    o.Set("rxPackets", big(env, s.rx_packets));
+    o.Set("rxBytes", big(env, s.rx_bytes));
+    o.Set("txPackets", big(env, s.tx_packets));
+    o.Set("txBytes", big(env, s.tx_bytes));
+    Napi::Object drops = Napi::Object::New(env);
+    for (int r = 0; r < kDropReasonCount; r++) drops.Set(kDropReasonNames[r], big(env, s.drops[r]));
+    o.Set("drops", drops);
+    o.Set("broken", s.broken);
+    if (!s.backend.empty()) o.Set("backend", s.backend);
+    if (!s.xdp_mode.empty()) o.Set("xdpMode", s.xdp_mode);
+    if (!s.backend_note.empty()) o.Set("backendNote", s.backend_note);
+    Napi::Array qs = Napi::Array::New(env, s.queues.size());
+    for (size_t i = 0; i < s.queues.size(); i++) {
+      const VringStatsSnapshot& q = s.queues[i];
+      Napi::Object qo = Napi::Object::New(env);
+      qo.Set("index", q.index);
+      qo.Set("started", q.started);
+      qo.Set("enabled", q.enabled);
+      qo.Set("broken", q.broken);
+      qo.Set("packets", big(env, q.packets));
+      qo.Set("bytes", big(env, q.bytes));
+      Napi::Object qd = Napi::Object::New(env);
+      for (int r = 0; r < kDropReasonCount; r++) qd.Set(kDropReasonNames[r], big(env, q.drops[r]));
+      qo.Set("drops", qd);
+      qs.Set(static_cast<uint32_t>(i), qo);
+    }
+    o.Set("queues", qs);
+    return o;
+  }
+
+  Napi::Value ThreadStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    Napi::Array out = Napi::Array::New(env, s.thread_count());
+    for (int t = 0; t < s.thread_count(); t++) {
+      const ThreadCounters& c = s.thread_counters(t);
+      Napi::Object o = Napi::Object::New(env);
+      uint64_t busy = c.busy_cycles.get(), pk = c.packets.get();
+      o.Set("thread", t);
+      o.Set("busyCycles", big(env, busy));
+      o.Set("idleCycles", big(env, c.idle_cycles.get()));
+      o.Set("packets", big(env, pk));
+      o.Set("sleeps", big(env, c.sleeps.get()));
+      o.Set("parks", big(env, c.parks.get()));
+      o.Set("cyclesPerPacket", pk ? static_cast<double>(busy) / static_cast<double>(pk) : 0.0);
+      o.Set("sleeping", c.sleeping.load(std::memory_order_relaxed));
+      int cpu = s.thread_cpu(t);
+      o.Set("cpu", cpu >= 0 ? Napi::Value(Napi::Number::New(env, cpu)) : env.Null());
+      auto queues = s.thread_queues(t);
+      Napi::Array qa = Napi::Array::New(env, queues.size());
+      for (size_t i = 0; i < queues.size(); i++) {
+        Napi::Object q = Napi::Object::New(env);
+        q.Set("portId", queues[i].port);
+        q.Set("queue", queues[i].queue);
+        q.Set("pinned", queues[i].pinned);
+        qa.Set(static_cast<uint32_t>(i), q);
+      }
+      o.Set("queues", qa);
+      out.Set(static_cast<uint32_t>(t), o);
+    }
+    return out;
+  }
+
+  // startCapture(port, {direction: 'in'|'out'|'both', snaplen, bufferBytes})
+  Napi::Value StartCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    std::string dir = o.Has("direction") && o.Get("direction").IsString() ? o.Get("direction").As<Napi::String>().Utf8Value() : "both";
+    uint8_t dirs = dir == "in" ? CaptureRing::kIn : dir == "out" ? CaptureRing::kOut : dir == "both" ? CaptureRing::kIn | CaptureRing::kOut : 0;
+    uint32_t snaplen = o.Has("snaplen") && !o.Get("snaplen").IsUndefined() ? to_u32(o.Get("snaplen"), "snaplen") : 65535;
+    uint32_t bytes = o.Has("bufferBytes") && !o.Get("bufferBytes").IsUndefined() ? to_u32(o.Get("bufferBytes"), "bufferBytes") : 4u << 20;
+    check(env, sw(env).start_capture(id, bytes, snaplen, dirs));
+    return env.Undefined();
+  }
+
+  // readCapture(port, maxBytes, maxRecords) -> {data: Buffer of pcap records, records, captured, dropped} | null
+  Napi::Value ReadCapture(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t id = to_u32(info[0], "port");
+    uint32_t max = to_u32(info[1], "maxBytes");
+    uint32_t max_records = info.Length() > 2 && !info[2].IsUndefined() ? to_u32(info[2], "maxRecords") : UINT32_MAX;
+    if (max < CaptureRing::kRecordHeader + CaptureRing::kMaxSnaplen || max > (64u << 20))
+      throw Napi::RangeError::New(env, "maxBytes must hold one whole record (70 KiB) and be at most 64 MiB");
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[max]);
+    size_t n = 0;
+    uint32_t records = 0;
+    uint64_t captured = 0, dropped = 0;
+    if (!sw(env).read_capture(id, buf.get(), max, max_records, &n, &records, &captured, &dropped)) return env.Null();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf.get(), n));
+    o.Set("records", records);
+    o.Set("captured", big(env, captured));
+    o.Set("dropped", big(env, dropped));
+    return o;
+  }
+
+  Napi::Value StopCapture(const Napi::CallbackInfo& info) {
+    check(info.Env(), sw(info.Env()).stop_capture(to_u32(info[0], "port")));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value TscHz(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(tsc_hz())); }
+
+  Napi::Value FdbList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    auto entries = s.fdb().list(s.now());
+    Napi::Array out = Napi::Array::New(env, entries.size());
+    for (size_t i = 0; i < entries.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mac", mac_string(entries[i].key));
+      o.Set("vlan", Fdb::vlan_of(entries[i].key));
+      o.Set("portId", entries[i].port);
+      o.Set("static", entries[i].is_static);
+      o.Set("ageSeconds", entries[i].age);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  Napi::Value FdbAdd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[0].IsString() || !parse_mac(info[0].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    if (m[0] & 1) throw Napi::RangeError::New(env, "mac must be unicast");
+    uint16_t vlan = to_vlan(info[1], 0, "vlan");
+    check(env, sw(env).fdb_add(Fdb::key(m, vlan), to_u32(info[2], "port")));
+    return env.Undefined();
+  }
+
+  // Returns whether the entry was there.
+  Napi::Value FdbRemove(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint8_t m[6];
+    if (!info[0].IsString() || !parse_mac(info[0].As<Napi::String>().Utf8Value(), m))
+      throw Napi::TypeError::New(env, "mac must look like 02:00:00:00:00:01");
+    uint32_t vlan = to_u32(info[1], "vlan");
+    if (vlan > 4094) throw Napi::RangeError::New(env, "vlan must be 0..4094");
+    return Napi::Boolean::New(env, sw(env).fdb().remove(Fdb::key(m, static_cast<uint16_t>(vlan))));
+  }
+
+  Napi::Value FdbFlush(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t port = (info.Length() > 0 && !info[0].IsUndefined()) ? to_u32(info[0], "port") : kNoPort;
+    sw(env).fdb().flush(port, false);
+    return env.Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (sw_) sw_->close();
+    sw_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Switch> sw_;
+};
+
+void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
+
+}  // namespace vs
