@@ -333,7 +333,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
               const r = await throughput(dut, g, size, o);
               tp(name, g, size).samples.push(r);
               best.set(size, Math.max(best.get(size) ?? 0, r.mpps));
-              log(`sample ${s + 1} ${name} gen=${g} ${size}: ${r.mpps.toFixed(3)} Mpps ${r.gbps.toFixed(2)} Gbit/s cycles/pkt ${f2(r.cyclesPerPacket)} busy ${r.busy === undefined ? 'n/a' : `${(r.busy * 100).toFixed(0)}%`}`);
+              log(`sample ${s + 1} ${name} gen=${g} ${size}: ${r.mpps.toFixed(3)} Mpps ${r.gbps.toFixed(2)} Gbit/s cycles/pkt ${f2(r.cyclesPerPacket)} busy ${r.busy === undefined ? 'n/a' : `${(r.busy * 100).toFixed(0)}%`}${r.framesPerPass === undefined ? '' : ` frames/pass ${r.framesPerPass.toFixed(1)}`}`);
             } catch (e) {
               fail(`${name} gen=${g} ${size} (sample ${s + 1})`, e);
             }

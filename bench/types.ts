@@ -12,6 +12,8 @@ export interface WindowStats {
   cyclesPerPacket?: number;
   /** Share of the DUT's poll thread spent processing packets over the window, 0..1, if reported. */
   busy?: number;
+  /** Mean frames the DUT found per busy poll pass (its burst size), if reported. */
+  framesPerPass?: number;
 }
 
 export interface Dut {
@@ -49,6 +51,7 @@ export interface ThroughputSample {
   gbps: number;
   cyclesPerPacket?: number;
   busy?: number;
+  framesPerPass?: number;
 }
 
 export interface LatencySample {

@@ -114,6 +114,8 @@ export interface ThreadStats {
   busyCycles: bigint;
   idleCycles: bigint;
   packets: bigint;
+  /** Poll passes that moved packets: packets / busyPasses is the mean burst the thread found per pass. */
+  busyPasses: bigint;
   /** Times the thread parked for a control change (every reconfiguration parks every poll thread once). */
   parks: bigint;
   /** Times the thread slept on its kick eventfds (idle). */

@@ -14,6 +14,7 @@ interface ThreadStatsJson {
   busyCycles: number | string;
   idleCycles: number | string;
   packets: number | string;
+  busyPasses: number | string;
 }
 
 export interface VhostSwitchDutOptions {
@@ -87,16 +88,18 @@ export class VhostSwitchDut implements Dut {
 
   async windowEnd(): Promise<WindowStats> {
     const after = await this.threads();
-    let busy = 0, idle = 0, packets = 0;
+    let busy = 0, idle = 0, packets = 0, passes = 0;
     for (const t of after) {
       const b = this.before.find((x) => x.thread === t.thread);
       busy += Number(t.busyCycles) - Number(b?.busyCycles ?? 0);
       idle += Number(t.idleCycles) - Number(b?.idleCycles ?? 0);
       packets += Number(t.packets) - Number(b?.packets ?? 0);
+      passes += Number(t.busyPasses) - Number(b?.busyPasses ?? 0);
     }
     return {
       cyclesPerPacket: packets > 0 ? busy / packets : undefined,
       busy: busy + idle > 0 ? busy / (busy + idle) : undefined,
+      framesPerPass: passes > 0 ? packets / passes : undefined,
     };
   }
 

@@ -476,6 +476,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       o.Set("busyCycles", big(env, busy));
       o.Set("idleCycles", big(env, c.idle_cycles.get()));
       o.Set("packets", big(env, pk));
+      o.Set("busyPasses", big(env, c.busy_passes.get()));
       o.Set("sleeps", big(env, c.sleeps.get()));
       o.Set("parks", big(env, c.parks.get()));
       o.Set("cyclesPerPacket", pk ? static_cast<double>(busy) / static_cast<double>(pk) : 0.0);

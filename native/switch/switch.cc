@@ -301,6 +301,7 @@ bool Switch::poll_loop(Thread* t, PollContext& c) {
     if (n) {
       t->counters.busy_cycles.add(t1 - t0);
       t->counters.packets.add(n);
+      t->counters.busy_passes.inc();
       last_busy = t1;
     } else {
       t->counters.idle_cycles.add(t1 - t0);

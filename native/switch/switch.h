@@ -36,6 +36,7 @@ struct ThreadCounters {
   Counter busy_cycles;  // TSC cycles of poll passes that moved packets
   Counter idle_cycles;  // TSC cycles of poll passes that found nothing
   Counter packets;      // frames taken from guests' transmit queues
+  Counter busy_passes;  // poll passes that moved packets: packets / busy_passes is the mean burst per pass
   Counter sleeps;       // times the thread slept on kick eventfds
   Counter parks;        // times the thread parked for a control change (exec)
   std::atomic<bool> sleeping{false};
