@@ -24,16 +24,19 @@ export class TestpmdGen implements TrafficGen {
   readonly name: GenName = 'testpmd';
   private t: Testpmd | undefined;
 
-  constructor(private readonly o: { cpu: number }) {}
+  constructor(private readonly o: { cpu: number; inFlight?: number }) {}
 
   async start(sockets: [string, string], size: SizeLabel): Promise<void> {
+    const bursts = this.o.inFlight ?? 1;
+    // More than one burst in flight per port needs room for them in every ring on the way.
+    const queueSize = bursts > 1 ? 1024 : undefined;
     const imix = size === 'imix';
     this.t = await startTestpmd({
       name: 'gen',
       cpu: this.o.cpu,
       ports: [
-        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0 },
-        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1 },
+        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0, queueSize },
+        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1, queueSize },
       ],
       memMiB: 256,
       mbufs: 16384,
@@ -45,7 +48,7 @@ export class TestpmdGen implements TrafficGen {
     await sleep(300);
     if (!imix) {
       await t.cmd(`set txpkts ${parseSize(size)[0]}`);
-      await t.start({ txFirst: true });
+      await t.start({ txFirst: bursts > 1 ? bursts : true });
       return;
     }
     await t.cmd('set burst 3');
@@ -98,6 +101,6 @@ export class OurGen implements TrafficGen {
   }
 }
 
-export function makeGen(name: GenName, cpu: number): TrafficGen {
-  return name === 'testpmd' ? new TestpmdGen({ cpu }) : new OurGen({ cpu });
+export function makeGen(name: GenName, cpu: number, inFlight = 1): TrafficGen {
+  return name === 'testpmd' ? new TestpmdGen({ cpu, inFlight }) : new OurGen({ cpu });
 }

@@ -36,6 +36,8 @@ export interface BenchOptions {
   dutCpu: number;
   outDir: string;
   quick: boolean;
+  /** Bursts of 32 frames the testpmd generator primes per port (its rings grow to 1024 entries above 1). */
+  inFlight: number;
 }
 
 export interface ThroughputResult {
@@ -105,6 +107,8 @@ const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js aft
   --fdb-macs N          MACs learned for the FDB run (default 1000000; 0 skips)
   --nic-sizes LIST      frame sizes of the NIC-port figures: guest <-> veth on AF_XDP and AF_PACKET, beside
                         the kernel bridge between veths (default 64,1518; "none" skips)
+  --in-flight N         bursts of 32 frames testpmd primes per port (default 1; above 1 its rings get 1024
+                        entries): with 1, two clumps of 32 circulate and the rate depends on their phase
   --gen-cpu N           generator CPU (default 0)
   --dut-cpu N           DUT CPU (default 1)
   --out DIR             results directory (default bench/results)
@@ -138,6 +142,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       scale: { type: 'string' },
       'fdb-macs': { type: 'string' },
       'nic-sizes': { type: 'string' },
+      'in-flight': { type: 'string' },
       'gen-cpu': { type: 'string' },
       'dut-cpu': { type: 'string' },
       out: { type: 'string' },
@@ -175,6 +180,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     dutCpu,
     outDir: path.resolve(v.out ?? path.join(repoRoot, 'bench', 'results')),
     quick,
+    inFlight: Math.round(num(v['in-flight'], '--in-flight', 1, 1)),
   };
 }
 
@@ -193,7 +199,7 @@ function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {
 
 /** One throughput window: the generator loops frames through the DUT; rates from the generator's receive counters. */
 async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOptions): Promise<ThroughputSample> {
-  const gen = makeGen(genName, o.genCpu);
+  const gen = makeGen(genName, o.genCpu, o.inFlight);
   try {
     await gen.start([dut.sockets[0]!, dut.sockets[1]!], size);
     await sleep(o.warmupS * 1000);
