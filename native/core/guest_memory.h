@@ -1,6 +1,18 @@
 // A frontend's memory as described by SET_MEM_TABLE (or built region by region with ADD_MEM_REG / REM_MEM_REG),
 // mapped into this process. Immutable once built: a change builds a new GuestMemory, handed to the poll threads in
 // one pointer swap; the regions it keeps share their mappings with the old one.
+//
+// Security model. The guest owns every byte of these mappings and may rewrite any of them at any moment, from
+// another CPU, while we read them; the frontend process may truncate the file under them. So:
+//  - a guest address becomes a host pointer only through gpa_to_host / uva_to_host, which return null unless the
+//    whole range [addr, addr + len) lies inside one mapped region: no access is ever built from a guest address
+//    by arithmetic alone;
+//  - values read from guest memory (descriptors, indices, headers) are copied once into our own memory and
+//    checked there, never re-read after the check (the guest may change them in between);
+//  - a truncated file raises SIGBUS on access: the poll threads run under a fault guard (core/fault_guard.h)
+//    that stops the owning port's rings instead of the process;
+//  - nothing the guest writes can make us write outside the buffers it posted as device-writable.
+// Every access in the packet path carries a `SAFETY:` comment naming which of these makes it sound.
 #pragma once
 #include <cstdint>
 #include <memory>

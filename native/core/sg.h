@@ -19,6 +19,7 @@ inline uint64_t sg_read(const Buf* b, int n, uint64_t off, void* out, uint64_t l
     }
     uint64_t k = b[i].len - off;
     if (k > len - done) k = len - done;
+    // SAFETY: off + k <= b[i].len, and b[i] is a piece Vring::walk checked to lie inside guest memory.
     std::memcpy(o + done, b[i].addr + off, k);
     done += k;
     off = 0;
@@ -37,6 +38,7 @@ inline uint64_t sg_write(const Buf* b, int n, uint64_t off, const void* in, uint
     }
     uint64_t k = b[i].len - off;
     if (k > len - done) k = len - done;
+    // SAFETY: as in sg_read; the pieces of a receive chain were checked device-writable by Vring::walk.
     std::memcpy(b[i].addr + off, s + done, k);
     done += k;
     off = 0;
@@ -71,6 +73,7 @@ inline void sg_copy(const Buf* s, int ns, uint64_t soff, const Buf* d, int nd, u
     uint64_t k = s[si].len - soff;
     if (d[di].len - doff < k) k = d[di].len - doff;
     if (len < k) k = len;
+    // SAFETY: k fits what is left of both pieces, each checked by Vring::walk (the destination device-writable).
     std::memcpy(d[di].addr + doff, s[si].addr + soff, k);
     len -= k;
     soff += k;

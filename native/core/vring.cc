@@ -54,14 +54,16 @@ ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_wr
     // ring and in an indirect table, zero-length ones too. More means a loop, or a chain built to cost us time.
     if (++visited > num) return ChainStatus::kLoop;
     VringDesc d;
-    std::memcpy(&d, &table[idx], sizeof d);  // one snapshot: the guest may rewrite it concurrently
+    // SAFETY: idx < table_size, the ring's num or an indirect table's length as gpa_to_host accepted it; one
+    // snapshot, as the guest may rewrite the descriptor concurrently.
+    std::memcpy(&d, &table[idx], sizeof d);
     if (d.flags & VRING_DESC_F_INDIRECT) {
       // 2.6.5.3.1: no nested indirect tables, and INDIRECT together with NEXT is not allowed.
       if (in_indirect) return ChainStatus::kNestedIndirect;
       if ((d.flags & VRING_DESC_F_NEXT) || d.len == 0 || d.len % sizeof(VringDesc) ||
           d.len / sizeof(VringDesc) > num)
         return ChainStatus::kBadIndirect;
-      // Safe: gpa_to_host checked that the whole table [addr, addr+len) lies inside one mapped region.
+      // SAFETY: gpa_to_host checked that the whole table [addr, addr+len) lies inside one mapped region.
       const uint8_t* t = mem.gpa_to_host(d.addr, d.len);
       if (!t) return ChainStatus::kOutOfBounds;
       table = reinterpret_cast<const VringDesc*>(t);  // read with memcpy above, so alignment does not matter
@@ -72,7 +74,7 @@ ChainStatus Vring::walk_slow(const GuestMemory& mem, uint16_t head, bool want_wr
     }
     if (d.len) {
       if (static_cast<bool>(d.flags & VRING_DESC_F_WRITE) != want_write) return ChainStatus::kWrongDirection;
-      // Safe: the piece [addr, addr+len) is inside one mapped region or we refuse the chain.
+      // SAFETY: the piece [addr, addr+len) is inside one mapped region or we refuse the chain.
       uint8_t* p = mem.gpa_to_host(d.addr, d.len);
       if (!p) return ChainStatus::kOutOfBounds;
       if (n == max_bufs) return ChainStatus::kTooManyBufs;
@@ -104,6 +106,8 @@ inline void Vring::publish_impl() {
   // Before the index store: once the driver sees the entries it may post other buffers in the same descriptors,
   // and the walk would mark their pages instead of the ones written.
   if (kLog) log_published(old);
+  // SAFETY: used and avail were translated with their event fields (translate), and publish runs only on
+  // rings that are ready() with the poll thread's fault guard armed.
   __atomic_store_n(&used->idx, used_idx, __ATOMIC_RELEASE);
   if (kLog) log_used_bytes(offsetof(VringUsed, idx), sizeof(uint16_t));
   published_used = used_idx;
@@ -134,6 +138,7 @@ void Vring::log_published(uint16_t from) const {
     log_used_bytes(offsetof(VringUsed, ring) + sizeof(VringUsedElem) * slot, sizeof(VringUsedElem));
     if (!log.bufs) continue;
     VringUsedElem e;
+    // SAFETY: slot is masked to num - 1; the element is copied once and its id checked against num below.
     std::memcpy(&e, &used->ring[slot], sizeof e);
     if (e.len == 0 || e.id >= num) continue;
     Buf bufs[kMaxChainBufs];
@@ -154,6 +159,7 @@ void Vring::enable_kicks() {
   if (broken) return;  // a broken ring's memory may be gone: leave it alone
   if (event_idx) {
     // avail_event lives after the used ring; the driver kicks when its avail idx passes it.
+    // SAFETY: translate sized the used ring with this trailing u16 whether EVENT_IDX is on or not.
     uint16_t* avail_event = reinterpret_cast<uint16_t*>(&used->ring[num]);
     __atomic_store_n(avail_event, last_avail_idx, __ATOMIC_RELAXED);
     log_used_bytes(offsetof(VringUsed, ring) + sizeof(VringUsedElem) * num, sizeof(uint16_t));

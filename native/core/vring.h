@@ -80,6 +80,7 @@ struct Vring {
   // How many entries the driver has made available and the device not yet taken. A jump by more than
   // num is a driver bug or attack: the ring is marked broken and 0 returned.
   uint16_t avail_count() {
+    // SAFETY: avail was translated with room for num entries and the event field (translate); callers check ready().
     uint16_t idx = __atomic_load_n(&avail->idx, __ATOMIC_ACQUIRE);
     uint16_t n = static_cast<uint16_t>(idx - last_avail_idx);
     if (n > num) {
@@ -89,6 +90,8 @@ struct Vring {
     cached_avail = idx;
     return n;
   }
+  // SAFETY: the slot is masked to num - 1 (num a power of two) inside the translated avail ring. The head itself
+  // is the guest's: walk checks it against num.
   uint16_t avail_head(uint16_t i) const { return avail->ring[static_cast<uint16_t>(last_avail_idx + i) & (num - 1)]; }
 
   // Walks the chain starting at head; every piece must be device-readable (want_write false) or
@@ -98,10 +101,12 @@ struct Vring {
                    uint64_t* total, int max_bufs) const {
     if (head < num && max_bufs > 0) {
       VringDesc d;
-      std::memcpy(&d, &desc[head], sizeof d);  // one snapshot: the guest may rewrite it concurrently
+      // SAFETY: head < num, inside the translated table; one snapshot, as the guest may rewrite it concurrently.
+      std::memcpy(&d, &desc[head], sizeof d);
       if (!(d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT)) && d.len &&
           static_cast<bool>(d.flags & VRING_DESC_F_WRITE) == want_write) {
-        // Safe: [addr, addr+len) is inside one mapped region or we take the slow path, which refuses it.
+        // SAFETY: gpa_to_host returns null unless [addr, addr+len) is inside one mapped region (then the slow
+        // path refuses the chain).
         if (uint8_t* p = mem.gpa_to_host(d.addr, d.len)) {
           bufs[0] = {p, d.len};
           *nbufs = 1;
@@ -118,9 +123,11 @@ struct Vring {
   // Prefetch for the entry `ahead` places on: its descriptor, and (one step later, once that descriptor is
   // in cache) the buffer it points to. A hint only: nothing is dereferenced that translate would refuse.
   void prefetch_desc(uint16_t ahead) const {
+    // SAFETY: a prefetch never faults, and the slot is masked into the table anyway.
     __builtin_prefetch(&desc[avail_head(ahead) & (num - 1)]);
   }
   void prefetch_buf(const GuestMemory& mem, uint16_t ahead, bool write) const {
+    // SAFETY: the slot is masked into the table; the address is only prefetched after gpa_to_host accepted it.
     const VringDesc& d = desc[avail_head(ahead) & (num - 1)];
     uint64_t addr = __atomic_load_n(&d.addr, __ATOMIC_RELAXED);
     if (const uint8_t* p = mem.gpa_to_host(addr, 64)) {
@@ -139,6 +146,7 @@ struct Vring {
 
   // Writes one used element in the shadow index; publish() makes them visible.
   void put_used(uint16_t id, uint32_t len) {
+    // SAFETY: the slot is masked to num - 1 inside the translated used ring (translate sized it for num entries).
     VringUsedElem* e = &used->ring[used_idx & (num - 1)];
     e->id = id;
     e->len = len;

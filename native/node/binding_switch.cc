@@ -240,7 +240,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
     c.security = security_of(env, o);
     read_queue_threads(o, c);
-    // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
+    // Without a backend the port is AF_PACKET (older callers); the control plane passes 'auto' by default.
     std::string backend = o.Has("backend") && !o.Get("backend").IsUndefined()
                               ? o.Get("backend").As<Napi::String>().Utf8Value()
                               : "af_packet";

@@ -729,6 +729,7 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     FaultGuard g;
     if (sigsetjmp(g.env, 1) != 0) return "the ring's memory is not accessible (memory file truncated?)";
     tl_fault_guard = &g;
+    // SAFETY: translate accepted the used ring; the guard turns a truncated memory file into an error.
     v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
     tl_fault_guard = nullptr;
     v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx

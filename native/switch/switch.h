@@ -69,8 +69,8 @@ class Switch {
   void close();
 
   uint32_t add_port(const PortConfig& cfg);
-  // A port on a kernel interface: AF_PACKET on iface with `queues` fanout sockets, or a tap device named
-  // iface that we create. Returns false and sets err if the interface cannot be opened.
+  // A port on a kernel interface: `queues` AF_XDP or AF_PACKET queues on iface (as backend chooses), or a tap
+  // device named iface that we create. Returns false and sets err if the interface cannot be opened.
   bool add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
                     std::string& err, NicBackendChoice backend = NicBackendChoice::kAfPacket);
   // Each control call returns an empty string on success or the reason it was refused.

@@ -64,7 +64,7 @@ int vlan_classify(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offlo
     f.len -= kVlanTag;
     vlan_shift_offsets(f.hdr, -static_cast<int>(kVlanTag));
     std::memset(f.eth, 0, sizeof f.eth);
-    // Safe: the pieces are the ones the frame was taken from (bounds-checked), less the tag; f.len is their total.
+    // SAFETY: the pieces are the ones the frame was taken from (bounds-checked), less the tag; f.len is their total.
     sg_read(pieces, f.nbufs, f.off, f.eth, f.len < sizeof f.eth ? f.len : sizeof f.eth);
   } else {
     vid = static_cast<uint16_t>(offloaded_tci & 0xfff);
