@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { BenchResults, ThroughputResult } from './run.js';
 import type { Spread } from './lib/util.js';
+import { compare, describeModes, modes } from './lib/stats.js';
 import type { DutName, GenName } from './types.js';
 
 const DUT_LABEL: Record<DutName, string> = { 'vhost-switch': 'vhost-switch', testpmd: 'testpmd (raw DPDK vhost)', ovs: 'OVS-DPDK' };
@@ -42,7 +43,7 @@ export function markdown(r: BenchResults): string {
   }
   lines.push('');
   const gens = o.generators;
-  const head = ['Size', 'DUT', ...gens.map((g) => `Mpps (${GEN_LABEL[g]})`), ...gens.map((g) => `Gbit/s (${GEN_LABEL[g]})`), `DUT cycles/pkt${gens.length > 1 ? ` (${refGen})` : ''}`, 'DUT busy', 'Latency p50 / p99 µs at 50% load'];
+  const head = ['Size', 'DUT', ...gens.map((g) => `Mpps (${GEN_LABEL[g]})`), ...gens.map((g) => `Gbit/s (${GEN_LABEL[g]})`), `DUT cycles/pkt${gens.length > 1 ? ` (${refGen})` : ''}`, 'DUT busy', 'DUT frames/pass', 'Latency p50 / p99 µs at 50% load'];
   lines.push(`| ${head.join(' | ')} |`);
   lines.push(`|${head.map(() => '---').join('|')}|`);
   for (const size of o.sizes) {
@@ -52,7 +53,7 @@ export function markdown(r: BenchResults): string {
       const lat = r.latency.find((l) => l.dut === dut && l.size === size);
       const latCell = lat?.p50Us ? `${fmt(lat.p50Us, 1)} / ${fmt(lat.p99Us, 1)}` : 'n/a';
       lines.push(
-        `| ${SIZE_LABEL(size)} | ${DUT_LABEL[dut]} | ${gens.map((g) => fmt(cell(g)?.mpps, 3)).join(' | ')} | ${gens.map((g) => fmt(cell(g)?.gbps, 2)).join(' | ')} | ${fmt(ref?.cyclesPerPacket, 0)} | ${fmt(ref?.busy, 0, 100)}${ref?.busy ? '%' : ''} | ${latCell} |`,
+        `| ${SIZE_LABEL(size)} | ${DUT_LABEL[dut]} | ${gens.map((g) => mppsCell(cell(g))).join(' | ')} | ${gens.map((g) => fmt(cell(g)?.gbps, 2)).join(' | ')} | ${fmt(ref?.cyclesPerPacket, 0)} | ${fmt(ref?.busy, 0, 100)}${ref?.busy ? '%' : ''} | ${fmt(ref?.framesPerPass, 1)} | ${latCell} |`,
       );
     }
   }
@@ -64,6 +65,7 @@ export function markdown(r: BenchResults): string {
       'DUT busy: share of the DUT poll thread\'s cycles spent on packets. Latency: our generator sends on one port at half ' +
       'the best Mpps measured for that DUT and size and receives on the other; TSC stamps, histogram with 8 buckets per octave.',
   );
+  lines.push('', ...verdicts(r));
   if (r.idle.length) {
     lines.push('');
     lines.push('| DUT | CPU use when idle (two ports attached, no traffic; a busy-polling DUT shows less than 100% only when other work takes its CPU) |');
@@ -105,6 +107,39 @@ export function markdown(r: BenchResults): string {
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** Mpps as median (min–max), or each mode with its count when the samples fell into more than one. */
+function mppsCell(t: ThroughputResult | undefined): string {
+  if (!t?.mpps) return 'n/a';
+  return modes(t.samples.map((x) => x.mpps)).length > 1 ? describeModes(t.samples.map((x) => x.mpps), 3) : fmt(t.mpps, 3);
+}
+
+/** vhost-switch against each anchor, per size and generator: higher or lower only where the samples do not overlap. */
+function verdicts(r: BenchResults): string[] {
+  const o = r.options;
+  const anchors = o.duts.filter((d) => d !== 'vhost-switch');
+  if (!o.duts.includes('vhost-switch') || !anchors.length) return [];
+  const out = [
+    `vhost-switch's Mpps against each anchor in this run: "higher" or "lower" only where every sample of one is above every ` +
+      `sample of the other (at least 3 each), otherwise "level"; a figure whose samples fell into two modes is level with ` +
+      `whatever its modes straddle.`,
+    '',
+    `| Size | Generator | ${anchors.map((a) => `vs ${DUT_LABEL[a]}`).join(' | ')} |`,
+    `|---|---|${anchors.map(() => '---').join('|')}|`,
+  ];
+  const get = (d: DutName, g: GenName, size: string) => r.throughput.find((t) => t.dut === d && t.gen === g && t.size === size)?.mpps;
+  for (const size of o.sizes)
+    for (const g of o.generators) {
+      const us = get('vhost-switch', g, size);
+      const cells = anchors.map((a) => {
+        const them = get(a, g, size);
+        if (!us || !them) return 'n/a';
+        return `${compare(us, them)} (${(us.median / them.median).toFixed(2)}× at the medians)`;
+      });
+      out.push(`| ${SIZE_LABEL(size)} | ${GEN_LABEL[g]} | ${cells.join(' | ')} |`);
+    }
+  return out;
 }
 
 /** NIC ports (bench/nic.ts): a row per path, a column pair per direction, per size. */

@@ -49,6 +49,7 @@ export interface ThroughputResult {
   gbps?: Spread;
   cyclesPerPacket?: Spread;
   busy?: Spread;
+  framesPerPass?: Spread;
 }
 
 export interface LatencyResult {
@@ -417,6 +418,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     r.gbps = spread(r.samples.map((x) => x.gbps));
     r.cyclesPerPacket = spread(r.samples.map((x) => x.cyclesPerPacket));
     r.busy = spread(r.samples.map((x) => x.busy));
+    r.framesPerPass = spread(r.samples.map((x) => x.framesPerPass));
   }
   for (const r of res.latency) {
     r.ratePps = spread(r.samples.map((x) => x.ratePps));
