@@ -43,17 +43,15 @@ export function markdown(r: BenchResults): string {
   }
   lines.push('');
   const gens = o.generators;
-  const head = ['Size', 'DUT', ...gens.map((g) => `Mpps (${GEN_LABEL[g]})`), ...gens.map((g) => `Gbit/s (${GEN_LABEL[g]})`), `DUT cycles/pkt${gens.length > 1 ? ` (${refGen})` : ''}`, 'DUT busy', 'DUT frames/pass', 'Latency p50 / p99 µs at 50% load'];
+  const head = ['Size', 'DUT', ...gens.map((g) => `Mpps (${GEN_LABEL[g]})`), ...gens.map((g) => `Gbit/s (${GEN_LABEL[g]})`), `DUT cycles/pkt${gens.length > 1 ? ` (${refGen})` : ''}`, 'DUT busy', 'DUT frames/pass'];
   lines.push(`| ${head.join(' | ')} |`);
   lines.push(`|${head.map(() => '---').join('|')}|`);
   for (const size of o.sizes) {
     for (const dut of o.duts) {
       const cell = (g: GenName) => r.throughput.find((t) => t.dut === dut && t.gen === g && t.size === size);
       const ref = cell(refGen!) ?? gens.map(cell).find(Boolean);
-      const lat = r.latency.find((l) => l.dut === dut && l.size === size);
-      const latCell = lat?.p50Us ? `${fmt(lat.p50Us, 1)} / ${fmt(lat.p99Us, 1)}` : 'n/a';
       lines.push(
-        `| ${SIZE_LABEL(size)} | ${DUT_LABEL[dut]} | ${gens.map((g) => mppsCell(cell(g))).join(' | ')} | ${gens.map((g) => fmt(cell(g)?.gbps, 2)).join(' | ')} | ${fmt(ref?.cyclesPerPacket, 0)} | ${fmt(ref?.busy, 0, 100)}${ref?.busy ? '%' : ''} | ${fmt(ref?.framesPerPass, 1)} | ${latCell} |`,
+        `| ${SIZE_LABEL(size)} | ${DUT_LABEL[dut]} | ${gens.map((g) => mppsCell(cell(g))).join(' | ')} | ${gens.map((g) => fmt(cell(g)?.gbps, 2)).join(' | ')} | ${fmt(ref?.cyclesPerPacket, 0)} | ${fmt(ref?.busy, 0, 100)}${ref?.busy ? '%' : ''} | ${fmt(ref?.framesPerPass, 1)} |`,
       );
     }
   }
@@ -62,10 +60,17 @@ export function markdown(r: BenchResults): string {
     'Mpps and Gbit/s: frames received by the generator on both ports (the sum of both directions through the DUT); ' +
       'Gbit/s counts frame bytes without FCS, preamble and gap. DUT cycles/pkt: the DUT\'s own busy cycles per packet ' +
       '(vhost-switch: poll-thread counters; OVS-DPDK: `pmd-stats-show` processing cycles; testpmd reports none). ' +
-      'DUT busy: share of the DUT poll thread\'s cycles spent on packets. Latency: our generator sends on one port at half ' +
-      'the best Mpps measured for that DUT and size and receives on the other; TSC stamps, histogram with 8 buckets per octave.',
+      'DUT busy: share of the DUT poll thread\'s cycles spent on packets. DUT frames/pass: the mean burst vhost-switch found ' +
+      'per busy poll pass (both ports).',
   );
+  if (r.c2c?.length) {
+    lines.push('');
+    lines.push(`Core-to-core cache-line round trip between CPU ${o.genCpu} and CPU ${o.dutCpu}, measured with both idle before each DUT ` +
+      `instance (bench/native/c2c.cc; on a VM it depends on where the host runs the two vCPUs): ` +
+      `${describeModes(r.c2c.map((x) => x.ns), 0)} ns over ${r.c2c.length} probes. Each throughput sample keeps the probe before it (c2cNs in latest.json).`);
+  }
   lines.push('', ...verdicts(r));
+  lines.push(...latencyTable(r));
   if (r.idle.length) {
     lines.push('');
     lines.push('| DUT | CPU use when idle (two ports attached, no traffic; a busy-polling DUT shows less than 100% only when other work takes its CPU) |');
@@ -139,6 +144,36 @@ function verdicts(r: BenchResults): string[] {
       });
       out.push(`| ${SIZE_LABEL(size)} | ${GEN_LABEL[g]} | ${cells.join(' | ')} |`);
     }
+  return out;
+}
+
+/** Latency at equal offered load: every DUT at the same rates, with loss, p50/p99/p99.9 and the lowest p99 where it holds. */
+function latencyTable(r: BenchResults): string[] {
+  const o = r.options;
+  const rows = r.latency.filter((l) => typeof l.ratePps === 'number');
+  if (!rows.length) return [];
+  const out = [
+    '',
+    `Latency at equal load: our generator sends on one port at each offered rate, the same for every DUT, and receives ` +
+      `on the other (TSC stamps; histogram with 8 buckets per octave). Cells: p50 / p99 / p99.9 µs, loss. "Lowest p99" ` +
+      `names a DUT only where every one of its p99 samples is below every sample of each other DUT.`,
+    '',
+    `| Size | Offered Mpps | ${o.duts.map((d) => DUT_LABEL[d]).join(' | ')} | Lowest p99 |`,
+    `|---|---|${o.duts.map(() => '---').join('|')}|---|`,
+  ];
+  for (const size of o.sizes) {
+    const rates = [...new Set(rows.filter((l) => l.size === size).map((l) => l.ratePps))].sort((a, b) => a - b);
+    for (const rate of rates) {
+      const get = (d: DutName) => rows.find((l) => l.dut === d && l.size === size && l.ratePps === rate);
+      const cells = o.duts.map((d) => {
+        const l = get(d);
+        if (!l?.p99Us) return 'n/a';
+        return `${fmt(l.p50Us, 1)} / ${fmt(l.p99Us, 1)} / ${fmt(l.p999Us, 1)}, ${fmt(l.loss, 2, 100)}%`;
+      });
+      const lowest = o.duts.find((d) => o.duts.every((x) => x === d || compare(get(d)?.p99Us, get(x)?.p99Us) === 'lower'));
+      out.push(`| ${SIZE_LABEL(size)} | ${(rate / 1e6).toFixed(3)} | ${cells.join(' | ')} | ${lowest ? DUT_LABEL[lowest] : 'none clear'} |`);
+    }
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@ import { TestpmdDut } from './anchors/testpmd.js';
 import { VhostSwitchDut } from './duts/vhost-switch.js';
 import { runFdbBench, type FdbResult } from './fdb.js';
 import { makeGen } from './generators.js';
+import { c2cRoundTripNs } from './lib/c2c.js';
 import { frameBytes, runNicBench, type NicResult } from './nic.js';
 import { pinSelf, repoRoot, run, sleep, spread, cpuShare, type Spread } from './lib/util.js';
 import { machine, type Machine } from './lib/versions.js';
@@ -28,6 +29,9 @@ export interface BenchOptions {
   generators: GenName[];
   idleS: number;
   latency: boolean;
+  /** Offered rates of the latency runs, Mpps, the same for every DUT; "slowest" is half the slowest DUT's median
+   * best at that size in this run. */
+  latencyRates: Array<number | 'slowest'>;
   scalePorts: number[];
   fdbMacs: number;
   /** Frame sizes of the NIC-port figures (bench/nic.ts); empty skips them. */
@@ -55,10 +59,13 @@ export interface ThroughputResult {
 export interface LatencyResult {
   dut: DutName;
   size: string;
+  /** The rate offered to every DUT for this row. */
+  ratePps: number;
   samples: LatencySample[];
-  ratePps?: Spread;
+  rxMpps?: Spread;
   p50Us?: Spread;
   p99Us?: Spread;
+  p999Us?: Spread;
   loss?: Spread;
 }
 
@@ -89,6 +96,8 @@ export interface BenchResults {
   fdb?: FdbResult;
   nic?: NicResult;
   errors: Array<{ what: string; message: string }>;
+  /** Core-to-core round trips (bench/native/c2c.cc) taken before each DUT instance of the throughput samples. */
+  c2c: Array<{ at: string; sample: number; before: DutName; ns: number }>;
   elapsedS: number;
   /** Load average when the run ended (the machine's at the start is in machine.loadAvg). */
   loadAvgEnd?: number[];
@@ -103,7 +112,9 @@ const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js aft
   --duts LIST           vhost-switch,testpmd,ovs (default all three)
   --generators LIST     testpmd,gen (default both; the first is the reference for cycles/packet)
   --idle S              idle-CPU window per DUT and sample (default 10; 0 skips)
-  --no-latency          skip the latency runs (our generator, source → sink at 50% of the measured maximum)
+  --no-latency          skip the latency runs (our generator, source → sink at fixed offered rates)
+  --latency-rates LIST  offered rates in Mpps, the same for every DUT; "slowest" is half the slowest DUT's median
+                        best at that size (default 0.5,1,slowest)
   --scale LIST          vhost-switch port counts for the scale runs (default 2,8,32; "none" skips)
   --fdb-macs N          MACs learned for the FDB run (default 1000000; 0 skips)
   --nic-sizes LIST      frame sizes of the NIC-port figures: guest <-> veth on AF_XDP and AF_PACKET, beside
@@ -140,6 +151,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       generators: { type: 'string' },
       idle: { type: 'string' },
       'no-latency': { type: 'boolean' },
+      'latency-rates': { type: 'string' },
       scale: { type: 'string' },
       'fdb-macs': { type: 'string' },
       'nic-sizes': { type: 'string' },
@@ -174,6 +186,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     generators,
     idleS: num(v.idle, '--idle', quick ? 3 : 10),
     latency: !v['no-latency'],
+    latencyRates: list(v['latency-rates'], ['0.5', '1', 'slowest']).map((x) => (x === 'slowest' ? 'slowest' : num(x, '--latency-rates', 1, 0.001))),
     scalePorts: scale.includes('none') ? [] : scale.map((s) => Math.round(num(s, '--scale', 2, 2))),
     fdbMacs: Math.round(num(v['fdb-macs'], '--fdb-macs', 1_000_000)),
     nicSizes: nicSizes.includes('none') ? [] : nicSizes,
@@ -199,7 +212,7 @@ function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {
 }
 
 /** One throughput window: the generator loops frames through the DUT; rates from the generator's receive counters. */
-async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOptions): Promise<ThroughputSample> {
+async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOptions, c2cNs?: number): Promise<ThroughputSample> {
   const gen = makeGen(genName, o.genCpu, o.inFlight);
   try {
     await gen.start([dut.sockets[0]!, dut.sockets[1]!], size);
@@ -210,7 +223,7 @@ async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOpti
     const b = await gen.counters();
     const w = await dut.windowEnd();
     const dt = Number(b.tNs - a.tNs) / 1e9;
-    const sample = { mpps: (b.rxPackets - a.rxPackets) / dt / 1e6, gbps: ((b.rxBytes - a.rxBytes) * 8) / dt / 1e9, ...w };
+    const sample = { mpps: (b.rxPackets - a.rxPackets) / dt / 1e6, gbps: ((b.rxBytes - a.rxBytes) * 8) / dt / 1e9, ...w, c2cNs };
     if (sample.mpps === 0) throw new Error('no frames came back: the io loop died (frames dropped or never forwarded)');
     return sample;
   } finally {
@@ -237,7 +250,7 @@ async function latency(dut: Dut, size: string, ratePps: number, o: BenchOptions)
     const sent = rateBetween(a, b, [0]).txMpps;
     const got = rateBetween(a, b, [1]).rxMpps;
     if (!lat) throw new Error('no stamped frames received');
-    return { ratePps, rxMpps: got, loss: sent > 0 ? Math.max(0, 1 - got / sent) : 1, p50Us: lat.p50Us, p99Us: lat.p99Us };
+    return { ratePps, rxMpps: got, loss: sent > 0 ? Math.max(0, 1 - got / sent) : 1, p50Us: lat.p50Us, p99Us: lat.p99Us, p999Us: lat.p999Us };
   } finally {
     s.close();
   }
@@ -285,6 +298,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     idle: [],
     scale: [],
     errors: [],
+    c2c: [],
     elapsedS: 0,
   };
   if (os.cpus().length < 2) res.errors.push({ what: 'machine', message: 'fewer than 2 CPUs: generator and DUT share one' });
@@ -299,9 +313,9 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     if (!r) res.throughput.push((r = { dut, gen, size, samples: [] }));
     return r;
   };
-  const lt = (dut: DutName, size: string) => {
-    let r = res.latency.find((x) => x.dut === dut && x.size === size);
-    if (!r) res.latency.push((r = { dut, size, samples: [] }));
+  const lt = (dut: DutName, size: string, ratePps: number) => {
+    let r = res.latency.find((x) => x.dut === dut && x.size === size && x.ratePps === ratePps);
+    if (!r) res.latency.push((r = { dut, size, ratePps, samples: [] }));
     return r;
   };
   const idle = (dut: DutName) => {
@@ -315,6 +329,12 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     const order = o.duts.map((_, i) => o.duts[(i + s) % o.duts.length]!);
     for (const name of order) {
       let dut: Dut;
+      // With both CPUs free (no DUT, no generator): what a cache line costs between them right now.
+      const c2cNs = c2cRoundTripNs(o.genCpu, o.dutCpu);
+      if (c2cNs !== undefined) {
+        res.c2c.push({ at: new Date().toISOString(), sample: s + 1, before: name, ns: c2cNs });
+        log(`sample ${s + 1} core-to-core round trip CPU ${o.genCpu} <-> ${o.dutCpu}: ${c2cNs} ns`);
+      }
       try {
         dut = makeDut(name, o);
         await dut.start();
@@ -333,35 +353,61 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
             fail(`${name} idle`, e);
           }
         }
-        const best = new Map<string, number>();
         for (const g of o.generators) {
           for (const size of o.sizes) {
             try {
-              const r = await throughput(dut, g, size, o);
+              const r = await throughput(dut, g, size, o, c2cNs);
               tp(name, g, size).samples.push(r);
-              best.set(size, Math.max(best.get(size) ?? 0, r.mpps));
-              log(`sample ${s + 1} ${name} gen=${g} ${size}: ${r.mpps.toFixed(3)} Mpps ${r.gbps.toFixed(2)} Gbit/s cycles/pkt ${f2(r.cyclesPerPacket)} busy ${r.busy === undefined ? 'n/a' : `${(r.busy * 100).toFixed(0)}%`}${r.framesPerPass === undefined ? '' : ` frames/pass ${r.framesPerPass.toFixed(1)}`}`);
+              log(`sample ${s + 1} ${name} gen=${g} ${size}: ${r.mpps.toFixed(3)} Mpps ${r.gbps.toFixed(2)} Gbit/s cycles/pkt ${f2(r.cyclesPerPacket)} busy ${r.busy === undefined ? 'n/a' : `${(r.busy * 100).toFixed(0)}%`}${r.framesPerPass === undefined ? '' : ` frames/pass ${r.framesPerPass.toFixed(1)}`}${r.c2cNs === undefined ? '' : ` c2c ${r.c2cNs} ns`}`);
             } catch (e) {
               fail(`${name} gen=${g} ${size} (sample ${s + 1})`, e);
             }
           }
         }
-        if (o.latency) {
-          for (const size of o.sizes) {
-            const max = best.get(size);
-            if (!max) continue;
-            const rate = Math.max(1000, Math.round((max * 1e6) / 2));
-            try {
-              const r = await latency(dut, size, rate, o);
-              lt(name, size).samples.push(r);
-              log(`sample ${s + 1} ${name} latency ${size} at ${(rate / 1e6).toFixed(3)} Mpps: p50 ${r.p50Us.toFixed(1)} us p99 ${r.p99Us.toFixed(1)} us (rx ${r.rxMpps.toFixed(3)} Mpps, loss ${(r.loss * 100).toFixed(2)}%)`);
-            } catch (e) {
-              fail(`${name} latency ${size} (sample ${s + 1})`, e);
-            }
-          }
-        }
       } finally {
         await dut.stop().catch((e: unknown) => fail(`${name} stop`, e));
+      }
+    }
+  }
+
+  // Latency at equal load: every DUT at the same offered rates, after all throughput samples so that "slowest" (half
+  // the slowest DUT's median best at that size) is known. Rate, loss and received rate are kept beside p50/p99/p99.9.
+  if (o.latency) {
+    const rates = (size: string): number[] => {
+      const best = o.duts.map((d) => {
+        const mpps = o.generators.map((g) => spread(tp(d, g, size).samples.map((x) => x.mpps))?.median ?? 0);
+        return Math.max(...mpps);
+      });
+      const slowest = Math.min(...best.filter((x) => x > 0));
+      const out = o.latencyRates.map((r) => (r === 'slowest' ? (Number.isFinite(slowest) ? slowest / 2 : undefined) : r));
+      return [...new Set(out.filter((x): x is number => x !== undefined).map((x) => Math.max(1000, Math.round(x * 1e6))))].sort((a, b) => a - b);
+    };
+    for (let s = 0; s < o.samples; s++) {
+      const order = o.duts.map((_, i) => o.duts[(i + s) % o.duts.length]!);
+      for (const name of order) {
+        let dut: Dut;
+        try {
+          dut = makeDut(name, o);
+          await dut.start();
+        } catch (e) {
+          fail(`${name} start for latency (sample ${s + 1})`, e);
+          continue;
+        }
+        try {
+          for (const size of o.sizes) {
+            for (const rate of rates(size)) {
+              try {
+                const r = await latency(dut, size, rate, o);
+                lt(name, size, rate).samples.push(r);
+                log(`sample ${s + 1} ${name} latency ${size} at ${(rate / 1e6).toFixed(3)} Mpps: p50 ${r.p50Us.toFixed(1)} us p99 ${r.p99Us.toFixed(1)} us p99.9 ${r.p999Us.toFixed(1)} us (rx ${r.rxMpps.toFixed(3)} Mpps, loss ${(r.loss * 100).toFixed(2)}%)`);
+              } catch (e) {
+                fail(`${name} latency ${size} at ${rate} pps (sample ${s + 1})`, e);
+              }
+            }
+          }
+        } finally {
+          await dut.stop().catch((e: unknown) => fail(`${name} stop`, e));
+        }
       }
     }
   }
@@ -421,9 +467,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     r.framesPerPass = spread(r.samples.map((x) => x.framesPerPass));
   }
   for (const r of res.latency) {
-    r.ratePps = spread(r.samples.map((x) => x.ratePps));
+    r.rxMpps = spread(r.samples.map((x) => x.rxMpps));
     r.p50Us = spread(r.samples.map((x) => x.p50Us));
     r.p99Us = spread(r.samples.map((x) => x.p99Us));
+    r.p999Us = spread(r.samples.map((x) => x.p999Us));
     r.loss = spread(r.samples.map((x) => x.loss));
   }
   for (const r of res.idle) r.cpu = spread(r.samples);

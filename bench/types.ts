@@ -52,6 +52,9 @@ export interface ThroughputSample {
   cyclesPerPacket?: number;
   busy?: number;
   framesPerPass?: number;
+  /** Core-to-core cache-line round trip between the generator's and the DUT's CPU, measured with both idle just
+   * before this DUT instance started (ns; bench/native/c2c.cc). */
+  c2cNs?: number;
 }
 
 export interface LatencySample {
@@ -62,4 +65,5 @@ export interface LatencySample {
   loss: number;
   p50Us: number;
   p99Us: number;
+  p999Us: number;
 }

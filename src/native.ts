@@ -362,6 +362,7 @@ export interface GeneratorPortStats {
   latencySamples: bigint;
   latencyP50Ns: number;
   latencyP99Ns: number;
+  latencyP999Ns: number;
 }
 
 export interface NativeGenerator {

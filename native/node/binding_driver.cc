@@ -246,6 +246,7 @@ class GeneratorWrap : public Napi::ObjectWrap<GeneratorWrap> {
       o.Set("latencySamples", Napi::BigInt::New(env, s.rx_stamped.get()));
       o.Set("latencyP50Ns", Generator::quantile(s, 0.5));
       o.Set("latencyP99Ns", Generator::quantile(s, 0.99));
+      o.Set("latencyP999Ns", Generator::quantile(s, 0.999));
       out.Set(static_cast<uint32_t>(i), o);
     }
     return out;

@@ -259,7 +259,7 @@ export class GenSession {
 }
 
 /** Latency quantiles of the ports that received stamped frames (sinks), in microseconds; undefined if none did. */
-export function latencyOf(s: GenSnapshot, plan: GeneratorPortOptions[]): { p50Us: number; p99Us: number; samples: number } | undefined {
+export function latencyOf(s: GenSnapshot, plan: GeneratorPortOptions[]): { p50Us: number; p99Us: number; p999Us: number; samples: number } | undefined {
   let best: GeneratorPortStats | undefined;
   for (let i = 0; i < s.ports.length; i++) {
     const p = s.ports[i]!;
@@ -267,5 +267,5 @@ export function latencyOf(s: GenSnapshot, plan: GeneratorPortOptions[]): { p50Us
     if (p.latencySamples > (best?.latencySamples ?? 0n)) best = p;
   }
   if (!best) return undefined;
-  return { p50Us: best.latencyP50Ns / 1000, p99Us: best.latencyP99Ns / 1000, samples: Number(best.latencySamples) };
+  return { p50Us: best.latencyP50Ns / 1000, p99Us: best.latencyP99Ns / 1000, p999Us: best.latencyP999Ns / 1000, samples: Number(best.latencySamples) };
 }
