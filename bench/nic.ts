@@ -9,8 +9,9 @@
 //   kernel         the same testpmd sender → nbB ═veth═ nbA → Linux bridge → kbA ═veth═ kbB. Rate: kbB's rx counter.
 //                  The kernel's own veth-to-veth forwarding: no switch process at all.
 //
-// The kernel's receive path of a veth runs where the sender runs (softirq on the generator CPU) in the wire → guest
-// and kernel figures alike; the switch's poll thread has the DUT CPU. Frames carry link-local addresses only
+// The same CPU budget on both: the sender has the generator CPU, the forwarding the DUT CPU. The switch's poll thread
+// runs on the DUT CPU; for the kernel figure, RPS on nbA hands every frame to the DUT CPU's backlog, so the bridge
+// runs there (the veth's own receive step stays on the sender's CPU in both, as it does for the nic port). Frames carry link-local addresses only
 // (testpmd --tx-ip) and never leave the veths and the namespace made here.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -145,8 +146,14 @@ async function stopSender(child: ChildProcess): Promise<void> {
   debug('sender stopped');
 }
 
+/** RPS on iface's receive queue: the CPUs (a list) that process what it receives, or none ('0'). */
+function setRps(iface: string, mask: string): void {
+  fs.writeFileSync(`/sys/class/net/${iface}/queues/rx-0/rps_cpus`, mask);
+}
+
 async function kernelWindow(size: string, o: NicBenchOptions): Promise<{ mpps: number; gbps: number }> {
   ip('link', 'add', BR, 'type', 'bridge', 'stp_state', '0');
+  setRps(NB_A, (1 << o.dutCpu).toString(16));
   try {
     ip('link', 'set', NB_A, 'master', BR);
     ip('link', 'set', KB_A, 'master', BR);
@@ -161,6 +168,7 @@ async function kernelWindow(size: string, o: NicBenchOptions): Promise<{ mpps: n
       await stopSender(sender);
     }
   } finally {
+    setRps(NB_A, '0');
     ip('link', 'del', BR);
   }
 }

@@ -200,7 +200,9 @@ function nicTable(r: BenchResults): string[] {
   out.push('');
   out.push('wire → guest: testpmd sends into the veth; the rate is what our virtio port (the "guest") received. guest → wire: ' +
     'our virtio port sends as fast as its ring takes frames; the rate is what arrived at the far end of the veth. ' +
-    'The kernel figure is the same sender through a Linux bridge to a second veth: the host kernel forwarding between veths.');
+    'The kernel figure is the same sender through a Linux bridge to a second veth: the host kernel forwarding between veths, ' +
+    'with RPS putting the bridge on the switch\'s CPU so that both have one CPU for the sender and one for forwarding. ' +
+    'Guest → wire has a different sender (our virtio port): compare it with the kernel figure only as a bound.');
   return out;
 }
 
