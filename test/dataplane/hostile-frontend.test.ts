@@ -1,5 +1,7 @@
 // A hostile vhost-user frontend against the real data plane, over real sockets: a native Switch with three
-// VhostUserEndpoints in this process. Two honest VirtioUserPorts (a, b) exchange frames the whole time (a pump
+// VhostUserEndpoints in this process. This file checks what each attack does to the evil port (counters, refusals,
+// fds) and that honest frames keep arriving, none lost; the throughput judge, with the attacker in a process of its
+// own, is hostile-isolation.test.ts. Two honest VirtioUserPorts (a, b) exchange frames the whole time (a pump
 // on a 2 ms timer, every frame numbered); a third frontend (evil) attacks the switch with bad rings, bad
 // memory tables, bad messages and floods. For every attack we measure that honest frames arrive during it and
 // after it, that none is lost (honest sent == received, no drop counted on a or b), that the process is the
@@ -81,12 +83,6 @@ class Traffic {
     }
   }
 
-  /** Forgets frames lost so far (only after an attack that is known to lose honest frames). */
-  rebase(): void {
-    this.sent = this.got;
-    this.foreign = 0;
-  }
-
   private frame(dst: string, src: string): Buffer {
     const payload = Buffer.alloc(8);
     payload.writeUInt32BE(0x484f4e53, 0); // "HONS"
@@ -136,7 +132,6 @@ interface Rig {
   b: VirtioUserPort;
   traffic: Traffic;
   logs: string[];
-  pid: number;
 }
 let rig: Rig;
 
@@ -220,7 +215,6 @@ async function underAttack(attack: string, fn: () => Promise<void>, minMs = 300)
   await sleep(200);
   const g2 = rig.traffic.got;
   measures.push({ attack, ms, during: g1 - g0, after: g2 - g1 });
-  expect(process.pid).toBe(rig.pid);
   expect(g1 - g0, `${attack}: honest frames during the attack (${ms} ms)`).toBeGreaterThan(0);
   expect(g2 - g1, `${attack}: honest frames in the 200 ms after it`).toBeGreaterThan(0);
   expect(rig.sw.threadStats()[0]!.packets).toBeGreaterThan(polled0);
@@ -273,7 +267,7 @@ beforeAll(async () => {
   await waitFor(() => pa.ep.state === 'ready' && pb.ep.state === 'ready');
   const traffic = new Traffic(a, b);
   rig = {
-    dir, sw, logs, pid: process.pid, a, b, traffic,
+    dir, sw, logs, a, b, traffic,
     ids: { a: pa.id, b: pb.id, e: pe.id },
     eps: { a: pa.ep, b: pb.ep, e: pe.ep },
     sock: { a: pa.socket, b: pb.socket, e: pe.socket },
@@ -835,8 +829,7 @@ describe('a hostile frontend: floods', () => {
 });
 
 describe('after every attack', () => {
-  it('the same process still switches, and an honest frontend on the attacked port works', async () => {
-    expect(process.pid).toBe(rig.pid);
+  it('the switch still switches, and an honest frontend on the attacked port works', async () => {
     const c = await VirtioUserPort.connect(rig.sock.e);
     await waitFor(() => rig.eps.e.state === 'ready');
     expect(rig.a.send([ethFrame(MAC_E, MAC_A, 100)])).toBe(1);
@@ -879,7 +872,7 @@ interface ChildResult {
   signal: NodeJS.Signals | null;
   out: string;
 }
-const known: { devzero?: ChildResult; truncate?: ChildResult; stalled?: boolean; stallLost?: number; stale?: boolean; uncounted?: bigint } = {};
+const known: { devzero?: ChildResult; truncate?: ChildResult; refusedFifo?: boolean; stalled?: boolean; stallLost?: number; stale?: boolean; uncounted?: bigint } = {};
 
 describe('known weaknesses: the attacks', () => {
   for (const mode of ['devzero', 'truncate'] as const) {
@@ -907,6 +900,7 @@ describe('known weaknesses: the attacks', () => {
     try {
       let refused = false;
       await e.frontend.setVringCall(1, fd).catch(() => (refused = true));
+      known.refusedFifo = refused;
       known.stalled = false;
       if (!refused) {
         // used_event (after the avail ring) is 0, so with EVENT_IDX the switch notifies on its first used entry.
@@ -925,12 +919,11 @@ describe('known weaknesses: the attacks', () => {
     }
     await dropEvil(e);
     current = null;
-    // Traffic flows again. Should frames have been lost to the stall, the honest accounting starts over.
+    // Traffic flows on, and no honest frame was lost (no rebasing of the accounting: a loss here fails F3).
     const g1 = rig.traffic.got;
     await waitFor(() => rig.traffic.got > g1 + 100, 3000, 'honest traffic flowing again');
     await rig.traffic.settle();
     known.stallLost = rig.traffic.sent - rig.traffic.got;
-    rig.traffic.rebase();
   }, 30_000);
 
   it('a receive ring reset to base 0 with nothing posted (a rebooted guest): does the switch use its old avail view?', async () => {
@@ -973,7 +966,9 @@ describe('findings, fixed (SECURITY.md "Findings")', () => {
   });
 
   it('F3 a call fd that is not an eventfd is refused, so it cannot stall the poll thread of every port', () => {
+    expect(known.refusedFifo, 'SET_VRING_CALL with a FIFO refused').toBe(true);
     expect(known.stalled).toBe(false);
+    expect(known.stallLost, 'honest frames lost around it').toBe(0);
   });
 
   it('F4 after a receive ring reset the switch does not consume buffers the guest has not posted', () => {
