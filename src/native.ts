@@ -127,6 +127,11 @@ export interface ThreadStats {
   queues: Array<{ portId: number; queue: number; pinned: boolean }>;
 }
 
+export interface ParkStats {
+  control: bigint;
+  housekeeping: bigint;
+}
+
 export type CaptureDirection = 'in' | 'out' | 'both';
 
 export interface CaptureRead {
@@ -227,6 +232,9 @@ export interface NativeSwitch {
   setVringEnable(id: number, index: number, enable: boolean): void;
   portStats(id: number): PortStats;
   threadStats(): ThreadStats[];
+  /** Times the poll threads were parked: for control calls (a refused one never parks), and by the switch itself
+   * (the respread after SET_VRING_ENABLE, closing retired fds). */
+  parkStats(): ParkStats;
   /** Swaps in a running port's VLAN membership, port security and queue placement (no renegotiation). */
   updatePort(id: number, opts: VlanOptions & { security?: PortSecurityOptions; queueThreads?: number[] }): void;
   /** TSC ticks per second (the unit of the cycle counters). */

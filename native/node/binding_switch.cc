@@ -137,6 +137,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("addPort", &SwitchWrap::AddPort),
                            InstanceMethod("addNicPort", &SwitchWrap::AddNicPort),
                            InstanceMethod("removePort", &SwitchWrap::RemovePort),
+                           InstanceMethod("parkStats", &SwitchWrap::ParkStats),
                            InstanceMethod("resetPort", &SwitchWrap::ResetPort),
                            InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
                            InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
@@ -495,6 +496,16 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       out.Set(static_cast<uint32_t>(t), o);
     }
     return out;
+  }
+
+  // parkStats() -> {control, housekeeping}: times the poll threads were parked, by cause (switch.h).
+  Napi::Value ParkStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("control", big(env, s.control_parks()));
+    o.Set("housekeeping", big(env, s.housekeeping_parks()));
+    return o;
   }
 
   // startCapture(port, {direction: 'in'|'out'|'both', snaplen, bufferBytes})

@@ -99,13 +99,14 @@ void Switch::close() {
 
 // --- the park protocol ---
 
-void Switch::exec(const std::function<void()>& fn) {
+void Switch::exec(const std::function<void()>& fn, ParkCause cause) {
   std::lock_guard<std::mutex> serial(exec_mu_);
   std::unique_lock<std::mutex> lk(park_mu_);
   if (stopping_) {
     fn();
     return;
   }
+  if (!threads_.empty()) (cause == ParkCause::kControl ? control_parks_ : housekeeping_parks_).inc();
   park_requested_.store(true, std::memory_order_release);
   for (auto& t : threads_) eventfd_write(t->wake_fd, 1);  // a sleeping thread parks too
   ctl_cv_.wait(lk, [this] { return parked_ == static_cast<int>(threads_.size()); });
@@ -116,6 +117,11 @@ void Switch::exec(const std::function<void()>& fn) {
   park_requested_.store(false, std::memory_order_release);
   lk.unlock();
   park_cv_.notify_all();
+}
+
+void Switch::apply_unparked(const std::function<void()>& fn) {
+  std::lock_guard<std::mutex> serial(exec_mu_);  // the housekeeper's exec() reads ports in rebuild()
+  fn();
 }
 
 void Switch::park() {
@@ -364,7 +370,7 @@ void Switch::housekeeping() {
     fdb_.age(now, opts_.aging);
     if (respread_.exchange(false)) {
       lk.unlock();
-      exec([] {});  // at most once a round, however many enable messages came
+      exec([] {}, ParkCause::kHousekeeping);  // at most once a round, however many enable messages came
       lk.lock();
     }
   }
@@ -420,28 +426,39 @@ bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::strin
 }
 
 std::string Switch::remove_port(uint32_t id) {
+  if (!find_port(id)) return "no such port";
   std::unique_ptr<Port> gone;
-  std::string err;
   exec([&] {
     auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
     gone = std::move(it->second);
     ports_.erase(it);
     fdb_.flush(id, true);
   });
-  return err;  // gone unmaps memory and closes fds here, after the poll threads were released
+  return "";  // gone unmaps memory and closes fds here, after the poll threads were released
 }
 
-// Runs fn on the port inside exec(), or says the port does not exist.
+// The port, looked up on the control thread without parking (ports_ changes only on this thread, in exec()).
+Port* Switch::find_port(uint32_t id) const {
+  auto it = ports_.find(id);
+  return it == ports_.end() ? nullptr : it->second.get();
+}
+
+// No ring of the port runs: the poll threads read nothing of it (a port is only polled through its started
+// rings, and frames are delivered only to started receive rings), so its memory, features and ring
+// configuration change without parking them. The next park (SET_VRING_KICK's) derives what they read.
+static bool idle(const Port& p) {
+  if (p.kind != PortKind::kVhost) return false;
+  for (const auto& v : p.vrings)
+    if (v->started) return false;
+  return true;
+}
+
+// Runs fn on the port inside exec(), or says the port does not exist (without parking).
 std::string Switch::with_port(uint32_t id, const std::function<std::string(Port&)>& fn) {
+  Port* p = find_port(id);
+  if (!p) return "no such port";
   std::string err;
-  exec([&] {
-    auto it = ports_.find(id);
-    err = it == ports_.end() ? "no such port" : fn(*it->second);
-  });
+  exec([&] { err = fn(*p); });
   return err;
 }
 
@@ -464,18 +481,19 @@ std::string Switch::start_capture(uint32_t id, size_t bytes, uint32_t snaplen, u
   if (bytes < 64 * 1024 || bytes > (256u << 20)) return "capture buffer must be 64 KiB..256 MiB";
   if (snaplen < 64) return "snaplen must be at least 64";
   if (!directions || (directions & ~(CaptureRing::kIn | CaptureRing::kOut))) return "direction must be in, out or both";
+  // Only this thread starts and stops captures: looked at before the park.
+  if (Port* p = find_port(id); p && p->capture) return "a capture is already running on this port";
   auto ring = std::make_unique<CaptureRing>(bytes, snaplen, directions);  // allocated before the park
   return with_port(id, [&](Port& p) -> std::string {
-    if (p.capture) return "a capture is already running on this port";
     p.capture = std::move(ring);
     return "";
   });
 }
 
 std::string Switch::stop_capture(uint32_t id) {
+  if (Port* p = find_port(id); p && !p->capture) return "no capture is running on this port";
   std::unique_ptr<CaptureRing> old;  // freed on return, after the poll threads were released
   return with_port(id, [&](Port& p) -> std::string {
-    if (!p.capture) return "no capture is running on this port";
     old = std::move(p.capture);
     return "";
   });
@@ -504,6 +522,13 @@ std::string Switch::reset_port(uint32_t id) {
 }
 
 std::string Switch::set_features(uint32_t id, uint64_t features) {
+  Port* port = find_port(id);
+  if (!port) return "no such port";
+  if (idle(*port)) {
+    apply_unparked([&] { port->set_features(features); });
+    return "";
+  }
+  if (port->features == features) return "";  // QEMU sends them again when it starts and stops dirty logging
   return with_port(id, [&](Port& p) {
     p.set_features(features);
     return std::string();
@@ -516,14 +541,20 @@ std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>&
   std::unique_ptr<GuestMemory> mem = GuestMemory::Map(regions, err);
   if (!mem) return err;
   std::unique_ptr<GuestMemory> old;
-  err = with_port(id, [&](Port& p) {
+  auto swap = [&](Port& p) {
     old = std::move(p.mem);
     p.mem = std::move(mem);
     // Rings keep their frontend addresses; their host pointers move with the new mapping.
     for (auto& v : p.vrings)
       if (v->addr_set && !v->translate(p.mem.get()) && v->started) v->mark_broken();
     return std::string();
-  });
+  };
+  Port* p = find_port(id);
+  if (!p) return "no such port";
+  if (idle(*p))
+    apply_unparked([&] { err = swap(*p); });
+  else
+    err = with_port(id, swap);
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
@@ -538,35 +569,35 @@ static void retranslate_for_slots(Port& p) {
   }
 }
 
+// The new map is built before the park, from the current one (only this thread changes p.mem): a region that
+// overlaps, or a removal of one that is not there, is refused without stopping anyone.
 std::string Switch::add_mem_region(uint32_t id, const MemRegionSpec& region) {
-  std::string err;
+  Port* port = find_port(id);
+  if (!port) {
+    if (region.fd >= 0) ::close(region.fd);  // never handed over
+    return "no such port";
+  }
+  std::string why;
+  std::unique_ptr<GuestMemory> fresh = GuestMemory::With(port->mem.get(), region, why);  // owns region.fd now
+  if (!fresh) return why;
   std::unique_ptr<GuestMemory> old;
-  std::unique_ptr<GuestMemory> fresh;
-  int fd = region.fd;
-  // The map is built inside exec (it needs the current one), but only this thread changes p.mem, so mmap here is
-  // the only slow part; adding a DIMM is rare.
-  err = with_port(id, [&](Port& p) -> std::string {
-    std::string why;
-    MemRegionSpec spec = region;
-    fd = -1;  // With() owns it now
-    fresh = GuestMemory::With(p.mem.get(), spec, why);
-    if (!fresh) return why;
+  return with_port(id, [&](Port& p) -> std::string {
     old = std::move(p.mem);
     p.mem = std::move(fresh);
     retranslate_for_slots(p);
     return std::string();
-  });
-  if (fd >= 0) ::close(fd);  // no such port: never handed over
-  return err;  // old is released here; the regions the new map kept stay mapped
+  });  // old is released here; the regions the new map kept stay mapped
 }
 
 std::string Switch::remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva) {
+  Port* port = find_port(id);
+  if (!port) return "no such port";
+  if (!port->mem) return "no memory regions";
+  std::string why;
+  std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*port->mem, gpa, size, uva, why);
+  if (!fresh) return why;
   std::unique_ptr<GuestMemory> old;
   return with_port(id, [&](Port& p) -> std::string {
-    if (!p.mem) return "no memory regions";
-    std::string why;
-    std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*p.mem, gpa, size, uva, why);
-    if (!fresh) return why;
     old = std::move(p.mem);
     p.mem = std::move(fresh);
     retranslate_for_slots(p);
@@ -578,26 +609,45 @@ static std::string vring_range_error(uint32_t index, size_t count) {
   return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) + " vrings)";
 }
 
-std::string Switch::with_vring(uint32_t id, uint32_t index,
-                               const std::function<std::string(Port&, Vring&)>& fn) {
-  return with_port(id, [&](Port& p) -> std::string {
-    if (index >= p.vrings.size()) return vring_range_error(index, p.vrings.size());
-    return fn(p, *p.vrings[index]);
-  });
-}
-
 // The ring, looked up on the control thread without parking (ports_ changes only on this thread, in exec()).
 Vring* Switch::find_vring(uint32_t id, uint32_t index, std::string* err) {
-  auto it = ports_.find(id);
-  if (it == ports_.end()) {
+  Port* p = find_port(id);
+  if (!p) {
     *err = "no such port";
     return nullptr;
   }
-  if (index >= it->second->vrings.size()) {
-    *err = vring_range_error(index, it->second->vrings.size());
+  if (index >= p->vrings.size()) {
+    *err = vring_range_error(index, p->vrings.size());
     return nullptr;
   }
-  return it->second->vrings[index].get();
+  return p->vrings[index].get();
+}
+
+// Runs fn on the ring: at once while it is stopped (no poll thread reads a stopped ring; the park that starts it
+// derives what they read), else inside exec(). An unknown port or ring is refused without parking.
+std::string Switch::with_vring(uint32_t id, uint32_t index,
+                               const std::function<std::string(Port&, Vring&)>& fn) {
+  std::string err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  Port& p = *find_port(id);
+  if (v->started)
+    exec([&] { err = fn(p, *v); });
+  else
+    apply_unparked([&] { err = fn(p, *v); });
+  return err;
+}
+
+// Would the ring's parts, at these addresses, lie inside the port's memory? Checked on a scratch ring, so that a
+// running ring keeps its translation until the change is applied.
+static bool ring_fits(const Port& p, uint32_t num, uint64_t desc, uint64_t used, uint64_t avail) {
+  auto scratch = std::make_unique<Vring>();
+  scratch->num = static_cast<uint16_t>(num);
+  scratch->desc_uva = desc;
+  scratch->used_uva = used;
+  scratch->avail_uva = avail;
+  scratch->addr_set = true;
+  return scratch->translate(p.mem.get());
 }
 
 void Switch::retire_fd(int fd) {
@@ -612,17 +662,19 @@ void Switch::retire_fd(int fd) {
     retired_fds_.push_back(fd);
     n = retired_fds_.size();
   }
-  if (n >= kMaxRetiredFds) exec([] {});
+  if (n >= kMaxRetiredFds) exec([] {}, ParkCause::kHousekeeping);
 }
 
+// SET_VRING_NUM and SET_VRING_BASE only change a stopped ring, which no poll thread reads: never a park.
 std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
-  return with_vring(id, index, [num](Port&, Vring& v) -> std::string {
-    // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
-    if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
-    if (v.started) return "ring is running";
-    v.num = static_cast<uint16_t>(num);
-    return "";
-  });
+  // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
+  if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
+  std::string err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  if (v->started) return "ring is running";
+  apply_unparked([&] { v->num = static_cast<uint16_t>(num); });
+  return "";
 }
 
 std::string Switch::set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset) {
@@ -653,6 +705,13 @@ bool Switch::log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logg
 std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
                                    uint32_t flags, uint64_t log_addr) {
   if (flags & ~VHOST_VRING_F_LOG) return "unknown vring address flags " + std::to_string(flags);
+  std::string err;
+  Vring* ring = find_vring(id, index, &err);
+  if (!ring) return err;
+  const Port& port = *find_port(id);
+  // Without memory the ring is translated when the memory table arrives.
+  if (port.mem && !ring_fits(port, ring->num, desc, used, avail))
+    return "ring addresses are outside guest memory, misaligned, or the size is unset";
   return with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
     v.addr_flags = flags;
     v.log_guest_addr = log_addr;
@@ -660,21 +719,18 @@ std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, u
     v.used_uva = used;
     v.avail_uva = avail;
     v.addr_set = true;
-    if (!p.mem) return "";  // translated when the memory table arrives
-    if (!v.translate(p.mem.get())) {
-      v.addr_set = false;
-      return "ring addresses are outside guest memory, misaligned, or the size is unset";
-    }
+    if (p.mem) v.translate(p.mem.get());
     return "";
   });
 }
 
 std::string Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
-  return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
-    if (v.started) return "ring is running";
-    v.last_avail_idx = v.cached_avail = static_cast<uint16_t>(base);
-    return "";
-  });
+  std::string err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  if (v->started) return "ring is running";
+  apply_unparked([&] { v->last_avail_idx = v->cached_avail = static_cast<uint16_t>(base); });
+  return "";
 }
 
 std::string Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) {
@@ -718,12 +774,23 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     retire_fd(__atomic_exchange_n(which == 1 ? &v->call_fd : &v->err_fd, fd, __ATOMIC_ACQ_REL));
     return "";
   }
-  std::string err = with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+  // vhost-user: SET_VRING_KICK starts the ring. Its one park applies what SET_VRING_NUM/ADDR/BASE staged.
+  std::string err;
+  Vring* ring = find_vring(id, index, &err);
+  const Port* port = ring ? find_port(id) : nullptr;
+  if (ring && (!port->mem || !ring->addr_set ||
+               !ring_fits(*port, ring->num, ring->desc_uva, ring->used_uva, ring->avail_uva)))
+    err = "ring started before its memory table and addresses";
+  if (!err.empty()) {
+    if (fd >= 0) ::close(fd);
+    return err;
+  }
+  err = with_port(id, [&](Port& p) -> std::string {
+    Vring& v = *p.vrings[index];
     if (v.kick_fd >= 0) ::close(v.kick_fd);
     v.kick_fd = fd;
     fd = -1;  // owned by the ring now
-    // vhost-user: SET_VRING_KICK starts the ring.
-    if (!p.mem || !v.translate(p.mem.get())) return "ring started before its memory table and addresses";
+    if (!v.translate(p.mem.get())) return "ring started before its memory table and addresses";
     install_fault_handler();
     FaultGuard g;
     if (sigsetjmp(g.env, 1) != 0) return "the ring's memory is not accessible (memory file truncated?)";

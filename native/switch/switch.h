@@ -1,9 +1,12 @@
 // The switch: ports, the forwarding database and the poll threads that move frames between them.
 //
-// Threading: poll threads own the packet path. The control thread changes ports only inside exec(),
+// Threading: poll threads own the packet path. The control thread changes what they read only inside exec(),
 // which parks every poll thread between bursts (they hold no guest pointers then), applies the change,
 // rebuilds the threads' work lists and releases them: one simple epoch protocol for every control change
 // (new memory table, ring stopped by GET_VRING_BASE, port added or removed), never a lock per packet.
+// What they cannot see changes without a park: a stopped ring's configuration, the memory and features of a
+// port with no started ring (SET_VRING_KICK's park applies them), call/err fds and `enabled` (read atomically).
+// Every control call checks its request before it parks: a refused one costs the other ports nothing.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -121,6 +124,10 @@ class Switch {
   };
   std::vector<QueueRef> thread_queues(int t) const;
   const ThreadCounters& thread_counters(int t) const { return threads_[t]->counters; }
+  // Times the poll threads were parked: for control calls, and by the switch itself (the respread after
+  // SET_VRING_ENABLE, closing retired fds). A refused control call never parks them.
+  uint64_t control_parks() const { return control_parks_.get(); }
+  uint64_t housekeeping_parks() const { return housekeeping_parks_.get(); }
 
   Fdb& fdb() { return fdb_; }
   uint32_t now() const { return now_.load(std::memory_order_relaxed); }
@@ -143,7 +150,11 @@ class Switch {
     ThreadCounters counters;
   };
 
-  void exec(const std::function<void()>& fn);
+  enum class ParkCause { kControl, kHousekeeping };
+  void exec(const std::function<void()>& fn, ParkCause cause = ParkCause::kControl);
+  // A change the poll threads cannot see (a stopped ring, an idle port), serialised with exec() but not parking.
+  void apply_unparked(const std::function<void()>& fn);
+  Port* find_port(uint32_t id) const;
   Vring* find_vring(uint32_t id, uint32_t index, std::string* err);
   void retire_fd(int fd);
   void rebuild();
@@ -186,6 +197,7 @@ class Switch {
   int parked_ = 0;
   bool stopping_ = false;
   std::mutex exec_mu_;  // one control change at a time
+  Counter control_parks_, housekeeping_parks_;
 
   std::thread housekeeper_;
   std::mutex hk_mu_;
