@@ -1,5 +1,7 @@
 // The typed surface of the native addon (build/Release/vhost_switch.node).
-// Everything here is a thin wrapper over native/*.cc; no JavaScript runs per packet.
+// Everything here is a thin wrapper over native/*.cc; no JavaScript runs per packet. A control call the data
+// plane refuses throws NativeError with the status code of native/switch/status.h; argument checks of the
+// binding itself throw TypeError/RangeError.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -282,6 +284,21 @@ export interface NativeAddon extends NativeAddonFrontend {
   trimMemory(): boolean;
 }
 
+/** The codes of native/switch/status.h (status_code_name), as a refused control call carries them. */
+export const NATIVE_ERROR_CODES = ['INVALID_ARGUMENT', 'NOT_FOUND', 'BUSY', 'UNAVAILABLE', 'INTERNAL'] as const;
+export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+
+/** What the data plane throws when it refuses a control call: the reason, and a code to act on. */
+export class NativeError extends Error {
+  readonly code: NativeErrorCode;
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = 'NativeError';
+    // An unknown code is a newer addon than this file: the caller cannot act on it, so it is internal.
+    this.code = (NATIVE_ERROR_CODES as readonly string[]).includes(code) ? (code as NativeErrorCode) : 'INTERNAL';
+  }
+}
+
 const require = createRequire(import.meta.url);
 
 function findAddon(): string {
@@ -301,7 +318,11 @@ function findAddon(): string {
 
 let cached: NativeAddon | undefined;
 export function native(): NativeAddon {
-  cached ??= require(findAddon()) as NativeAddon;
+  if (!cached) {
+    const addon = require(findAddon()) as NativeAddon & { setErrorClass(cls: typeof NativeError): void };
+    addon.setErrorClass(NativeError);
+    cached = addon;
+  }
   return cached;
 }
 

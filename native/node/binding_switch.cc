@@ -42,10 +42,6 @@ int to_fd(const Napi::Value& v) {
 
 Napi::BigInt big(Napi::Env env, uint64_t x) { return Napi::BigInt::New(env, x); }
 
-void check(Napi::Env env, const std::string& err) {
-  if (!err.empty()) throw Napi::Error::New(env, err);
-}
-
 std::string mac_string(uint64_t key) {
   uint8_t m[6];
   Fdb::mac_of(key, m);
@@ -203,7 +199,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
 
  private:
   Switch& sw(Napi::Env env) {
-    if (!sw_) throw Napi::Error::New(env, "switch is closed");
+    if (!sw_) throw_status(env, Unavailable("switch is closed"));
     return *sw_;
   }
 
@@ -253,10 +249,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (kind == "tap" && choice != NicBackendChoice::kAfPacket && choice != NicBackendChoice::kAuto)
       throw Napi::TypeError::New(env, "a tap port has no backend choice");
     uint32_t id = 0;
-    std::string err;
-    if (!sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
-                              err, choice))
-      throw Napi::Error::New(env, iface + ": " + err);
+    Status s = sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
+                                    choice);
+    if (!s.ok()) throw_status(env, Status(s.code(), iface + ": " + s.message()));
     return Napi::Number::New(env, id);
   }
 
@@ -388,7 +383,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     Napi::Env env = info.Env();
     uint64_t size, outside;
     bool logging;
-    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw Napi::Error::New(env, "no such port");
+    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw_status(env, NotFound("no such port"));
     Napi::Object o = Napi::Object::New(env);
     o.Set("size", big(env, size));
     o.Set("outside", big(env, outside));
@@ -431,7 +426,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   Napi::Value PortStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     PortStatsSnapshot s;
-    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw Napi::Error::New(env, "no such port");
+    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw_status(env, NotFound("no such port"));
     Napi::Object o = Napi::Object::New(env);
     o.Set("id", s.id);
     o.Set("name", s.name);
