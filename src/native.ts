@@ -261,6 +261,16 @@ export interface FdWatcher {
   close(): void;
 }
 
+export interface NativeLimits {
+  maxThreads: number;
+  maxQueuePairs: number;
+  minMtu: number;
+  maxMtu: number;
+  maxQueueSize: number;
+  maxNicQueues: number;
+  dropReasons: string[];
+}
+
 export interface NativeAddon extends NativeAddonFrontend {
   /** Non-blocking listening AF_UNIX stream socket bound at path (the caller removes stale files first). */
   unixListen(path: string, backlog: number): number;
@@ -278,6 +288,8 @@ export interface NativeAddon extends NativeAddonFrontend {
   /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
   FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
   Switch: new (opts: SwitchOptions) => NativeSwitch;
+  /** native/switch/limits.h and the drop reasons of native/core/counters.h; src/limits.ts mirrors them. */
+  limits: NativeLimits;
   /** glibc's malloc figures for the whole process (mallinfo2): in use (including mmapped chunks), mmapped, arena. */
   mallocStats(): { inUseBytes: number; mmappedBytes: number; arenaBytes: number };
   /** A memory-reducing V8 collection and malloc_trim(0); true when glibc gave memory back. Blocks the main thread. */

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "node/binding.h"
+#include "switch/limits.h"
 #include "switch/switch.h"
 #include "switch/vlan.h"
 
@@ -115,7 +116,7 @@ void read_queue_threads(const Napi::Object& o, PortConfig& c) {
   if (!o.Has("queueThreads") || o.Get("queueThreads").IsUndefined()) return;
   if (!o.Get("queueThreads").IsArray()) throw Napi::TypeError::New(o.Env(), "queueThreads must be an array");
   Napi::Array a = o.Get("queueThreads").As<Napi::Array>();
-  if (a.Length() > 256) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
+  if (a.Length() > kMaxQueuePairs) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value v = a.Get(i);
     if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "queueThreads[] must be numbers");
@@ -173,7 +174,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       Napi::Object opts = info[0].As<Napi::Object>();
       if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
         uint32_t t = to_u32(opts.Get("threads"), "threads");
-        if (t < 1 || t > 64) throw Napi::RangeError::New(env, "threads must be 1..64");
+        check(env, t == 0 ? InvalidArgument("threads must be 1.." + std::to_string(kMaxThreads)) : check_switch_limits(t, o.fdb_log2));
         o.threads = static_cast<int>(t);
       }
       if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
@@ -184,7 +185,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
         o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
       if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
         uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
-        if (l < 8 || l > 24) throw Napi::RangeError::New(env, "fdbSizeLog2 must be 8..24");
+        check(env, check_switch_limits(0, l));
         o.fdb_log2 = l;
       }
       if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
@@ -211,8 +212,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     read_vlan_config(o, c);
     uint32_t qp = to_u32(o.Get("queuePairs"), "queuePairs");
     uint32_t mtu = to_u32(o.Get("mtu"), "mtu");
-    if (qp < 1 || qp > 64) throw Napi::RangeError::New(env, "queuePairs must be 1..64");
-    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    check(env, check_port_limits(qp, mtu));
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
     c.security = security_of(env, o);
@@ -231,10 +231,10 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     std::string iface = o.Get("iface").As<Napi::String>().Utf8Value();
     uint32_t queues = o.Has("queues") && !o.Get("queues").IsUndefined() ? to_u32(o.Get("queues"), "queues") : 1;
     uint32_t mtu = o.Has("mtu") && !o.Get("mtu").IsUndefined() ? to_u32(o.Get("mtu"), "mtu") : 1500;
-    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    check(env, check_port_limits(1, mtu));  // the queue count is add_nic_port's to check (a tap has one)
     read_vlan_config(o, c);
     c.mtu = mtu;
-    c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    c.queue_pairs = static_cast<uint16_t>(queues > kMaxQueuePairs ? kMaxQueuePairs : queues);
     c.security = security_of(env, o);
     read_queue_threads(o, c);
     // Without a backend the port is AF_PACKET, as before; the control plane passes 'auto' by default.
@@ -599,6 +599,24 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   std::unique_ptr<Switch> sw_;
 };
 
-void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
+// The limits of native/switch/limits.h and the drop reasons, for src/limits.ts to be checked against.
+static Napi::Object Limits(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("maxThreads", kMaxThreads);
+  o.Set("maxQueuePairs", kMaxQueuePairs);
+  o.Set("minMtu", kMinMtu);
+  o.Set("maxMtu", kMaxMtu);
+  o.Set("maxQueueSize", kMaxQueueSize);
+  o.Set("maxNicQueues", kMaxQueuePairs);
+  Napi::Array drops = Napi::Array::New(env, kDropReasonCount);
+  for (int r = 0; r < kDropReasonCount; r++) drops.Set(static_cast<uint32_t>(r), kDropReasonNames[r]);
+  o.Set("dropReasons", drops);
+  return o;
+}
+
+void InitSwitch(Napi::Env env, Napi::Object exports) {
+  exports.Set("Switch", SwitchWrap::Define(env));
+  exports.Set("limits", Limits(env));
+}
 
 }  // namespace vs

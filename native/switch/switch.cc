@@ -16,6 +16,7 @@
 #include "switch/datapath.h"
 #include "core/fault_guard.h"
 #include "switch/frame.h"
+#include "switch/limits.h"
 #include "ports/af_packet.h"
 #include "ports/af_xdp.h"
 #include "ports/nic.h"
@@ -389,8 +390,8 @@ uint32_t Switch::add_port(const PortConfig& cfg) {
 
 Status Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
                             NicBackendChoice backend) {
-  if (queues < 1 || queues > 64 || (kind == PortKind::kTap && queues != 1))
-    return InvalidArgument(kind == PortKind::kTap ? "a tap port has one queue" : "queues must be 1..64");
+  if (kind == PortKind::kTap && queues != 1) return InvalidArgument("a tap port has one queue");
+  if (Status s = check_range("queues", queues < 0 ? 0 : queues, 1, kMaxQueuePairs); !s.ok()) return s;
   // Sockets and rings are set up outside exec(): slow, and nothing the poll threads read yet.
   std::vector<std::unique_ptr<NicQueue>> qs;
   static std::atomic<uint16_t> fanout_ids{1};

@@ -7,6 +7,7 @@
 // an answer, and its fds are closed (by the channel). The connection survives unless the two sides can no
 // longer agree on what the device is (feature bits we did not offer), or the frontend keeps misbehaving.
 import { EventEmitter } from 'node:events';
+import { MAX_QUEUE_PAIRS } from '../limits.js';
 import type { VhostUserChannel, VhostUserMessage } from './channel.js';
 import { featureNames, offeredFeatures, protocolFeatureNames, VHOST_USER_PROTOCOL_F_REPLY_ACK } from './features.js';
 import { ACK_FAIL, ACK_OK, runRequest, wantsStatusReply } from './handlers.js';
@@ -36,9 +37,8 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
 
   constructor(opts: BackendOptions) {
     super();
-    if (!Number.isInteger(opts.queuePairs) || opts.queuePairs < 1 || opts.queuePairs > 128) {
-      // 2*queuePairs rings must fit the 8-bit index of SET_VRING_KICK/CALL/ERR.
-      throw new RangeError(`queuePairs must be 1..128, got ${opts.queuePairs}`);
+    if (!Number.isInteger(opts.queuePairs) || opts.queuePairs < 1 || opts.queuePairs > MAX_QUEUE_PAIRS) {
+      throw new RangeError(`queuePairs must be 1..${MAX_QUEUE_PAIRS}, got ${opts.queuePairs}`);
     }
     this.portId = opts.portId;
     this.queuePairs = opts.queuePairs;
