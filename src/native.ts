@@ -1,5 +1,7 @@
 // The typed surface of the native addon (build/Release/vhost_switch.node).
-// Everything here is a thin wrapper over native/*.cc; no JavaScript runs per packet.
+// Everything here is a thin wrapper over native/*.cc; no JavaScript runs per packet. A control call the data
+// plane refuses throws NativeError with the status code of native/switch/status.h; argument checks of the
+// binding itself throw TypeError/RangeError.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -129,6 +131,11 @@ export interface ThreadStats {
   queues: Array<{ portId: number; queue: number; pinned: boolean }>;
 }
 
+export interface ParkStats {
+  control: bigint;
+  housekeeping: bigint;
+}
+
 export type CaptureDirection = 'in' | 'out' | 'both';
 
 export interface CaptureRead {
@@ -229,6 +236,9 @@ export interface NativeSwitch {
   setVringEnable(id: number, index: number, enable: boolean): void;
   portStats(id: number): PortStats;
   threadStats(): ThreadStats[];
+  /** Times the poll threads were parked: for control calls (a refused one never parks), and by the switch itself
+   * (the respread after SET_VRING_ENABLE, closing retired fds). */
+  parkStats(): ParkStats;
   /** Swaps in a running port's VLAN membership, port security and queue placement (no renegotiation). */
   updatePort(id: number, opts: VlanOptions & { security?: PortSecurityOptions; queueThreads?: number[] }): void;
   /** TSC ticks per second (the unit of the cycle counters). */
@@ -253,6 +263,16 @@ export interface FdWatcher {
   close(): void;
 }
 
+export interface NativeLimits {
+  maxThreads: number;
+  maxQueuePairs: number;
+  minMtu: number;
+  maxMtu: number;
+  maxQueueSize: number;
+  maxNicQueues: number;
+  dropReasons: string[];
+}
+
 export interface NativeAddon extends NativeAddonFrontend {
   /** Non-blocking listening AF_UNIX stream socket bound at path (the caller removes stale files first). */
   unixListen(path: string, backlog: number): number;
@@ -270,10 +290,27 @@ export interface NativeAddon extends NativeAddonFrontend {
   /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
   FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
   Switch: new (opts: SwitchOptions) => NativeSwitch;
+  /** native/switch/limits.h and the drop reasons of native/core/counters.h; src/limits.ts mirrors them. */
+  limits: NativeLimits;
   /** glibc's malloc figures for the whole process (mallinfo2): in use (including mmapped chunks), mmapped, arena. */
   mallocStats(): { inUseBytes: number; mmappedBytes: number; arenaBytes: number };
   /** A memory-reducing V8 collection and malloc_trim(0); true when glibc gave memory back. Blocks the main thread. */
   trimMemory(): boolean;
+}
+
+/** The codes of native/switch/status.h (status_code_name), as a refused control call carries them. */
+export const NATIVE_ERROR_CODES = ['INVALID_ARGUMENT', 'NOT_FOUND', 'BUSY', 'UNAVAILABLE', 'INTERNAL'] as const;
+export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+
+/** What the data plane throws when it refuses a control call: the reason, and a code to act on. */
+export class NativeError extends Error {
+  readonly code: NativeErrorCode;
+  constructor(message: string, code: string) {
+    super(message);
+    this.name = 'NativeError';
+    // An unknown code is a newer addon than this file: the caller cannot act on it, so it is internal.
+    this.code = (NATIVE_ERROR_CODES as readonly string[]).includes(code) ? (code as NativeErrorCode) : 'INTERNAL';
+  }
 }
 
 const require = createRequire(import.meta.url);
@@ -295,7 +332,11 @@ function findAddon(): string {
 
 let cached: NativeAddon | undefined;
 export function native(): NativeAddon {
-  cached ??= require(findAddon()) as NativeAddon;
+  if (!cached) {
+    const addon = require(findAddon()) as NativeAddon & { setErrorClass(cls: typeof NativeError): void };
+    addon.setErrorClass(NativeError);
+    cached = addon;
+  }
   return cached;
 }
 

@@ -24,6 +24,9 @@ import { socketIsAlive } from './runDir.js';
 import { changedFields, planFdb, planPorts } from './reconcile.js';
 import type { PersistedState } from './state.js';
 import { STATE_VERSION } from './state.js';
+import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './switch/errors.js';
+
+export { SwitchError, Conflict, Internal, Invalid, NotFound, Unavailable } from './switch/errors.js';
 
 export type EndpointState = 'listening' | 'connecting' | 'connected' | 'ready' | 'closed';
 
@@ -112,17 +115,6 @@ export interface FdbView {
   ageSeconds: number;
 }
 
-/** A refused change, with the HTTP status the API answers with and the field it concerns. */
-export class SwitchError extends Error {
-  constructor(
-    readonly status: 404 | 409 | 422 | 500,
-    readonly field: string | undefined,
-    readonly reason: string,
-  ) {
-    super(field ? `${field}: ${reason}` : reason);
-    this.name = 'SwitchError';
-  }
-}
 
 export interface VSwitchOptions {
   native: NativeAddon;
@@ -235,12 +227,12 @@ export class VSwitch {
     const p = this.ports.get(wanted.name);
     if (!p) return undefined;
     const differ = changedFields(p.spec, wanted);
-    if (differ.length) throw new SwitchError(409, 'name', `port "${wanted.name}" exists with a different ${differ.join(', ')}`);
+    if (differ.length) throw new Conflict('name', `port "${wanted.name}" exists with a different ${differ.join(', ')}`);
     return this.info(p);
   }
 
   private async addPortNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<PortInfo> {
-    if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
+    if (this.closed) throw new Conflict(undefined, 'switch is shutting down');
     const parsed = normalizePortSpec(parseWith(portSpecSchema, input), this.opts.runDir);
     if (parsed.type !== 'vhost-user') return this.addHostPort(parsed, origin, opts);
     const spec = parsed as PortSpec & { socket: string };
@@ -257,7 +249,7 @@ export class VSwitch {
       id = this.dataPlane.addPort({ name: spec.name, ...vlanOptions(spec), queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec), queueThreads: queueThreads(spec) });
     } catch (err) {
       await undoDir();
-      throw new SwitchError(422, undefined, `data plane refused the port: ${(err as Error).message}`);
+      throw fromNative(err, undefined, 'data plane refused the port');
     }
     const log = this.opts.log.child({ port: spec.name });
     let endpoint: EndpointLike | undefined;
@@ -284,7 +276,7 @@ export class VSwitch {
       await Promise.resolve(endpoint?.close()).catch(() => {});
       this.dataPlane.removePort(id);
       await undoDir();
-      throw new SwitchError(422, 'socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
+      throw new Unavailable('socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
     }
     this.ports.set(spec.name, { spec, id, origin, endpoint });
     log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, ...vlanLog(spec), mtu: spec.mtu, portSecurity: spec.portSecurity });
@@ -294,7 +286,7 @@ export class VSwitch {
       } catch (err) {
         await this.teardown(spec.name);
         await undoDir();
-        throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
+        throw new Internal(undefined, `port not added: could not save state: ${(err as Error).message}`);
       }
     }
     return this.info(this.ports.get(spec.name)!);
@@ -303,10 +295,10 @@ export class VSwitch {
   // A port on a host interface (nic: AF_PACKET; tap: a device we create): no socket, no frontend; it is
   // up as soon as the data plane has opened the interface.
   private async addHostPort(spec: PortSpec, origin: PortOrigin, opts: { persist?: boolean }): Promise<PortInfo> {
-    if (this.ports.has(spec.name)) throw new SwitchError(409, 'name', `port "${spec.name}" already exists`);
+    if (this.ports.has(spec.name)) throw new Conflict('name', `port "${spec.name}" already exists`);
     this.checkAffinity(spec);
     for (const p of this.ports.values()) {
-      if (p.spec.iface && p.spec.iface === spec.iface) throw new SwitchError(409, 'iface', `${spec.iface} is already used by port "${p.spec.name}"`);
+      if (p.spec.iface && p.spec.iface === spec.iface) throw new Conflict('iface', `${spec.iface} is already used by port "${p.spec.name}"`);
     }
     let id: number;
     try {
@@ -316,7 +308,7 @@ export class VSwitch {
         ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
       });
     } catch (err) {
-      throw new SwitchError(422, 'iface', (err as Error).message);
+      throw fromNative(err, 'iface');
     }
     const endpoint: EndpointLike = { state: 'ready', start() {}, close() {}, on: () => endpoint };
     if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
@@ -331,7 +323,7 @@ export class VSwitch {
         await this.save();
       } catch (err) {
         await this.teardown(spec.name);
-        throw new SwitchError(500, undefined, `port not added: could not save state: ${(err as Error).message}`);
+        throw new Internal(undefined, `port not added: could not save state: ${(err as Error).message}`);
       }
     }
     return this.info(this.ports.get(spec.name)!);
@@ -341,33 +333,33 @@ export class VSwitch {
   private checkAffinity(spec: PortSpec): void {
     for (const [q, t] of Object.entries(spec.queueAffinity ?? {}))
       if (t >= this.opts.threads)
-        throw new SwitchError(422, `queueAffinity.${q}`, `thread ${t} does not exist: the switch runs ${this.opts.threads} poll thread${this.opts.threads === 1 ? '' : 's'} (0-${this.opts.threads - 1})`);
+        throw new Invalid(`queueAffinity.${q}`, `thread ${t} does not exist: the switch runs ${this.opts.threads} poll thread${this.opts.threads === 1 ? '' : 's'} (0-${this.opts.threads - 1})`);
   }
 
   private async checkNewPort(spec: PortSpec & { socket: string }): Promise<void> {
-    if (this.ports.has(spec.name)) throw new SwitchError(409, 'name', `port "${spec.name}" already exists`);
+    if (this.ports.has(spec.name)) throw new Conflict('name', `port "${spec.name}" already exists`);
     this.checkAffinity(spec);
     const sock = spec.socket;
     if (Buffer.byteLength(sock) > MAX_SOCKET_PATH_BYTES) {
-      throw new SwitchError(422, 'socket', `path is ${Buffer.byteLength(sock)} bytes; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
+      throw new Invalid('socket', `path is ${Buffer.byteLength(sock)} bytes; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
     }
     for (const p of this.ports.values()) {
-      if (p.spec.socket === sock) throw new SwitchError(409, 'socket', `${sock} is already used by port "${p.spec.name}"`);
+      if (p.spec.socket === sock) throw new Conflict('socket', `${sock} is already used by port "${p.spec.name}"`);
     }
     if (!(await this.isAllowed(sock))) {
-      throw new SwitchError(422, 'socket', `${sock} is outside the allowed socket directories (${this.allowedDirs.join(', ')})`);
+      throw new Invalid('socket', `${sock} is outside the allowed socket directories (${this.allowedDirs.join(', ')})`);
     }
     let st;
     try {
       st = await fs.lstat(sock);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new SwitchError(422, 'socket', `cannot check ${sock}: ${(err as Error).message}`);
+      throw new Invalid('socket', `cannot check ${sock}: ${(err as Error).message}`);
     }
-    if (!st.isSocket()) throw new SwitchError(422, 'socket', `${sock} exists and is not a socket; refusing to replace it`);
+    if (!st.isSocket()) throw new Invalid('socket', `${sock} exists and is not a socket; refusing to replace it`);
     // A socket left by a previous (killed) daemon is stale and is replaced; one that something still listens on is not ours.
     if (spec.mode === 'server' && (await socketIsAlive(sock))) {
-      throw new SwitchError(409, 'socket', `another process is listening on ${sock}`);
+      throw new Conflict('socket', `another process is listening on ${sock}`);
     }
   }
 
@@ -390,7 +382,7 @@ export class VSwitch {
     try {
       return await (this.opts.lookupId ?? lookupId)(kind, who);
     } catch (err) {
-      throw new SwitchError(422, field, (err as Error).message);
+      throw new Invalid(field, (err as Error).message);
     }
   }
 
@@ -399,7 +391,7 @@ export class VSwitch {
     return this.serial(async () => {
       const port = this.mustGet(name);
       if (port.origin === 'config' && !opts.force) {
-        throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; remove it there and reload (SIGHUP)`);
+        throw new Conflict('name', `port "${name}" is declared in the config file; remove it there and reload (SIGHUP)`);
       }
       await this.teardown(name);
       this.opts.log.info('port removed', { port: name });
@@ -435,10 +427,10 @@ export class VSwitch {
   updatePort(name: string, patch: unknown, opts: { restart?: boolean } = {}): Promise<{ port: PortInfo; live: string[]; restarted: string[] }> {
     return this.serial(async () => {
       const p = this.mustGet(name);
-      if (p.origin === 'config') throw new SwitchError(409, 'name', `port "${name}" is declared in the config file; change it there and reload (SIGHUP)`);
-      if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new SwitchError(422, undefined, 'must be an object of the fields to change');
+      if (p.origin === 'config') throw new Conflict('name', `port "${name}" is declared in the config file; change it there and reload (SIGHUP)`);
+      if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new Invalid(undefined, 'must be an object of the fields to change');
       const changes = patch as Record<string, unknown>;
-      if ('name' in changes && changes.name !== name) throw new SwitchError(422, 'name', 'cannot be changed (delete the port and add it again)');
+      if ('name' in changes && changes.name !== name) throw new Invalid('name', 'cannot be changed (delete the port and add it again)');
       const merged: Record<string, unknown> = { ...p.spec };
       // vlanMode and trunk say the same thing: the one given wins; leaving trunk mode drops the allowed list.
       if ('vlanMode' in changes && !('trunk' in changes)) delete merged.trunk;
@@ -455,12 +447,12 @@ export class VSwitch {
       if (fields.length === 0) return { port: this.info(p), live: [], restarted: [] };
       const slow = fields.filter((f) => !LIVE_PORT_FIELDS.includes(f as (typeof LIVE_PORT_FIELDS)[number]));
       if (slow.length && !opts.restart)
-        throw new SwitchError(409, slow[0], `${slow.join(', ')} cannot change while the port runs (the frontend negotiated ${slow.length > 1 ? 'them' : 'it'}, or ${slow.length > 1 ? 'they say' : 'it says'} what the port is): pass restart to bring the port up again (its guest reconnects)`);
+        throw new Conflict(slow[0], `${slow.join(', ')} cannot change while the port runs (the frontend negotiated ${slow.length > 1 ? 'them' : 'it'}, or ${slow.length > 1 ? 'they say' : 'it says'} what the port is): pass restart to bring the port up again (its guest reconnects)`);
       this.checkAffinity(next);
       // Static entries must stay deliverable: refuse a VLAN change that would strand one.
       for (const e of [...this.apiFdb, ...this.configFdb].filter((e) => e.port === name)) {
         const why = fdbVlanMismatch(next, e.vlan);
-        if (why) throw new SwitchError(409, 'vlan', `static entry ${e.mac} vlan ${e.vlan} would be stranded: ${why}; remove it first (fdb del)`);
+        if (why) throw new Conflict('vlan', `static entry ${e.mac} vlan ${e.vlan} would be stranded: ${why}; remove it first (fdb del)`);
       }
       if (slow.length) {
         this.opts.log.info('port changed: bringing it up again', { port: name, fields: fields.join(',') });
@@ -480,7 +472,7 @@ export class VSwitch {
         this.dataPlane.updatePort(p.id, { ...vlanOptions(next), security: securityOf(next), queueThreads: queueThreads(next) ?? [] });
       } catch (err) {
         if (p.spec.mac) this.dataPlane.fdbAdd(p.spec.mac, p.spec.vlan, p.id);
-        throw new SwitchError(422, undefined, `data plane refused the change: ${(err as Error).message}`);
+        throw fromNative(err, undefined, 'data plane refused the change');
       }
       if (next.mac) this.dataPlane.fdbAdd(next.mac, next.vlan, p.id);
       p.spec = next;
@@ -492,7 +484,7 @@ export class VSwitch {
 
   private mustGet(name: string): Port {
     const port = this.ports.get(name);
-    if (!port) throw new SwitchError(404, 'name', `no port named "${name}"`);
+    if (!port) throw new NotFound('name', `no port named "${name}"`);
     return port;
   }
 
@@ -540,8 +532,7 @@ export class VSwitch {
     try {
       this.dataPlane.startCapture(id, { direction: opts.direction, snaplen: opts.snaplen });
     } catch (err) {
-      const msg = (err as Error).message;
-      throw new SwitchError(/already running/.test(msg) ? 409 : 422, undefined, `capture on ${name}: ${msg}`);
+      throw fromNative(err, undefined, `capture on ${name}`);
     }
     this.opts.log.info('capture started', { port: name, direction: opts.direction, snaplen: opts.snaplen });
     let stopped = false;
@@ -612,14 +603,14 @@ export class VSwitch {
   private async fdbAddNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<FdbSpec> {
     const entry = parseWith(fdbSpecSchema, input);
     const port = this.ports.get(entry.port);
-    if (!port) throw new SwitchError(422, 'port', `no port named "${entry.port}"`);
+    if (!port) throw new Invalid('port', `no port named "${entry.port}"`);
     // The data plane would not deliver through such an entry (native/switch/vlan.h); refusing it says why.
     const mismatch = fdbVlanMismatch(port.spec, entry.vlan);
-    if (mismatch) throw new SwitchError(422, 'vlan', mismatch);
+    if (mismatch) throw new Invalid('vlan', mismatch);
     try {
       this.dataPlane.fdbAdd(entry.mac, entry.vlan, port.id);
     } catch (err) {
-      throw new SwitchError(422, undefined, `data plane refused the entry: ${(err as Error).message}`);
+      throw fromNative(err, undefined, 'data plane refused the entry');
     }
     this.opts.log.info('fdb entry added', { port: entry.port, mac: entry.mac, vlan: entry.vlan, origin });
     const others = (list: FdbSpec[]) => list.filter((e) => !(e.mac === entry.mac && e.vlan === entry.vlan));
@@ -639,11 +630,11 @@ export class VSwitch {
     return this.serial(async () => {
       const { mac, vlan } = parseWith(fdbSpecSchema.pick({ mac: true, vlan: true }), { mac: macInput, vlan: vlanInput });
       const same = (e: { mac: string; vlan: number }) => e.mac === mac && e.vlan === vlan;
-      if (this.configFdb.some(same)) throw new SwitchError(409, 'mac', `${mac} vlan ${vlan} is declared in the config file; remove it there and reload`);
+      if (this.configFdb.some(same)) throw new Conflict('mac', `${mac} vlan ${vlan} is declared in the config file; remove it there and reload`);
       const owner = [...this.ports.values()].find((p) => p.spec.mac === mac && p.spec.vlan === vlan);
-      if (owner) throw new SwitchError(409, 'mac', `${mac} vlan ${vlan} is port ${owner.spec.name}'s own MAC; it goes with the port`);
+      if (owner) throw new Conflict('mac', `${mac} vlan ${vlan} is port ${owner.spec.name}'s own MAC; it goes with the port`);
       const wasStatic = this.apiFdb.some(same);
-      if (!this.dataPlane.fdbRemove(mac, vlan) && !wasStatic) throw new SwitchError(404, 'mac', `no entry for ${mac} vlan ${vlan}`);
+      if (!this.dataPlane.fdbRemove(mac, vlan) && !wasStatic) throw new NotFound('mac', `no entry for ${mac} vlan ${vlan}`);
       this.opts.log.info('fdb entry removed', { mac, vlan, static: wasStatic });
       if (wasStatic) {
         this.apiFdb = this.apiFdb.filter((e) => !same(e));
@@ -660,7 +651,7 @@ export class VSwitch {
   fdbFlush(portName?: string): Promise<void> {
     return this.serial(async () => {
       const port = portName === undefined ? undefined : this.ports.get(portName);
-      if (portName !== undefined && !port) throw new SwitchError(404, 'port', `no port named "${portName}"`);
+      if (portName !== undefined && !port) throw new NotFound('port', `no port named "${portName}"`);
       this.dataPlane.fdbFlush(port?.id);
       this.opts.log.info('fdb flushed', { port: portName });
     });
@@ -675,7 +666,7 @@ export class VSwitch {
    */
   applyConfig(ports: readonly PortSpec[], fdb: readonly FdbSpec[]): Promise<ConfigChange> {
     return this.serial(async () => {
-      if (this.closed) throw new SwitchError(409, undefined, 'switch is shutting down');
+      if (this.closed) throw new Conflict(undefined, 'switch is shutting down');
       const log = this.opts.log;
       const wanted = ports.map((p) => normalizePortSpec(p, this.opts.runDir));
       const running = [...this.ports.values()].filter((p) => p.origin === 'config').map((p) => p.spec);
@@ -775,7 +766,7 @@ export class VSwitch {
       await this.save();
     } catch (err) {
       this.opts.log.error('could not save state', { err, change: what });
-      throw new SwitchError(500, undefined, `${what}, but state could not be saved: ${(err as Error).message}`);
+      throw new Internal(undefined, `${what}, but state could not be saved: ${(err as Error).message}`);
     }
   }
 

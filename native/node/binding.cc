@@ -28,7 +28,41 @@ static Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), released != 0);
 }
 
+namespace vs {
+
+namespace {
+// Per addon instance (one per Node environment): the error class control calls throw.
+struct AddonData {
+  Napi::FunctionReference error_class;
+};
+}  // namespace
+
+void throw_status(Napi::Env env, const Status& s) {
+  const char* code = status_code_name(s.code());
+  AddonData* d = env.GetInstanceData<AddonData>();
+  if (d && !d->error_class.IsEmpty()) {
+    Napi::Object e = d->error_class.New({Napi::String::New(env, s.message()), Napi::String::New(env, code)});
+    throw Napi::Error(env, e);
+  }
+  Napi::Error e = Napi::Error::New(env, s.message());
+  e.Set("code", Napi::String::New(env, code));
+  throw e;
+}
+
+}  // namespace vs
+
+// setErrorClass(cls): control calls that are refused throw new cls(message, code) from now on.
+static Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "setErrorClass needs a class");
+  auto* d = env.GetInstanceData<vs::AddonData>();
+  d->error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new vs::AddonData());
+  exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("mallocStats", Napi::Function::New(env, MallocStats));
   exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
   vs::InitSocket(env, exports);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "node/binding.h"
+#include "switch/limits.h"
 #include "switch/switch.h"
 #include "switch/vlan.h"
 
@@ -41,10 +42,6 @@ int to_fd(const Napi::Value& v) {
 }
 
 Napi::BigInt big(Napi::Env env, uint64_t x) { return Napi::BigInt::New(env, x); }
-
-void check(Napi::Env env, const std::string& err) {
-  if (!err.empty()) throw Napi::Error::New(env, err);
-}
 
 std::string mac_string(uint64_t key) {
   uint8_t m[6];
@@ -119,7 +116,7 @@ void read_queue_threads(const Napi::Object& o, PortConfig& c) {
   if (!o.Has("queueThreads") || o.Get("queueThreads").IsUndefined()) return;
   if (!o.Get("queueThreads").IsArray()) throw Napi::TypeError::New(o.Env(), "queueThreads must be an array");
   Napi::Array a = o.Get("queueThreads").As<Napi::Array>();
-  if (a.Length() > 256) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
+  if (a.Length() > kMaxQueuePairs) throw Napi::RangeError::New(o.Env(), "queueThreads has more entries than queues");
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value v = a.Get(i);
     if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), "queueThreads[] must be numbers");
@@ -137,6 +134,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
                            InstanceMethod("addPort", &SwitchWrap::AddPort),
                            InstanceMethod("addNicPort", &SwitchWrap::AddNicPort),
                            InstanceMethod("removePort", &SwitchWrap::RemovePort),
+                           InstanceMethod("parkStats", &SwitchWrap::ParkStats),
                            InstanceMethod("resetPort", &SwitchWrap::ResetPort),
                            InstanceMethod("setFeatures", &SwitchWrap::SetFeatures),
                            InstanceMethod("setMemTable", &SwitchWrap::SetMemTable),
@@ -176,7 +174,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       Napi::Object opts = info[0].As<Napi::Object>();
       if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
         uint32_t t = to_u32(opts.Get("threads"), "threads");
-        if (t < 1 || t > 64) throw Napi::RangeError::New(env, "threads must be 1..64");
+        check(env, t == 0 ? InvalidArgument("threads must be 1.." + std::to_string(kMaxThreads)) : check_switch_limits(t, o.fdb_log2));
         o.threads = static_cast<int>(t);
       }
       if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
@@ -187,7 +185,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
         o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
       if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
         uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
-        if (l < 8 || l > 24) throw Napi::RangeError::New(env, "fdbSizeLog2 must be 8..24");
+        check(env, check_switch_limits(0, l));
         o.fdb_log2 = l;
       }
       if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
@@ -202,7 +200,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
 
  private:
   Switch& sw(Napi::Env env) {
-    if (!sw_) throw Napi::Error::New(env, "switch is closed");
+    if (!sw_) throw_status(env, Unavailable("switch is closed"));
     return *sw_;
   }
 
@@ -214,8 +212,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     read_vlan_config(o, c);
     uint32_t qp = to_u32(o.Get("queuePairs"), "queuePairs");
     uint32_t mtu = to_u32(o.Get("mtu"), "mtu");
-    if (qp < 1 || qp > 64) throw Napi::RangeError::New(env, "queuePairs must be 1..64");
-    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    check(env, check_port_limits(qp, mtu));
     c.queue_pairs = static_cast<uint16_t>(qp);
     c.mtu = mtu;
     c.security = security_of(env, o);
@@ -234,10 +231,10 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     std::string iface = o.Get("iface").As<Napi::String>().Utf8Value();
     uint32_t queues = o.Has("queues") && !o.Get("queues").IsUndefined() ? to_u32(o.Get("queues"), "queues") : 1;
     uint32_t mtu = o.Has("mtu") && !o.Get("mtu").IsUndefined() ? to_u32(o.Get("mtu"), "mtu") : 1500;
-    if (mtu < 68 || mtu > 65535) throw Napi::RangeError::New(env, "mtu must be 68..65535");
+    check(env, check_port_limits(1, mtu));  // the queue count is add_nic_port's to check (a tap has one)
     read_vlan_config(o, c);
     c.mtu = mtu;
-    c.queue_pairs = static_cast<uint16_t>(queues > 64 ? 64 : queues);
+    c.queue_pairs = static_cast<uint16_t>(queues > kMaxQueuePairs ? kMaxQueuePairs : queues);
     c.security = security_of(env, o);
     read_queue_threads(o, c);
     // Without a backend the port is AF_PACKET (older callers); the control plane passes 'auto' by default.
@@ -252,10 +249,9 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     if (kind == "tap" && choice != NicBackendChoice::kAfPacket && choice != NicBackendChoice::kAuto)
       throw Napi::TypeError::New(env, "a tap port has no backend choice");
     uint32_t id = 0;
-    std::string err;
-    if (!sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
-                              err, choice))
-      throw Napi::Error::New(env, iface + ": " + err);
+    Status s = sw(env).add_nic_port(c, kind == "tap" ? PortKind::kTap : PortKind::kNic, iface, static_cast<int>(queues), &id,
+                                    choice);
+    if (!s.ok()) throw_status(env, Status(s.code(), iface + ": " + s.message()));
     return Napi::Number::New(env, id);
   }
 
@@ -387,7 +383,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
     Napi::Env env = info.Env();
     uint64_t size, outside;
     bool logging;
-    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw Napi::Error::New(env, "no such port");
+    if (!sw(env).log_info(to_u32(info[0], "port"), &size, &outside, &logging)) throw_status(env, NotFound("no such port"));
     Napi::Object o = Napi::Object::New(env);
     o.Set("size", big(env, size));
     o.Set("outside", big(env, outside));
@@ -430,7 +426,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   Napi::Value PortStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     PortStatsSnapshot s;
-    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw Napi::Error::New(env, "no such port");
+    if (!sw(env).port_stats(to_u32(info[0], "port"), &s)) throw_status(env, NotFound("no such port"));
     Napi::Object o = Napi::Object::New(env);
     o.Set("id", s.id);
     o.Set("name", s.name);
@@ -496,6 +492,16 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
       out.Set(static_cast<uint32_t>(t), o);
     }
     return out;
+  }
+
+  // parkStats() -> {control, housekeeping}: times the poll threads were parked, by cause (switch.h).
+  Napi::Value ParkStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Switch& s = sw(env);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("control", big(env, s.control_parks()));
+    o.Set("housekeeping", big(env, s.housekeeping_parks()));
+    return o;
   }
 
   // startCapture(port, {direction: 'in'|'out'|'both', snaplen, bufferBytes})
@@ -594,6 +600,24 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   std::unique_ptr<Switch> sw_;
 };
 
-void InitSwitch(Napi::Env env, Napi::Object exports) { exports.Set("Switch", SwitchWrap::Define(env)); }
+// The limits of native/switch/limits.h and the drop reasons, for src/limits.ts to be checked against.
+static Napi::Object Limits(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("maxThreads", kMaxThreads);
+  o.Set("maxQueuePairs", kMaxQueuePairs);
+  o.Set("minMtu", kMinMtu);
+  o.Set("maxMtu", kMaxMtu);
+  o.Set("maxQueueSize", kMaxQueueSize);
+  o.Set("maxNicQueues", kMaxQueuePairs);
+  Napi::Array drops = Napi::Array::New(env, kDropReasonCount);
+  for (int r = 0; r < kDropReasonCount; r++) drops.Set(static_cast<uint32_t>(r), kDropReasonNames[r]);
+  o.Set("dropReasons", drops);
+  return o;
+}
+
+void InitSwitch(Napi::Env env, Napi::Object exports) {
+  exports.Set("Switch", SwitchWrap::Define(env));
+  exports.Set("limits", Limits(env));
+}
 
 }  // namespace vs

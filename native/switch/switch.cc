@@ -16,6 +16,7 @@
 #include "switch/datapath.h"
 #include "core/fault_guard.h"
 #include "switch/frame.h"
+#include "switch/limits.h"
 #include "ports/af_packet.h"
 #include "ports/af_xdp.h"
 #include "ports/nic.h"
@@ -99,13 +100,14 @@ void Switch::close() {
 
 // --- the park protocol ---
 
-void Switch::exec(const std::function<void()>& fn) {
+void Switch::exec(const std::function<void()>& fn, ParkCause cause) {
   std::lock_guard<std::mutex> serial(exec_mu_);
   std::unique_lock<std::mutex> lk(park_mu_);
   if (stopping_) {
     fn();
     return;
   }
+  if (!threads_.empty()) (cause == ParkCause::kControl ? control_parks_ : housekeeping_parks_).inc();
   park_requested_.store(true, std::memory_order_release);
   for (auto& t : threads_) eventfd_write(t->wake_fd, 1);  // a sleeping thread parks too
   ctl_cv_.wait(lk, [this] { return parked_ == static_cast<int>(threads_.size()); });
@@ -116,6 +118,11 @@ void Switch::exec(const std::function<void()>& fn) {
   park_requested_.store(false, std::memory_order_release);
   lk.unlock();
   park_cv_.notify_all();
+}
+
+void Switch::apply_unparked(const std::function<void()>& fn) {
+  std::lock_guard<std::mutex> serial(exec_mu_);  // the housekeeper's exec() reads ports in rebuild()
+  fn();
 }
 
 void Switch::park() {
@@ -365,7 +372,7 @@ void Switch::housekeeping() {
     fdb_.age(now, opts_.aging);
     if (respread_.exchange(false)) {
       lk.unlock();
-      exec([] {});  // at most once a round, however many enable messages came
+      exec([] {}, ParkCause::kHousekeeping);  // at most once a round, however many enable messages came
       lk.lock();
     }
   }
@@ -382,12 +389,10 @@ uint32_t Switch::add_port(const PortConfig& cfg) {
   return id;
 }
 
-bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
-                          std::string& err, NicBackendChoice backend) {
-  if (queues < 1 || queues > 64 || (kind == PortKind::kTap && queues != 1)) {
-    err = kind == PortKind::kTap ? "a tap port has one queue" : "queues must be 1..64";
-    return false;
-  }
+Status Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
+                            NicBackendChoice backend) {
+  if (kind == PortKind::kTap && queues != 1) return InvalidArgument("a tap port has one queue");
+  if (Status s = check_range("queues", queues < 0 ? 0 : queues, 1, kMaxQueuePairs); !s.ok()) return s;
   // Sockets and rings are set up outside exec(): slow, and nothing the poll threads read yet.
   std::vector<std::unique_ptr<NicQueue>> qs;
   static std::atomic<uint16_t> fanout_ids{1};
@@ -397,16 +402,14 @@ bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::strin
     // AF_XDP first; on any failure everything it opened is closed (the program detached) before AF_PACKET.
     if (!open_af_xdp(iface, queues, cfg.mtu, qs, why_not_xdp)) {
       qs.clear();
-      if (backend == NicBackendChoice::kAfXdp) {
-        err = "AF_XDP: " + why_not_xdp;
-        return false;
-      }
+      if (backend == NicBackendChoice::kAfXdp) return Unavailable("AF_XDP: " + why_not_xdp);
     }
   }
   if (qs.empty()) {
     for (int i = 0; i < queues; i++) {
+      std::string err;
       auto q = kind == PortKind::kTap ? open_tap(iface, err) : open_af_packet(iface, queues, fanout, err);
-      if (!q) return false;
+      if (!q) return Unavailable(err);
       qs.push_back(std::move(q));
     }
     if (!why_not_xdp.empty()) qs[0]->note = "AF_XDP: " + why_not_xdp;
@@ -417,38 +420,49 @@ bool Switch::add_nic_port(const PortConfig& cfg, PortKind kind, const std::strin
     p->nicq = std::move(qs);
     ports_[*id] = std::move(p);
   });
-  return true;
+  return Ok();
 }
 
-std::string Switch::remove_port(uint32_t id) {
+Status Switch::remove_port(uint32_t id) {
+  if (!find_port(id)) return NotFound("no such port");
   std::unique_ptr<Port> gone;
-  std::string err;
   exec([&] {
     auto it = ports_.find(id);
-    if (it == ports_.end()) {
-      err = "no such port";
-      return;
-    }
     gone = std::move(it->second);
     ports_.erase(it);
     fdb_.flush(id, true);
   });
-  return err;  // gone unmaps memory and closes fds here, after the poll threads were released
+  return Ok();  // gone unmaps memory and closes fds here, after the poll threads were released
 }
 
-// Runs fn on the port inside exec(), or says the port does not exist.
-std::string Switch::with_port(uint32_t id, const std::function<std::string(Port&)>& fn) {
-  std::string err;
-  exec([&] {
-    auto it = ports_.find(id);
-    err = it == ports_.end() ? "no such port" : fn(*it->second);
-  });
+// The port, looked up on the control thread without parking (ports_ changes only on this thread, in exec()).
+Port* Switch::find_port(uint32_t id) const {
+  auto it = ports_.find(id);
+  return it == ports_.end() ? nullptr : it->second.get();
+}
+
+// No ring of the port runs: the poll threads read nothing of it (a port is only polled through its started
+// rings, and frames are delivered only to started receive rings), so its memory, features and ring
+// configuration change without parking them. The next park (SET_VRING_KICK's) derives what they read.
+static bool idle(const Port& p) {
+  if (p.kind != PortKind::kVhost) return false;
+  for (const auto& v : p.vrings)
+    if (v->started) return false;
+  return true;
+}
+
+// Runs fn on the port inside exec(), or says the port does not exist (without parking).
+Status Switch::with_port(uint32_t id, const std::function<Status(Port&)>& fn) {
+  Port* p = find_port(id);
+  if (!p) return NotFound("no such port");
+  Status err;
+  exec([&] { err = fn(*p); });
   return err;
 }
 
-std::string Switch::update_port(uint32_t id, const PortConfig& cfg) {
+Status Switch::update_port(uint32_t id, const PortConfig& cfg) {
   std::shared_ptr<const PortSecurity> old;  // freed on return, after the poll threads were released
-  return with_port(id, [&](Port& p) -> std::string {
+  return with_port(id, [&](Port& p) -> Status {
     const bool vlans = p.cfg.vlan != cfg.vlan || p.cfg.trunk != cfg.trunk || p.cfg.allowed_vlans != cfg.allowed_vlans;
     p.cfg.vlan = cfg.vlan;
     p.cfg.trunk = cfg.trunk;
@@ -457,28 +471,30 @@ std::string Switch::update_port(uint32_t id, const PortConfig& cfg) {
     p.cfg.security = cfg.security;
     p.cfg.queue_threads = cfg.queue_threads;
     if (vlans) fdb_.flush(id, false);
-    return "";
+    return Ok();
   });
 }
 
-std::string Switch::start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions) {
-  if (bytes < 64 * 1024 || bytes > (256u << 20)) return "capture buffer must be 64 KiB..256 MiB";
-  if (snaplen < 64) return "snaplen must be at least 64";
-  if (!directions || (directions & ~(CaptureRing::kIn | CaptureRing::kOut))) return "direction must be in, out or both";
+Status Switch::start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions) {
+  if (bytes < 64 * 1024 || bytes > (256u << 20)) return InvalidArgument("capture buffer must be 64 KiB..256 MiB");
+  if (snaplen < 64) return InvalidArgument("snaplen must be at least 64");
+  if (!directions || (directions & ~(CaptureRing::kIn | CaptureRing::kOut)))
+    return InvalidArgument("direction must be in, out or both");
+  // Only this thread starts and stops captures: looked at before the park.
+  if (Port* p = find_port(id); p && p->capture) return Busy("a capture is already running on this port");
   auto ring = std::make_unique<CaptureRing>(bytes, snaplen, directions);  // allocated before the park
-  return with_port(id, [&](Port& p) -> std::string {
-    if (p.capture) return "a capture is already running on this port";
+  return with_port(id, [&](Port& p) -> Status {
     p.capture = std::move(ring);
-    return "";
+    return Ok();
   });
 }
 
-std::string Switch::stop_capture(uint32_t id) {
+Status Switch::stop_capture(uint32_t id) {
+  if (Port* p = find_port(id); p && !p->capture) return NotFound("no capture is running on this port");
   std::unique_ptr<CaptureRing> old;  // freed on return, after the poll threads were released
-  return with_port(id, [&](Port& p) -> std::string {
-    if (!p.capture) return "no capture is running on this port";
+  return with_port(id, [&](Port& p) -> Status {
     old = std::move(p.capture);
-    return "";
+    return Ok();
   });
 }
 
@@ -494,37 +510,51 @@ bool Switch::read_capture(uint32_t id, uint8_t* out, size_t max_bytes, uint32_t 
   return true;
 }
 
-std::string Switch::reset_port(uint32_t id) {
+Status Switch::reset_port(uint32_t id) {
   std::unique_ptr<GuestMemory> old;  // unmapped on return, once the poll threads were released
-  return with_port(id, [&](Port& p) {
+  return with_port(id, [&](Port& p) -> Status {
     old = std::move(p.mem);
     p.reset();
     fdb_.flush(id, false);  // the guest behind it may be another one next time
-    return std::string();
+    return Ok();
   });
 }
 
-std::string Switch::set_features(uint32_t id, uint64_t features) {
-  return with_port(id, [&](Port& p) {
+Status Switch::set_features(uint32_t id, uint64_t features) {
+  Port* port = find_port(id);
+  if (!port) return NotFound("no such port");
+  if (idle(*port)) {
+    apply_unparked([&] { port->set_features(features); });
+    return Ok();
+  }
+  if (port->features == features) return Ok();  // QEMU sends them again when it starts and stops dirty logging
+  return with_port(id, [&](Port& p) -> Status {
     p.set_features(features);
-    return std::string();
+    return Ok();
   });
 }
 
-std::string Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions) {
-  std::string err;
+Status Switch::set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions) {
+  std::string why;
   // mmap outside exec(): mapping is slow and touches no state the poll threads read.
-  std::unique_ptr<GuestMemory> mem = GuestMemory::Map(regions, err);
-  if (!mem) return err;
+  std::unique_ptr<GuestMemory> mem = GuestMemory::Map(regions, why);
+  if (!mem) return InvalidArgument(why);
   std::unique_ptr<GuestMemory> old;
-  err = with_port(id, [&](Port& p) {
+  Status err;
+  auto swap = [&](Port& p) -> Status {
     old = std::move(p.mem);
     p.mem = std::move(mem);
     // Rings keep their frontend addresses; their host pointers move with the new mapping.
     for (auto& v : p.vrings)
       if (v->addr_set && !v->translate(p.mem.get()) && v->started) v->mark_broken();
-    return std::string();
-  });
+    return Ok();
+  };
+  Port* p = find_port(id);
+  if (!p) return NotFound("no such port");
+  if (idle(*p))
+    apply_unparked([&] { err = swap(*p); });
+  else
+    err = with_port(id, swap);
   return err;  // old is unmapped here, once no poll thread can hold a pointer into it
 }
 
@@ -539,66 +569,86 @@ static void retranslate_for_slots(Port& p) {
   }
 }
 
-std::string Switch::add_mem_region(uint32_t id, const MemRegionSpec& region) {
-  std::string err;
+// The new map is built before the park, from the current one (only this thread changes p.mem): a region that
+// overlaps, or a removal of one that is not there, is refused without stopping anyone.
+Status Switch::add_mem_region(uint32_t id, const MemRegionSpec& region) {
+  Port* port = find_port(id);
+  if (!port) {
+    if (region.fd >= 0) ::close(region.fd);  // never handed over
+    return NotFound("no such port");
+  }
+  std::string why;
+  std::unique_ptr<GuestMemory> fresh = GuestMemory::With(port->mem.get(), region, why);  // owns region.fd now
+  if (!fresh) return InvalidArgument(why);
   std::unique_ptr<GuestMemory> old;
-  std::unique_ptr<GuestMemory> fresh;
-  int fd = region.fd;
-  // The map is built inside exec (it needs the current one), but only this thread changes p.mem, so mmap here is
-  // the only slow part; adding a DIMM is rare.
-  err = with_port(id, [&](Port& p) -> std::string {
-    std::string why;
-    MemRegionSpec spec = region;
-    fd = -1;  // With() owns it now
-    fresh = GuestMemory::With(p.mem.get(), spec, why);
-    if (!fresh) return why;
+  return with_port(id, [&](Port& p) -> Status {
     old = std::move(p.mem);
     p.mem = std::move(fresh);
     retranslate_for_slots(p);
-    return std::string();
-  });
-  if (fd >= 0) ::close(fd);  // no such port: never handed over
-  return err;  // old is released here; the regions the new map kept stay mapped
+    return Ok();
+  });  // old is released here; the regions the new map kept stay mapped
 }
 
-std::string Switch::remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva) {
+Status Switch::remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva) {
+  Port* port = find_port(id);
+  if (!port) return NotFound("no such port");
+  if (!port->mem) return NotFound("no memory regions");
+  std::string why;
+  std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*port->mem, gpa, size, uva, why);
+  if (!fresh) return NotFound(why);
   std::unique_ptr<GuestMemory> old;
-  return with_port(id, [&](Port& p) -> std::string {
-    if (!p.mem) return "no memory regions";
-    std::string why;
-    std::unique_ptr<GuestMemory> fresh = GuestMemory::Without(*p.mem, gpa, size, uva, why);
-    if (!fresh) return why;
+  return with_port(id, [&](Port& p) -> Status {
     old = std::move(p.mem);
     p.mem = std::move(fresh);
     retranslate_for_slots(p);
-    return std::string();
+    return Ok();
   });  // the removed region is unmapped when old goes, after the poll threads were released
 }
 
-static std::string vring_range_error(uint32_t index, size_t count) {
-  return "vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) + " vrings)";
-}
-
-std::string Switch::with_vring(uint32_t id, uint32_t index,
-                               const std::function<std::string(Port&, Vring&)>& fn) {
-  return with_port(id, [&](Port& p) -> std::string {
-    if (index >= p.vrings.size()) return vring_range_error(index, p.vrings.size());
-    return fn(p, *p.vrings[index]);
-  });
+static Status vring_range_error(uint32_t index, size_t count) {
+  return InvalidArgument("vring index " + std::to_string(index) + " out of range (port has " + std::to_string(count) +
+                         " vrings)");
 }
 
 // The ring, looked up on the control thread without parking (ports_ changes only on this thread, in exec()).
-Vring* Switch::find_vring(uint32_t id, uint32_t index, std::string* err) {
-  auto it = ports_.find(id);
-  if (it == ports_.end()) {
-    *err = "no such port";
+Vring* Switch::find_vring(uint32_t id, uint32_t index, Status* err) {
+  Port* p = find_port(id);
+  if (!p) {
+    *err = NotFound("no such port");
     return nullptr;
   }
-  if (index >= it->second->vrings.size()) {
-    *err = vring_range_error(index, it->second->vrings.size());
+  if (index >= p->vrings.size()) {
+    *err = vring_range_error(index, p->vrings.size());
     return nullptr;
   }
-  return it->second->vrings[index].get();
+  return p->vrings[index].get();
+}
+
+// Runs fn on the ring: at once while it is stopped (no poll thread reads a stopped ring; the park that starts it
+// derives what they read), else inside exec(). An unknown port or ring is refused without parking.
+Status Switch::with_vring(uint32_t id, uint32_t index,
+                               const std::function<Status(Port&, Vring&)>& fn) {
+  Status err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  Port& p = *find_port(id);
+  if (v->started)
+    exec([&] { err = fn(p, *v); });
+  else
+    apply_unparked([&] { err = fn(p, *v); });
+  return err;
+}
+
+// Would the ring's parts, at these addresses, lie inside the port's memory? Checked on a scratch ring, so that a
+// running ring keeps its translation until the change is applied.
+static bool ring_fits(const Port& p, uint32_t num, uint64_t desc, uint64_t used, uint64_t avail) {
+  auto scratch = std::make_unique<Vring>();
+  scratch->num = static_cast<uint16_t>(num);
+  scratch->desc_uva = desc;
+  scratch->used_uva = used;
+  scratch->avail_uva = avail;
+  scratch->addr_set = true;
+  return scratch->translate(p.mem.get());
 }
 
 void Switch::retire_fd(int fd) {
@@ -613,29 +663,31 @@ void Switch::retire_fd(int fd) {
     retired_fds_.push_back(fd);
     n = retired_fds_.size();
   }
-  if (n >= kMaxRetiredFds) exec([] {});
+  if (n >= kMaxRetiredFds) exec([] {}, ParkCause::kHousekeeping);
 }
 
-std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
-  return with_vring(id, index, [num](Port&, Vring& v) -> std::string {
-    // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
-    if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
-    if (v.started) return "ring is running";
-    v.num = static_cast<uint16_t>(num);
-    return "";
-  });
+// SET_VRING_NUM and SET_VRING_BASE only change a stopped ring, which no poll thread reads: never a park.
+Status Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
+  // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
+  if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return InvalidArgument("queue size must be a power of 2 up to 32768");
+  Status err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  if (v->started) return Busy("ring is running");
+  apply_unparked([&] { v->num = static_cast<uint16_t>(num); });
+  return Ok();
 }
 
-std::string Switch::set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset) {
-  std::string err;
+Status Switch::set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset) {
+  std::string why;
   // mmap outside exec(), as for a memory table.
-  std::unique_ptr<DirtyLog> log = DirtyLog::Map(fd, size, offset, err);
-  if (!log) return err;
+  std::unique_ptr<DirtyLog> log = DirtyLog::Map(fd, size, offset, why);
+  if (!log) return InvalidArgument(why);
   std::unique_ptr<DirtyLog> old;
-  err = with_port(id, [&](Port& p) {
+  Status err = with_port(id, [&](Port& p) -> Status {
     old = std::move(p.dirty_log);
     p.dirty_log = std::move(log);
-    return std::string();  // rebuild() points the rings at it
+    return Ok();  // rebuild() points the rings at it
   });
   return err;  // the old log is unmapped here, once no poll thread can be writing it
 }
@@ -651,83 +703,98 @@ bool Switch::log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logg
   return true;
 }
 
-std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
+Status Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
                                    uint32_t flags, uint64_t log_addr) {
-  if (flags & ~VHOST_VRING_F_LOG) return "unknown vring address flags " + std::to_string(flags);
-  return with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+  if (flags & ~VHOST_VRING_F_LOG) return InvalidArgument("unknown vring address flags " + std::to_string(flags));
+  Status err;
+  Vring* ring = find_vring(id, index, &err);
+  if (!ring) return err;
+  const Port& port = *find_port(id);
+  // Without memory the ring is translated when the memory table arrives.
+  if (port.mem && !ring_fits(port, ring->num, desc, used, avail))
+    return InvalidArgument("ring addresses are outside guest memory, misaligned, or the size is unset");
+  return with_vring(id, index, [&](Port& p, Vring& v) -> Status {
     v.addr_flags = flags;
     v.log_guest_addr = log_addr;
     v.desc_uva = desc;
     v.used_uva = used;
     v.avail_uva = avail;
     v.addr_set = true;
-    if (!p.mem) return "";  // translated when the memory table arrives
-    if (!v.translate(p.mem.get())) {
-      v.addr_set = false;
-      return "ring addresses are outside guest memory, misaligned, or the size is unset";
-    }
-    return "";
+    if (p.mem) v.translate(p.mem.get());
+    return Ok();
   });
 }
 
-std::string Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
-  return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
-    if (v.started) return "ring is running";
-    v.last_avail_idx = v.cached_avail = static_cast<uint16_t>(base);
-    return "";
-  });
+Status Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
+  Status err;
+  Vring* v = find_vring(id, index, &err);
+  if (!v) return err;
+  if (v->started) return Busy("ring is running");
+  apply_unparked([&] { v->last_avail_idx = v->cached_avail = static_cast<uint16_t>(base); });
+  return Ok();
 }
 
-std::string Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) {
-  return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
+Status Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) {
+  return with_vring(id, index, [base](Port&, Vring& v) -> Status {
     // Every used entry is published at the end of each burst, so last_avail_idx is the whole state.
     v.stop_and_reset_state();
     *base = v.last_avail_idx;
-    return "";
+    return Ok();
   });
 }
 
 // Kick, call and err fds must be eventfds: the poll thread writes call/err and reads kick without blocking,
 // and another kind of fd (a full pipe, a FIFO) could stall it and with it every port.
-static std::string check_eventfd(int fd) {
-  if (fd < 0) return "";
+static Status check_eventfd(int fd) {
+  if (fd < 0) return Ok();
   char link[64];
   std::string path = "/proc/self/fd/" + std::to_string(fd);
   ssize_t n = readlink(path.c_str(), link, sizeof link - 1);
-  if (n < 0) return "not an open file descriptor";
+  if (n < 0) return InvalidArgument("not an open file descriptor");
   link[n] = 0;
-  if (std::string(link) != "anon_inode:[eventfd]") return std::string("must be an eventfd, got ") + link;
+  if (std::string(link) != "anon_inode:[eventfd]") return InvalidArgument(std::string("must be an eventfd, got ") + link);
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-  return "";
+  return Ok();
 }
 
-std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
-  if (std::string bad = check_eventfd(fd); !bad.empty()) {
+Status Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
+  if (Status bad = check_eventfd(fd); !bad.ok()) {
     ::close(fd);
-    return (which == 0 ? "kick fd " : which == 1 ? "call fd " : "err fd ") + bad;
+    return InvalidArgument((which == 0 ? "kick fd " : which == 1 ? "call fd " : "err fd ") + bad.message());
   }
   if (which != 0) {
     // Call and err fds: the poll threads read them once per signal, so the new one goes in by one atomic store,
     // without parking them; the old one is closed once no thread can be about to write it.
-    std::string err;
+    Status err;
     Vring* v = find_vring(id, index, &err);
     if (!v) {
       if (fd >= 0) ::close(fd);
       return err;
     }
     retire_fd(__atomic_exchange_n(which == 1 ? &v->call_fd : &v->err_fd, fd, __ATOMIC_ACQ_REL));
-    return "";
+    return Ok();
   }
-  std::string err = with_vring(id, index, [&](Port& p, Vring& v) -> std::string {
+  // vhost-user: SET_VRING_KICK starts the ring. Its one park applies what SET_VRING_NUM/ADDR/BASE staged.
+  Status err;
+  Vring* ring = find_vring(id, index, &err);
+  const Port* port = ring ? find_port(id) : nullptr;
+  if (ring && (!port->mem || !ring->addr_set ||
+               !ring_fits(*port, ring->num, ring->desc_uva, ring->used_uva, ring->avail_uva)))
+    err = InvalidArgument("ring started before its memory table and addresses");
+  if (!err.ok()) {
+    if (fd >= 0) ::close(fd);
+    return err;
+  }
+  err = with_port(id, [&](Port& p) -> Status {
+    Vring& v = *p.vrings[index];
     if (v.kick_fd >= 0) ::close(v.kick_fd);
     v.kick_fd = fd;
     fd = -1;  // owned by the ring now
-    // vhost-user: SET_VRING_KICK starts the ring.
-    if (!p.mem || !v.translate(p.mem.get())) return "ring started before its memory table and addresses";
+    if (!v.translate(p.mem.get())) return InvalidArgument("ring started before its memory table and addresses");
     install_fault_handler();
     FaultGuard g;
-    if (sigsetjmp(g.env, 1) != 0) return "the ring's memory is not accessible (memory file truncated?)";
+    if (sigsetjmp(g.env, 1) != 0) return InvalidArgument("the ring's memory is not accessible (memory file truncated?)");
     tl_fault_guard = &g;
     // SAFETY: translate accepted the used ring; the guard turns a truncated memory file into an error.
     v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
@@ -736,29 +803,32 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     v.broken = false;
     v.started = true;
     v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep
-    return "";
+    return Ok();
   });
   if (fd >= 0) ::close(fd);  // refused before the ring took it
   return err;
 }
 
-std::string Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
+Status Switch::set_vring_enable(uint32_t id, uint32_t index, bool enable) {
   // No park: the data path checks `enabled` per frame (a disabled transmit ring is drained, a disabled receive
   // ring skipped), so a flood of these costs the other ports nothing.
-  std::string err;
+  Status err;
   Vring* v = find_vring(id, index, &err);
   if (!v) return err;
-  if (v->enabled == enable) return "";
+  if (v->enabled == enable) return Ok();
   __atomic_store_n(&v->enabled, enable, __ATOMIC_RELEASE);
   if (threads_.empty())
     exec([] {});  // poll_once() runs on this thread: reconfigure now, nothing to park
   else
     respread_.store(true, std::memory_order_relaxed);
-  return "";
+  return Ok();
 }
 
-std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
-  if (mac[0] & 1) return "not a unicast MAC";
+Status Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
+  if (mac[0] & 1) return InvalidArgument("not a unicast MAC");
+  Port* port = find_port(id);
+  if (!port) return NotFound("no such port");
+  if (port->kind != PortKind::kVhost) return InvalidArgument("not a vhost-user port");
   // RFC 903 reverse request from the guest's MAC, as QEMU's own announcement looks: broadcast, sender and target
   // hardware address the guest's, no protocol addresses. Padded to the 60-byte minimum.
   uint8_t rarp[60] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -771,11 +841,9 @@ std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
   c->sw = this;
   c->thread = -1;
   VringCounters counters;
-  std::string err;
   // Forwarded as if the guest had sent it on its port: the FDB learns the MAC there, and every port of the VLAN
   // (NICs included) sees it. With the poll threads parked, this thread may write the receive queues.
-  err = with_port(id, [&](Port& p) -> std::string {
-    if (p.kind != PortKind::kVhost) return "not a vhost-user port";
+  return with_port(id, [&](Port& p) -> Status {
     c->now = now();
     Buf pieces[2] = {{rarp, sizeof rarp}, {}};  // vlan_classify may cut a tag out into two
     Frame f;
@@ -786,7 +854,7 @@ std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
     f.hdr = {};
     std::memcpy(f.eth, rarp, sizeof f.eth);
     int reason = vlan_classify(p.cfg, f, pieces, 2, -1);
-    if (reason >= 0) return std::string("dropped: ") + kDropReasonNames[reason];
+    if (reason >= 0) return Unavailable(std::string("dropped: ") + kDropReasonNames[reason]);
     FwdCache cache;
     install_fault_handler();
     FaultGuard g;
@@ -799,15 +867,14 @@ std::string Switch::send_rarp(uint32_t id, const uint8_t mac[6]) {
     }
     tl_fault_guard = nullptr;
     for (int r = 0; r < kDropReasonCount; r++)
-      if (counters.drops[r].get()) return std::string("dropped: ") + kDropReasonNames[r];
-    return std::string();
+      if (counters.drops[r].get()) return Unavailable(std::string("dropped: ") + kDropReasonNames[r]);
+    return Ok();
   });
-  return err;
 }
 
-std::string Switch::fdb_add(uint64_t key, uint32_t port) {
-  if (ports_.find(port) == ports_.end()) return "no such port";  // ports_ changes on this thread only
-  return fdb_.add_static(key, port) ? "" : "forwarding table is full";
+Status Switch::fdb_add(uint64_t key, uint32_t port) {
+  if (ports_.find(port) == ports_.end()) return NotFound("no such port");  // ports_ changes on this thread only
+  return fdb_.add_static(key, port) ? Ok() : Unavailable("forwarding table is full");
 }
 
 bool Switch::port_stats(uint32_t id, PortStatsSnapshot* out) const {

@@ -1,9 +1,12 @@
 // The switch: ports, the forwarding database and the poll threads that move frames between them.
 //
-// Threading: poll threads own the packet path. The control thread changes ports only inside exec(),
+// Threading: poll threads own the packet path. The control thread changes what they read only inside exec(),
 // which parks every poll thread between bursts (they hold no guest pointers then), applies the change,
 // rebuilds the threads' work lists and releases them: one simple epoch protocol for every control change
 // (new memory table, ring stopped by GET_VRING_BASE, port added or removed), never a lock per packet.
+// What they cannot see changes without a park: a stopped ring's configuration, the memory and features of a
+// port with no started ring (SET_VRING_KICK's park applies them), call/err fds and `enabled` (read atomically).
+// Every control call checks its request before it parks: a refused one costs the other ports nothing.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -20,6 +23,7 @@
 #include "switch/fdb.h"
 #include "switch/datapath.h"
 #include "switch/port.h"
+#include "switch/status.h"
 
 namespace vs {
 
@@ -70,42 +74,43 @@ class Switch {
 
   uint32_t add_port(const PortConfig& cfg);
   // A port on a kernel interface: `queues` AF_XDP or AF_PACKET queues on iface (as backend chooses), or a tap
-  // device named iface that we create. Returns false and sets err if the interface cannot be opened.
-  bool add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
-                    std::string& err, NicBackendChoice backend = NicBackendChoice::kAfPacket);
-  // Each control call returns an empty string on success or the reason it was refused.
-  std::string remove_port(uint32_t id);
+  // device named iface that we create (kUnavailable if the interface cannot be opened).
+  Status add_nic_port(const PortConfig& cfg, PortKind kind, const std::string& iface, int queues, uint32_t* id,
+                      NicBackendChoice backend = NicBackendChoice::kAfPacket);
+  // Every control call returns a Status (status.h): ok, or the code and reason it was refused. The lookups
+  // below (log_info, port_stats, read_capture) return whether the port (or its capture) exists.
+  Status remove_port(uint32_t id);
   // Swaps in what a running port can change without its frontend renegotiating: VLAN membership, port security,
   // queue placement. Learned FDB entries of the port go when its VLANs change (they were learned in the old ones).
-  std::string update_port(uint32_t id, const PortConfig& cfg);
-  std::string reset_port(uint32_t id);
-  std::string set_features(uint32_t id, uint64_t features);
-  std::string set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds
+  Status update_port(uint32_t id, const PortConfig& cfg);
+  Status reset_port(uint32_t id);
+  Status set_features(uint32_t id, uint64_t features);
+  Status set_mem_table(uint32_t id, const std::vector<MemRegionSpec>& regions);  // owns the fds
   // ADD_MEM_REG (owns region.fd) / REM_MEM_REG: one region more or less; rings the map no longer covers pause.
-  std::string add_mem_region(uint32_t id, const MemRegionSpec& region);
-  std::string remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva);
-  std::string set_vring_num(uint32_t id, uint32_t index, uint32_t num);
+  Status add_mem_region(uint32_t id, const MemRegionSpec& region);
+  Status remove_mem_region(uint32_t id, uint64_t gpa, uint64_t size, uint64_t uva);
+  Status set_vring_num(uint32_t id, uint32_t index, uint32_t num);
   // flags: VHOST_VRING_F_LOG (log the used ring at log_addr, a guest physical address) or 0.
-  std::string set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
+  Status set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, uint64_t used, uint64_t avail,
                              uint32_t flags = 0, uint64_t log_addr = 0);
   // SET_LOG_BASE: maps the dirty log (owns fd; -1: none came) and replaces the port's old one.
-  std::string set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset);
+  Status set_log_base(uint32_t id, int fd, uint64_t size, uint64_t offset);
   // The port's log: its size (0: none), pages written outside it, whether any ring logs now.
   bool log_info(uint32_t id, uint64_t* size, uint64_t* outside, bool* logging) const;
-  std::string set_vring_base(uint32_t id, uint32_t index, uint32_t base);
-  std::string get_vring_base(uint32_t id, uint32_t index, uint32_t* base);
-  std::string set_vring_fd(uint32_t id, uint32_t index, int which, int fd);  // which: 0 kick, 1 call, 2 err; owns fd
-  std::string set_vring_enable(uint32_t id, uint32_t index, bool enable);
+  Status set_vring_base(uint32_t id, uint32_t index, uint32_t base);
+  Status get_vring_base(uint32_t id, uint32_t index, uint32_t* base);
+  Status set_vring_fd(uint32_t id, uint32_t index, int which, int fd);  // which: 0 kick, 1 call, 2 err; owns fd
+  Status set_vring_enable(uint32_t id, uint32_t index, bool enable);
 
   // SEND_RARP (after a live migration): a RARP from mac enters the switch on port id, so that the FDB and every
-  // other switch on the VLAN learn where the guest is now. Empty, or why it was not sent.
-  std::string send_rarp(uint32_t id, const uint8_t mac[6]);
+  // other switch on the VLAN learn where the guest is now.
+  Status send_rarp(uint32_t id, const uint8_t mac[6]);
 
   bool port_stats(uint32_t id, PortStatsSnapshot* out) const;
 
   // Packet capture (capture.h): one at a time per port. bytes: the ring's size; directions: CaptureRing::kIn|kOut.
-  std::string start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions);
-  std::string stop_capture(uint32_t id);
+  Status start_capture(uint32_t id, size_t bytes, uint32_t snaplen, uint8_t directions);
+  Status stop_capture(uint32_t id);
   // Moves captured pcap records into out (whole records); false if the port has no capture running.
   bool read_capture(uint32_t id, uint8_t* out, size_t max_bytes, uint32_t max_records, size_t* bytes,
                     uint32_t* records, uint64_t* captured, uint64_t* dropped);
@@ -122,10 +127,14 @@ class Switch {
   };
   std::vector<QueueRef> thread_queues(int t) const;
   const ThreadCounters& thread_counters(int t) const { return threads_[t]->counters; }
+  // Times the poll threads were parked: for control calls, and by the switch itself (the respread after
+  // SET_VRING_ENABLE, closing retired fds). A refused control call never parks them.
+  uint64_t control_parks() const { return control_parks_.get(); }
+  uint64_t housekeeping_parks() const { return housekeeping_parks_.get(); }
 
   Fdb& fdb() { return fdb_; }
   uint32_t now() const { return now_.load(std::memory_order_relaxed); }
-  std::string fdb_add(uint64_t key, uint32_t port);
+  Status fdb_add(uint64_t key, uint32_t port);
 
   // --- used by the packet path (datapath.cc) ---
   Port* port_by_id(uint32_t id) const { return id < by_id_.size() ? by_id_[id] : nullptr; }
@@ -144,8 +153,12 @@ class Switch {
     ThreadCounters counters;
   };
 
-  void exec(const std::function<void()>& fn);
-  Vring* find_vring(uint32_t id, uint32_t index, std::string* err);
+  enum class ParkCause { kControl, kHousekeeping };
+  void exec(const std::function<void()>& fn, ParkCause cause = ParkCause::kControl);
+  // A change the poll threads cannot see (a stopped ring, an idle port), serialised with exec() but not parking.
+  void apply_unparked(const std::function<void()>& fn);
+  Port* find_port(uint32_t id) const;
+  Vring* find_vring(uint32_t id, uint32_t index, Status* err);
   void retire_fd(int fd);
   void rebuild();
   void run(Thread* t);
@@ -154,8 +167,8 @@ class Switch {
   void park();
   void sleep_on_kicks(Thread* t);
   void housekeeping();
-  std::string with_port(uint32_t id, const std::function<std::string(Port&)>& fn);
-  std::string with_vring(uint32_t id, uint32_t index, const std::function<std::string(Port&, Vring&)>& fn);
+  Status with_port(uint32_t id, const std::function<Status(Port&)>& fn);
+  Status with_vring(uint32_t id, uint32_t index, const std::function<Status(Port&, Vring&)>& fn);
 
   SwitchOptions opts_;
   Fdb fdb_;
@@ -187,6 +200,7 @@ class Switch {
   int parked_ = 0;
   bool stopping_ = false;
   std::mutex exec_mu_;  // one control change at a time
+  Counter control_parks_, housekeeping_parks_;
 
   std::thread housekeeper_;
   std::mutex hk_mu_;

@@ -2,7 +2,7 @@
 // shape ({error, field, reason}) for every refusal so clients and the CLI print the same message.
 import type http from 'node:http';
 import { ValidationError } from '../config.js';
-import { SwitchError } from '../switch.js';
+import { SwitchError } from '../switch/errors.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -55,6 +55,16 @@ export interface ErrorBody {
   issues?: Array<{ field: string; reason: string }>;
 }
 
+/** The HTTP status of each kind of refusal of the switch model. Something outside the switch that refused (an
+ * interface, a socket path) is a problem of the request's input as far as the client can tell: 422, as invalid. */
+const SWITCH_ERROR_STATUS: Record<SwitchError['kind'], number> = {
+  invalid: 422,
+  notFound: 404,
+  conflict: 409,
+  unavailable: 422,
+  internal: 500,
+};
+
 /** Maps anything thrown by a handler to a status and body; unknown errors are 500 and are logged by the caller. */
 export function errorResponse(err: unknown): { status: number; body: ErrorBody; headers: Record<string, string> } {
   if (err instanceof HttpError) {
@@ -65,7 +75,7 @@ export function errorResponse(err: unknown): { status: number; body: ErrorBody; 
     return { status: 422, body: { error: err.message, field: first?.field, reason: first?.reason, issues: err.issues }, headers: {} };
   }
   if (err instanceof SwitchError) {
-    return { status: err.status, body: { error: err.message, field: err.field, reason: err.reason }, headers: {} };
+    return { status: SWITCH_ERROR_STATUS[err.kind], body: { error: err.message, field: err.field, reason: err.reason }, headers: {} };
   }
   return { status: 500, body: { error: `internal error: ${(err as Error)?.message ?? String(err)}` }, headers: {} };
 }

@@ -3,6 +3,7 @@
 // Exit status: 0 ok, 1 the operation failed (the daemon's message is printed), 2 wrong arguments.
 import { Command, CommanderError, Option } from 'commander';
 import { parseCpuList } from '../config.js';
+import { MAX_THREADS } from '../limits.js';
 import { levelFromEnv, type LogFormat } from '../log.js';
 import { resolveControlSocket, resolveRunDir } from '../runDir.js';
 import { registerVif } from './attach.js';
@@ -105,7 +106,7 @@ function registerRun(program: Command, setCode: (code: number) => void): void {
       let threads: number | undefined;
       if (o.threads !== undefined) {
         threads = Number(o.threads);
-        if (!/^\d+$/.test(o.threads) || threads < 1 || threads > 64) throw new UsageError('--threads must be an integer 1-64');
+        if (!/^\d+$/.test(o.threads) || threads < 1 || threads > MAX_THREADS) throw new UsageError(`--threads must be an integer 1-${MAX_THREADS}`);
       }
       let cpus: number[] | undefined;
       try {

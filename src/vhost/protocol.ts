@@ -49,44 +49,69 @@ export const VHOST_USER_REM_MEM_REG = 38;
 export const VHOST_USER_SET_STATUS = 39;
 export const VHOST_USER_GET_STATUS = 40;
 
-const REQUEST_NAMES: Record<number, string> = {
-  1: 'GET_FEATURES', 2: 'SET_FEATURES', 3: 'SET_OWNER', 4: 'RESET_OWNER', 5: 'SET_MEM_TABLE',
-  6: 'SET_LOG_BASE', 7: 'SET_LOG_FD', 8: 'SET_VRING_NUM', 9: 'SET_VRING_ADDR', 10: 'SET_VRING_BASE',
-  11: 'GET_VRING_BASE', 12: 'SET_VRING_KICK', 13: 'SET_VRING_CALL', 14: 'SET_VRING_ERR',
-  15: 'GET_PROTOCOL_FEATURES', 16: 'SET_PROTOCOL_FEATURES', 17: 'GET_QUEUE_NUM', 18: 'SET_VRING_ENABLE',
-  19: 'SEND_RARP', 20: 'NET_SET_MTU', 21: 'SET_BACKEND_REQ_FD', 22: 'IOTLB_MSG', 23: 'SET_VRING_ENDIAN',
-  24: 'GET_CONFIG', 25: 'SET_CONFIG', 26: 'CREATE_CRYPTO_SESSION', 27: 'CLOSE_CRYPTO_SESSION',
-  28: 'POSTCOPY_ADVISE', 29: 'POSTCOPY_LISTEN', 30: 'POSTCOPY_END', 31: 'GET_INFLIGHT_FD',
-  32: 'SET_INFLIGHT_FD', 33: 'GPU_SET_SOCKET', 34: 'RESET_DEVICE', 35: 'VRING_KICK', 36: 'GET_MAX_MEM_SLOTS',
-  37: 'ADD_MEM_REG', 38: 'REM_MEM_REG', 39: 'SET_STATUS', 40: 'GET_STATUS',
+/** What the spec says of each request that both ends need: its name, and whether the backend's reply carries
+ * a body of its own (spec "Communication" plus the later GET_* messages; for these the backend always replies and
+ * NEED_REPLY brings no extra ack). SET_LOG_BASE replies too once LOG_SHMFD is negotiated (decided by the backend's
+ * handler table, handlers.ts); ADD/REM_MEM_REG and SET_MEM_TABLE only in postcopy, which we never offer. */
+export interface RequestSpec {
+  name: string;
+  replyBody: boolean;
+}
+
+const spec = (name: string, replyBody = false): RequestSpec => ({ name, replyBody });
+export const REQUESTS: Readonly<Record<number, RequestSpec>> = {
+  [VHOST_USER_GET_FEATURES]: spec('GET_FEATURES', true),
+  [VHOST_USER_SET_FEATURES]: spec('SET_FEATURES'),
+  [VHOST_USER_SET_OWNER]: spec('SET_OWNER'),
+  [VHOST_USER_RESET_OWNER]: spec('RESET_OWNER'),
+  [VHOST_USER_SET_MEM_TABLE]: spec('SET_MEM_TABLE'),
+  [VHOST_USER_SET_LOG_BASE]: spec('SET_LOG_BASE'),
+  [VHOST_USER_SET_LOG_FD]: spec('SET_LOG_FD'),
+  [VHOST_USER_SET_VRING_NUM]: spec('SET_VRING_NUM'),
+  [VHOST_USER_SET_VRING_ADDR]: spec('SET_VRING_ADDR'),
+  [VHOST_USER_SET_VRING_BASE]: spec('SET_VRING_BASE'),
+  [VHOST_USER_GET_VRING_BASE]: spec('GET_VRING_BASE', true),
+  [VHOST_USER_SET_VRING_KICK]: spec('SET_VRING_KICK'),
+  [VHOST_USER_SET_VRING_CALL]: spec('SET_VRING_CALL'),
+  [VHOST_USER_SET_VRING_ERR]: spec('SET_VRING_ERR'),
+  [VHOST_USER_GET_PROTOCOL_FEATURES]: spec('GET_PROTOCOL_FEATURES', true),
+  [VHOST_USER_SET_PROTOCOL_FEATURES]: spec('SET_PROTOCOL_FEATURES'),
+  [VHOST_USER_GET_QUEUE_NUM]: spec('GET_QUEUE_NUM', true),
+  [VHOST_USER_SET_VRING_ENABLE]: spec('SET_VRING_ENABLE'),
+  [VHOST_USER_SEND_RARP]: spec('SEND_RARP'),
+  [VHOST_USER_NET_SET_MTU]: spec('NET_SET_MTU'),
+  [VHOST_USER_SET_BACKEND_REQ_FD]: spec('SET_BACKEND_REQ_FD'),
+  [VHOST_USER_IOTLB_MSG]: spec('IOTLB_MSG', true),
+  [VHOST_USER_SET_VRING_ENDIAN]: spec('SET_VRING_ENDIAN'),
+  [VHOST_USER_GET_CONFIG]: spec('GET_CONFIG', true),
+  [VHOST_USER_SET_CONFIG]: spec('SET_CONFIG'),
+  [VHOST_USER_CREATE_CRYPTO_SESSION]: spec('CREATE_CRYPTO_SESSION', true),
+  [VHOST_USER_CLOSE_CRYPTO_SESSION]: spec('CLOSE_CRYPTO_SESSION'),
+  [VHOST_USER_POSTCOPY_ADVISE]: spec('POSTCOPY_ADVISE', true),
+  [VHOST_USER_POSTCOPY_LISTEN]: spec('POSTCOPY_LISTEN'),
+  [VHOST_USER_POSTCOPY_END]: spec('POSTCOPY_END', true),
+  [VHOST_USER_GET_INFLIGHT_FD]: spec('GET_INFLIGHT_FD', true),
+  [VHOST_USER_SET_INFLIGHT_FD]: spec('SET_INFLIGHT_FD'),
+  [VHOST_USER_GPU_SET_SOCKET]: spec('GPU_SET_SOCKET'),
+  [VHOST_USER_RESET_DEVICE]: spec('RESET_DEVICE'),
+  [VHOST_USER_VRING_KICK]: spec('VRING_KICK'),
+  [VHOST_USER_GET_MAX_MEM_SLOTS]: spec('GET_MAX_MEM_SLOTS', true),
+  [VHOST_USER_ADD_MEM_REG]: spec('ADD_MEM_REG'),
+  [VHOST_USER_REM_MEM_REG]: spec('REM_MEM_REG'),
+  [VHOST_USER_SET_STATUS]: spec('SET_STATUS'),
+  [VHOST_USER_GET_STATUS]: spec('GET_STATUS', true),
 };
 
 /** "VHOST_USER_GET_FEATURES", or "VHOST_USER_UNKNOWN(99)" for numbers outside the spec, for log lines. */
 export function requestName(request: number): string {
-  const n = REQUEST_NAMES[request];
+  const n = REQUESTS[request]?.name;
   return n ? `VHOST_USER_${n}` : `VHOST_USER_UNKNOWN(${request})`;
 }
 
-/**
- * Requests whose reply carries a body of its own (spec "Communication" section plus the later GET_*
- * messages). For these the backend always replies and NEED_REPLY brings no extra ack. SET_LOG_BASE replies
- * too once LOG_SHMFD is negotiated (the backend decides, see backend.ts); ADD/REM_MEM_REG / SET_MEM_TABLE only in
- * postcopy, which we never offer.
- */
-export const REQUESTS_WITH_REPLY: ReadonlySet<number> = new Set([
-  VHOST_USER_GET_FEATURES,
-  VHOST_USER_GET_PROTOCOL_FEATURES,
-  VHOST_USER_GET_VRING_BASE,
-  VHOST_USER_GET_QUEUE_NUM,
-  VHOST_USER_IOTLB_MSG,
-  VHOST_USER_GET_CONFIG,
-  VHOST_USER_CREATE_CRYPTO_SESSION,
-  VHOST_USER_POSTCOPY_ADVISE,
-  VHOST_USER_POSTCOPY_END,
-  VHOST_USER_GET_INFLIGHT_FD,
-  VHOST_USER_GET_MAX_MEM_SLOTS,
-  VHOST_USER_GET_STATUS,
-]);
+/** The backend's reply to this request carries a body (see REQUESTS). */
+export function hasReplyBody(request: number): boolean {
+  return REQUESTS[request]?.replyBody === true;
+}
 
 // ---- Header flags ----
 /** Lower 2 bits of flags: the protocol version, always 1. */

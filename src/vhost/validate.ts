@@ -1,5 +1,6 @@
 // Semantic checks on decoded request values, shared by the backend (which refuses them) and tests. The
 // wire-level checks live in protocol.ts; these are about what a virtio-net split ring can be.
+import { MIN_MTU, VIRTQUEUE_MAX_SIZE } from '../limits.js';
 import { requestName } from './protocol.js';
 
 /** A well-formed request the backend refuses. `fatal`: the connection cannot continue after it. */
@@ -14,9 +15,6 @@ export class RequestError extends Error {
   }
 }
 
-/** Virtio split ring: Queue Size is a power of 2, at most 32768. */
-export const VIRTQUEUE_MAX_SIZE = 32768;
-
 export function checkRingSize(num: number, request?: number): void {
   if (num < 1 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1)) !== 0) {
     throw new RequestError(`ring size ${num} is not a power of 2 in 1..${VIRTQUEUE_MAX_SIZE}`, request);
@@ -29,8 +27,6 @@ export function checkVringBase(base: number, request?: number): void {
 }
 
 /** The smallest IPv4 MTU (RFC 791) up to what the port was configured with. */
-export const MIN_MTU = 68;
-
 export function checkMtu(mtu: bigint, maxMtu: number, request?: number): void {
   if (mtu < BigInt(MIN_MTU) || mtu > BigInt(maxMtu)) {
     throw new RequestError(`mtu ${mtu} outside ${MIN_MTU}..${maxMtu}`, request);

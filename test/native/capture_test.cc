@@ -53,8 +53,8 @@ static std::vector<Record> drain(vs::Switch& sw, uint32_t port, uint64_t* captur
 VT_TEST(capture_records_frames_both_ways_as_sent) {
   Pair rig;
   auto& [sw, a, b, pa, pb] = rig;
-  VT_CHECK(sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn | vs::CaptureRing::kOut).empty());
-  VT_CHECK(!sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn).empty());  // one at a time
+  VT_CHECK(sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn | vs::CaptureRing::kOut).ok());
+  VT_CHECK(!sw.start_capture(pa, 1 << 20, 65535, vs::CaptureRing::kIn).ok());  // one at a time
   auto ab = frame(B, A, 200, 0x11), ba = frame(A, B, 300, 0x22);
   VT_CHECK(send(a, ab) == 1);
   sw.poll_once();
@@ -66,7 +66,7 @@ VT_TEST(capture_records_frames_both_ways_as_sent) {
   VT_CHECK(r.size() == 2);
   VT_CHECK(r[0].incl == 200 && r[0].orig == 200 && r[0].data == ab);  // in: what a sent
   VT_CHECK(r[1].incl == 300 && r[1].data == ba);                      // out: what a was given
-  VT_CHECK(sw.stop_capture(pa).empty());
+  VT_CHECK(sw.stop_capture(pa).ok());
   std::vector<uint8_t> buf(1 << 20);
   size_t n;
   uint32_t recs;
@@ -77,7 +77,7 @@ VT_TEST(capture_records_frames_both_ways_as_sent) {
 VT_TEST(a_full_capture_ring_drops_and_counts_and_forwarding_goes_on) {
   Pair rig;
   auto& [sw, a, b, pa, pb] = rig;
-  VT_CHECK(sw.start_capture(pa, 64 * 1024, 65535, vs::CaptureRing::kIn).empty());
+  VT_CHECK(sw.start_capture(pa, 64 * 1024, 65535, vs::CaptureRing::kIn).ok());
   auto f = frame(B, A, 1000, 0x33);
   uint32_t got = 0;
   for (int i = 0; i < 500; i++) {
@@ -95,7 +95,7 @@ VT_TEST(a_full_capture_ring_drops_and_counts_and_forwarding_goes_on) {
 VT_TEST(snaplen_and_direction) {
   Pair rig;
   auto& [sw, a, b, pa, pb] = rig;
-  VT_CHECK(sw.start_capture(pa, 1 << 20, 64, vs::CaptureRing::kOut).empty());
+  VT_CHECK(sw.start_capture(pa, 1 << 20, 64, vs::CaptureRing::kOut).ok());
   VT_CHECK(send(a, frame(B, A, 600)) == 1);  // in: not captured
   sw.poll_once();
   VT_CHECK(recv(b, 1) == 1);
@@ -106,8 +106,8 @@ VT_TEST(snaplen_and_direction) {
   auto r = drain(sw, pa);
   VT_CHECK(r.size() == 1 && r[0].incl == 64 && r[0].orig == 600);
   VT_CHECK(std::memcmp(r[0].data.data(), big.data(), 64) == 0);
-  VT_CHECK(!sw.start_capture(pb, 1 << 20, 10, vs::CaptureRing::kIn).empty());  // snaplen too small
-  VT_CHECK(!sw.start_capture(pb, 1 << 20, 100, 0).empty());                    // no direction
+  VT_CHECK(!sw.start_capture(pb, 1 << 20, 10, vs::CaptureRing::kIn).ok());  // snaplen too small
+  VT_CHECK(!sw.start_capture(pb, 1 << 20, 100, 0).ok());                    // no direction
 }
 
 // The capture copies from the sender's memory under its ring's lock; a sender whose memory file is cut short
@@ -123,8 +123,8 @@ VT_TEST(a_fault_while_capturing_releases_the_capture_lock) {
   wire(sw, pe, evil);
   wire(sw, pa, a);
   wire(sw, pb, b);
-  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).empty());
-  VT_CHECK(sw.start_capture(pb, 1 << 20, 65535, vs::CaptureRing::kOut).empty());
+  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).ok());
+  VT_CHECK(sw.start_capture(pb, 1 << 20, 65535, vs::CaptureRing::kOut).ok());
   VT_CHECK(send(evil, frame(B, A, 3000, 0x55)) == 1);
   cut_through_last_frame(evil);  // the copy into b's capture faults on the frame's tail
   sw.poll_once();
@@ -136,7 +136,7 @@ VT_TEST(a_fault_while_capturing_releases_the_capture_lock) {
   VT_CHECK(recv(b, 1) == 1);
   auto r = drain(sw, pb);
   VT_CHECK(r.size() == 1 && r[0].data == ok);
-  VT_CHECK(sw.remove_port(pe).empty());
+  VT_CHECK(sw.remove_port(pe).ok());
 }
 
 int main() { return run_all(); }

@@ -74,7 +74,7 @@ VT_TEST(vlans_are_isolated) {
 
 VT_TEST(static_entry_is_not_moved_by_learning) {
   Trio t;
-  VT_CHECK(t.sw.fdb_add(vs::Fdb::key(A, 0), t.pc).empty());
+  VT_CHECK(t.sw.fdb_add(vs::Fdb::key(A, 0), t.pc).ok());
   VT_CHECK(send(t.a, frame(BCAST, A)) == 1);  // would learn A on a
   VT_CHECK(recv(t.b, 1) == 1);
   VT_CHECK(t.sw.fdb().lookup(vs::Fdb::key(A, 0)) == t.pc);

@@ -61,18 +61,18 @@ uint64_t check_covered(const vs::Driver& d, const std::vector<uint8_t>& before, 
 
 // What QEMU sends when migration starts: the log, LOG_ALL, and VHOST_VRING_F_LOG on every ring.
 void start_logging(vs::Switch& sw, uint32_t id, vs::Driver& d, const Log& log, uint64_t features) {
-  VT_CHECK(sw.set_log_base(id, dup(log.fd), log.size, 0).empty());
-  VT_CHECK(sw.set_features(id, features | (1ull << vs::VHOST_F_LOG_ALL)).empty());
+  VT_CHECK(sw.set_log_base(id, dup(log.fd), log.size, 0).ok());
+  VT_CHECK(sw.set_features(id, features | (1ull << vs::VHOST_F_LOG_ALL)).ok());
   for (int q = 0; q < d.vring_count(); q++)
     VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q), vs::VHOST_VRING_F_LOG,
                                d.used_uva(q) - d.mem_uva())
-                 .empty());
+                 .ok());
 }
 
 void stop_logging(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features) {
-  VT_CHECK(sw.set_features(id, features).empty());
+  VT_CHECK(sw.set_features(id, features).ok());
   for (int q = 0; q < d.vring_count(); q++)
-    VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).empty());
+    VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).ok());
 }
 
 struct Pair {
@@ -119,7 +119,7 @@ const uint64_t kMrg = (1ull << vs::VIRTIO_F_VERSION_1) | (1ull << vs::VIRTIO_NET
 VT_TEST(logged_writes_cover_every_changed_byte) {
   // 512-byte buffers: the 1500 and 4000 byte frames span mergeable chains of several buffers.
   Pair p(kMrg, 512);
-  VT_CHECK(p.sw.fdb_add(vs::Fdb::key(B, 0), p.pb).empty());
+  VT_CHECK(p.sw.fdb_add(vs::Fdb::key(B, 0), p.pb).ok());
   Log la(p.a.mem_size()), lb(p.b.mem_size());
   start_logging(p.sw, p.pa, p.a, la, p.features);
   start_logging(p.sw, p.pb, p.b, lb, p.features);
@@ -145,8 +145,8 @@ VT_TEST(nothing_is_logged_with_logging_off) {
   Pair p(kMrg, 2048);
   Log la(p.a.mem_size()), lb(p.b.mem_size());
   // A log is mapped, but neither LOG_ALL nor VHOST_VRING_F_LOG is on: nothing may be written to it.
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(la.fd), la.size, 0).empty());
-  VT_CHECK(p.sw.set_log_base(p.pb, dup(lb.fd), lb.size, 0).empty());
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(la.fd), la.size, 0).ok());
+  VT_CHECK(p.sw.set_log_base(p.pb, dup(lb.fd), lb.size, 0).ok());
   p.traffic({60, 1500});
   VT_CHECK(p.sw.poll_once() == 4);
   VT_CHECK(recv(p.b, 3) == 3);
@@ -168,18 +168,18 @@ VT_TEST(nothing_is_logged_with_logging_off) {
 VT_TEST(used_ring_only_with_vring_flag_and_buffers_only_with_log_all) {
   Pair p(kMrg, 2048);
   Log lb(p.b.mem_size());
-  VT_CHECK(p.sw.set_log_base(p.pb, dup(lb.fd), lb.size, 0).empty());
+  VT_CHECK(p.sw.set_log_base(p.pb, dup(lb.fd), lb.size, 0).ok());
   // VHOST_VRING_F_LOG without LOG_ALL: the used ring, not the buffers.
   for (int q = 0; q < 2; q++)
     VT_CHECK(p.sw.set_vring_addr(p.pb, q, p.b.desc_uva(q), p.b.used_uva(q), p.b.avail_uva(q), vs::VHOST_VRING_F_LOG,
                                  p.b.used_uva(q) - p.b.mem_uva())
-                 .empty());
+                 .ok());
   p.traffic({60});
   VT_CHECK(p.sw.poll_once() == 3);
   VT_CHECK(lb.page(p.b.used_uva(0) - p.b.mem_uva()));
   VT_CHECK(!lb.page(p.b.buf_gpa(0, 0)));
   // Unknown address flags are refused.
-  VT_CHECK(!p.sw.set_vring_addr(p.pb, 0, p.b.desc_uva(0), p.b.used_uva(0), p.b.avail_uva(0), 2, 0).empty());
+  VT_CHECK(!p.sw.set_vring_addr(p.pb, 0, p.b.desc_uva(0), p.b.used_uva(0), p.b.avail_uva(0), 2, 0).ok());
 }
 
 VT_TEST(avail_event_written_before_sleeping_is_logged) {
@@ -202,17 +202,17 @@ VT_TEST(avail_event_written_before_sleeping_is_logged) {
 VT_TEST(bad_logs_are_refused) {
   Pair p(kMrg, 2048);
   Log good(p.a.mem_size());
-  VT_CHECK(p.sw.set_log_base(p.pa, -1, good.size, 0).find("no fd") != std::string::npos);
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), 0, 0).find("size is 0") != std::string::npos);
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), 4096, ~0ull - 100).find("overflows") != std::string::npos);
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), good.size + 1, 0).find("smaller") != std::string::npos);
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), good.size, 4096).find("smaller") != std::string::npos);
-  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), vs::kMaxLogSize + 1, 0).find("limit") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, -1, good.size, 0).message().find("no fd") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), 0, 0).message().find("size is 0") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), 4096, ~0ull - 100).message().find("overflows") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), good.size + 1, 0).message().find("smaller") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), good.size, 4096).message().find("smaller") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, dup(good.fd), vs::kMaxLogSize + 1, 0).message().find("limit") != std::string::npos);
   int sv[2];
   VT_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-  VT_CHECK(p.sw.set_log_base(p.pa, sv[0], good.size, 0).find("regular file") != std::string::npos);
+  VT_CHECK(p.sw.set_log_base(p.pa, sv[0], good.size, 0).message().find("regular file") != std::string::npos);
   close(sv[1]);
-  VT_CHECK(p.sw.set_log_base(99, dup(good.fd), good.size, 0) == "no such port");
+  VT_CHECK(p.sw.set_log_base(99, dup(good.fd), good.size, 0).code() == vs::StatusCode::kNotFound);
   uint64_t size, outside;
   bool logging;
   VT_CHECK(p.sw.log_info(p.pa, &size, &outside, &logging) && size == 0 && !logging);
@@ -229,7 +229,7 @@ VT_TEST(log_is_replaced_and_a_truncated_log_stops_only_its_port) {
   p.traffic({60});
   VT_CHECK(p.sw.poll_once() == 3);
   VT_CHECK(l1.count() > 0);
-  VT_CHECK(p.sw.set_log_base(p.pb, dup(l2.fd), l2.size, 0).empty());
+  VT_CHECK(p.sw.set_log_base(p.pb, dup(l2.fd), l2.size, 0).ok());
   l1.clear();
   VT_CHECK(recv(p.b, 2) == 2);
   p.traffic({60});

@@ -236,7 +236,7 @@ VT_TEST(one_gso_frame_cannot_hold_the_poll_thread) {
   wire(sw, pa, a);
   wire(sw, pb, b);
   wire(sw, pe, evil, kFeatures | bit(vs::VIRTIO_NET_F_CSUM) | bit(vs::VIRTIO_NET_F_HOST_TSO4));
-  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).empty());
+  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).ok());
   auto huge = tcp4(BCAST, E, 65000);
   for (int i = 0; i < 32; i++) VT_CHECK(send_hdr(evil, tso4(vs::kMinGsoSize), huge) == 1);
   auto small = frame(B, A);
@@ -277,7 +277,7 @@ VT_TEST(fault_in_the_middle_of_a_burst_keeps_the_senders_ring_consistent) {
   wire(sw, pa, a);
   wire(sw, pb, b);
   wire(sw, pe, evil);
-  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).empty());
+  VT_CHECK(sw.fdb_add(vs::Fdb::key(B, 0), pb).ok());
   VT_CHECK(ftruncate(evil.mem_fd(), 4096) == 0);  // from here on, never touch evil's rings ourselves
   // Frames 0-3 to b alone, 4 floods (b, then evil: the fault), 5-7 to b again; one burst.
   std::vector<std::vector<uint8_t>> frames;
@@ -306,7 +306,7 @@ VT_TEST(fault_in_the_middle_of_a_burst_keeps_the_senders_ring_consistent) {
   // And the sender goes on.
   VT_CHECK(send(a, frame(B, A)) == 1);
   VT_CHECK(recv(b, 1) == 1);
-  VT_CHECK(sw.remove_port(pe).empty());
+  VT_CHECK(sw.remove_port(pe).ok());
 }
 
 // vhost-user "Ring states": a started ring that is disabled is still processed: its transmit frames are taken
@@ -317,7 +317,7 @@ VT_TEST(disabled_transmit_ring_is_drained_and_counted) {
   uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
   wire(sw, pa, a);
   wire(sw, pb, b);
-  VT_CHECK(sw.set_vring_enable(pa, 1, false).empty());
+  VT_CHECK(sw.set_vring_enable(pa, 1, false).ok());
   VT_CHECK(send(a, frame(B, A), 5) == 5);
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (__atomic_load_n(&a.used(1)->idx, __ATOMIC_ACQUIRE) != 5 && std::chrono::steady_clock::now() < end)
@@ -325,7 +325,7 @@ VT_TEST(disabled_transmit_ring_is_drained_and_counted) {
   VT_CHECK(__atomic_load_n(&a.used(1)->idx, __ATOMIC_ACQUIRE) == 5);
   VT_CHECK(recv(b, 1, 100) == 0);
   VT_CHECK(stats(sw, pa).drops[vs::kDropRingDisabled] == 5);
-  VT_CHECK(sw.set_vring_enable(pa, 1, true).empty());
+  VT_CHECK(sw.set_vring_enable(pa, 1, true).ok());
   VT_CHECK(send(a, frame(B, A)) == 1);
   VT_CHECK(recv(b, 1) == 1);
 }
@@ -368,23 +368,23 @@ VT_TEST(guest_memory_must_be_memory_backed_and_capped) {
   VT_CHECK(fd >= 0);
   unlink(disk);
   VT_CHECK(ftruncate(fd, size) == 0);
-  std::string err = sw.set_mem_table(p, {{0, size, 0x10000000, 0, fd}});
-  std::printf("     %s\n", err.c_str());
-  VT_CHECK(err.find("tmpfs") != std::string::npos);
+  vs::Status err = sw.set_mem_table(p, {{0, size, 0x10000000, 0, fd}});
+  std::printf("     %s\n", err.message().c_str());
+  VT_CHECK(err.message().find("tmpfs") != std::string::npos);
   char shm[] = "/dev/shm/harden-mem-XXXXXX";
   fd = mkstemp(shm);
   VT_CHECK(fd >= 0);
   unlink(shm);
   VT_CHECK(ftruncate(fd, size) == 0);
-  VT_CHECK(sw.set_mem_table(p, {{0, size, 0x10000000, 0, fd}}).empty());
+  VT_CHECK(sw.set_mem_table(p, {{0, size, 0x10000000, 0, fd}}).ok());
   // A sparse memfd larger than the cap costs the frontend nothing; mapping it must be refused.
   fd = memfd_create("harden-cap", MFD_CLOEXEC);
   VT_CHECK(fd >= 0 && ftruncate(fd, static_cast<off_t>(vs::kMaxGuestMemory + size)) == 0);
   err = sw.set_mem_table(p, {{0, vs::kMaxGuestMemory / 2, 0x10000000, 0, dup(fd)},
                              {vs::kMaxGuestMemory, vs::kMaxGuestMemory / 2 + size, 0x10000000 + vs::kMaxGuestMemory,
                               vs::kMaxGuestMemory / 2, fd}});
-  std::printf("     %s\n", err.c_str());
-  VT_CHECK(err.find("limit") != std::string::npos);
+  std::printf("     %s\n", err.message().c_str());
+  VT_CHECK(err.message().find("limit") != std::string::npos);
 }
 
 int main() { return run_all(); }

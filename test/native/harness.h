@@ -57,15 +57,15 @@ constexpr uint64_t kFeatures = (1ull << vs::VIRTIO_F_VERSION_1) | (1ull << vs::V
 // Does what the vhost-user handshake does, directly: the fds are dup'ed because the switch owns what it gets.
 inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features = kFeatures, bool post_rx = true) {
   d.set_features(features);
-  VT_CHECK(sw.set_features(id, features).empty());
-  VT_CHECK(sw.set_mem_table(id, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).empty());
+  VT_CHECK(sw.set_features(id, features).ok());
+  VT_CHECK(sw.set_mem_table(id, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).ok());
   for (int q = 0; q < d.vring_count(); q++) {
-    VT_CHECK(sw.set_vring_num(id, q, d.queue_size()).empty());
-    VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).empty());
-    VT_CHECK(sw.set_vring_base(id, q, 0).empty());
-    VT_CHECK(sw.set_vring_fd(id, q, 1, dup(d.call_fd(q))).empty());
-    VT_CHECK(sw.set_vring_fd(id, q, 0, dup(d.kick_fd(q))).empty());
-    VT_CHECK(sw.set_vring_enable(id, q, true).empty());
+    VT_CHECK(sw.set_vring_num(id, q, d.queue_size()).ok());
+    VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).ok());
+    VT_CHECK(sw.set_vring_base(id, q, 0).ok());
+    VT_CHECK(sw.set_vring_fd(id, q, 1, dup(d.call_fd(q))).ok());
+    VT_CHECK(sw.set_vring_fd(id, q, 0, dup(d.kick_fd(q))).ok());
+    VT_CHECK(sw.set_vring_enable(id, q, true).ok());
     if (q % 2 == 0 && post_rx) d.fill_rx(q);
   }
 }

@@ -103,10 +103,10 @@ VT_TEST(avail_index_jump_breaks_only_that_ring) {
   VT_CHECK(n.healthy());
   // Reset by the frontend (GET_VRING_BASE, SET_VRING_BASE, kick again) brings it back.
   uint32_t base;
-  VT_CHECK(n.sw.get_vring_base(n.pe, 1, &base).empty());
+  VT_CHECK(n.sw.get_vring_base(n.pe, 1, &base).ok());
   n.evil.set_avail_idx(1, 0);
-  VT_CHECK(n.sw.set_vring_base(n.pe, 1, 0).empty());
-  VT_CHECK(n.sw.set_vring_fd(n.pe, 1, 0, dup(n.evil.kick_fd(1))).empty());
+  VT_CHECK(n.sw.set_vring_base(n.pe, 1, 0).ok());
+  VT_CHECK(n.sw.set_vring_fd(n.pe, 1, 0, dup(n.evil.kick_fd(1))).ok());
   VT_CHECK(!stats(n.sw, n.pe).broken);
 }
 
@@ -126,21 +126,21 @@ VT_TEST(bad_ring_setup_is_refused) {
   vs::Switch sw{vs::SwitchOptions{}};
   vs::Driver d{{}};
   uint32_t p = sw.add_port({"p", 0, 1, 1500});
-  VT_CHECK(!sw.set_vring_num(p, 0, 300).empty());     // not a power of two
-  VT_CHECK(!sw.set_vring_num(p, 0, 65536).empty());   // too large
-  VT_CHECK(!sw.set_vring_fd(p, 0, 0, -1).empty());    // kick before memory and addresses
-  VT_CHECK(sw.set_mem_table(p, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).empty());
-  VT_CHECK(sw.set_vring_num(p, 0, 256).empty());
-  VT_CHECK(!sw.set_vring_addr(p, 0, d.mem_uva() + d.mem_size() - 8, d.used_uva(0), d.avail_uva(0)).empty());
-  VT_CHECK(!sw.set_vring_addr(p, 0, d.desc_uva(0) + 1, d.used_uva(0), d.avail_uva(0)).empty());  // misaligned
+  VT_CHECK(!sw.set_vring_num(p, 0, 300).ok());     // not a power of two
+  VT_CHECK(!sw.set_vring_num(p, 0, 65536).ok());   // too large
+  VT_CHECK(!sw.set_vring_fd(p, 0, 0, -1).ok());    // kick before memory and addresses
+  VT_CHECK(sw.set_mem_table(p, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).ok());
+  VT_CHECK(sw.set_vring_num(p, 0, 256).ok());
+  VT_CHECK(!sw.set_vring_addr(p, 0, d.mem_uva() + d.mem_size() - 8, d.used_uva(0), d.avail_uva(0)).ok());
+  VT_CHECK(!sw.set_vring_addr(p, 0, d.desc_uva(0) + 1, d.used_uva(0), d.avail_uva(0)).ok());  // misaligned
   // Memory tables: overlapping, huge, larger than the file, no regions.
   VT_CHECK(!sw.set_mem_table(p, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())},
                                  {4096, 4096, d.mem_uva() + d.mem_size(), 0, dup(d.mem_fd())}})
-                .empty());
-  VT_CHECK(!sw.set_mem_table(p, {{0, 1ull << 50, d.mem_uva(), 0, dup(d.mem_fd())}}).empty());
-  VT_CHECK(!sw.set_mem_table(p, {{0, d.mem_size(), d.mem_uva(), 4096, dup(d.mem_fd())}}).empty());
-  VT_CHECK(!sw.set_mem_table(p, {}).empty());
-  VT_CHECK(!sw.set_mem_table(p, {{0, 4096, 0, 0, -1}}).empty());  // bad fd
+                .ok());
+  VT_CHECK(!sw.set_mem_table(p, {{0, 1ull << 50, d.mem_uva(), 0, dup(d.mem_fd())}}).ok());
+  VT_CHECK(!sw.set_mem_table(p, {{0, d.mem_size(), d.mem_uva(), 4096, dup(d.mem_fd())}}).ok());
+  VT_CHECK(!sw.set_mem_table(p, {}).ok());
+  VT_CHECK(!sw.set_mem_table(p, {{0, 4096, 0, 0, -1}}).ok());  // bad fd
 }
 
 VT_TEST(port_removed_under_traffic) {
@@ -158,7 +158,7 @@ VT_TEST(port_removed_under_traffic) {
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  VT_CHECK(n.sw.remove_port(n.pe).empty());
+  VT_CHECK(n.sw.remove_port(n.pe).ok());
   vs::PortStatsSnapshot gone;
   VT_CHECK(!n.sw.port_stats(n.pe, &gone));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -192,9 +192,9 @@ VT_TEST(memory_file_truncated_under_the_switch) {
   VT_CHECK(recv(b, 1) == 1);
   // A ring restarted on the truncated memory is refused, not a crash of the control thread.
   uint32_t base;
-  VT_CHECK(sw.get_vring_base(pe, 0, &base).empty());
-  VT_CHECK(!sw.set_vring_fd(pe, 0, 0, dup(evil.kick_fd(0))).empty());
-  VT_CHECK(sw.remove_port(pe).empty());
+  VT_CHECK(sw.get_vring_base(pe, 0, &base).ok());
+  VT_CHECK(!sw.set_vring_fd(pe, 0, 0, dup(evil.kick_fd(0))).ok());
+  VT_CHECK(sw.remove_port(pe).ok());
 }
 
 int main() { return run_all(); }

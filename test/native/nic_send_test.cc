@@ -71,9 +71,9 @@ static void forward_now(vs::Switch& sw, uint32_t src, vs::Frame& f) {
 static uint32_t nic_port(vs::Switch& sw, vs::PortKind kind, const char* iface, vs::NicBackendChoice backend,
                          uint32_t mtu = 1500) {
   uint32_t id = 0;
-  std::string err;
   vs::PortConfig cfg{std::string("n-") + iface, 0, 1, mtu};
-  if (!sw.add_nic_port(cfg, kind, iface, 1, &id, err, backend)) throw Failure{"nic port on " + std::string(iface) + ": " + err};
+  vs::Status s = sw.add_nic_port(cfg, kind, iface, 1, &id, backend);
+  if (!s.ok()) throw Failure{"nic port on " + std::string(iface) + ": " + s.message()};
   return id;
 }
 
@@ -120,7 +120,7 @@ VT_TEST(every_nic_backend_sends_the_checked_ethernet_header) {
                   got.size() > 13 ? got[12] : 0, got.size() > 13 ? got[13] : 0);
       VT_CHECK(got == checked);
     }
-    VT_CHECK(sw.remove_port(pn).empty());
+    VT_CHECK(sw.remove_port(pn).ok());
   }
 }
 
@@ -146,7 +146,7 @@ VT_TEST(fault_while_filling_an_af_xdp_send_chunk_gives_the_chunk_back) {
 
   // The frame's tail lies past the end of evil's memory file: the fault comes while send_one() fills the chunk.
   static const uint8_t WIRE[6] = {0x02, 0, 0, 0, 0, 0x77};  // behind the NIC: the frame goes there alone
-  VT_CHECK(sw.fdb_add(vs::Fdb::key(WIRE, 0), pn).empty());
+  VT_CHECK(sw.fdb_add(vs::Fdb::key(WIRE, 0), pn).ok());
   VT_CHECK(send(evil, frame(WIRE, A, 3000, 0x22)) == 1);
   const uint64_t cut = cut_through_last_frame(evil);
   std::printf("     memory cut at %llu, %zu send chunks\n", (unsigned long long)cut, chunks);
@@ -160,8 +160,8 @@ VT_TEST(fault_while_filling_an_af_xdp_send_chunk_gives_the_chunk_back) {
   VT_CHECK(send(b, ok) == 1);
   sw.poll_once();
   VT_CHECK(cap.next_from(B) == ok);
-  VT_CHECK(sw.remove_port(pe).empty());
-  VT_CHECK(sw.remove_port(pn).empty());
+  VT_CHECK(sw.remove_port(pe).ok());
+  VT_CHECK(sw.remove_port(pn).ok());
 }
 
 int main() {

@@ -23,7 +23,7 @@ VT_TEST(rarp_moves_the_fdb_entry_and_floods_the_vlan) {
   VT_CHECK(recv(peer, 1) == 1 && recv(dst, 1) == 1);  // P is unknown yet: flooded
   VT_CHECK(sw.fdb().lookup(vs::Fdb::key(G, 0)) == ps);
   // It is migrated: the destination QEMU asks the switch to announce it on the new port.
-  VT_CHECK(sw.send_rarp(pd, G).empty());
+  VT_CHECK(sw.send_rarp(pd, G).ok());
   VT_CHECK(sw.fdb().lookup(vs::Fdb::key(G, 0)) == pd);
   std::vector<std::vector<uint8_t>> got;
   VT_CHECK(recv(peer, 1, 1000, &got) == 1);
@@ -39,8 +39,8 @@ VT_TEST(rarp_moves_the_fdb_entry_and_floods_the_vlan) {
   VT_CHECK(recv(dst, 1) == 1);
   VT_CHECK(recv(src, 1, 100) == 0);
   const uint8_t mcast[6] = {0x01, 0, 0x5e, 0, 0, 1};
-  VT_CHECK(!sw.send_rarp(pd, mcast).empty());
-  VT_CHECK(sw.send_rarp(99, G) == "no such port");
+  VT_CHECK(!sw.send_rarp(pd, mcast).ok());
+  VT_CHECK(sw.send_rarp(99, G).code() == vs::StatusCode::kNotFound);
 }
 
 int main() { return run_all(); }
