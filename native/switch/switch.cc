@@ -156,7 +156,8 @@ void Switch::rebuild() {
       Vring* v = p->vrings[i].get();
       if (!v->polled()) continue;
       Thread* t = place(*p, static_cast<uint32_t>(i / 2), load);
-      t->items.push_back({&kVhostPollOps, p.get(), v, nullptr, static_cast<uint32_t>(i / 2)});
+      const PollOps* ops = v->packed ? &kPackedPollOps : &kVhostPollOps;
+      t->items.push_back({ops, p.get(), v, nullptr, static_cast<uint32_t>(i / 2)});
       if (v->kick_fd < 0) t->nofd_ring = true;
     }
     for (size_t q = 0; q < p->nicq.size(); q++) {
@@ -232,6 +233,7 @@ void Switch::run(Thread* t) {
   c.sw = this;
   c.thread = t->index;
   c.dirty.reserve(64);
+  c.dirty_packed.reserve(64);
   c.xdp_kicks.reserve(64);
   install_fault_handler();
   for (;;) {
@@ -278,6 +280,9 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
       v->dirty = false;
     }
     c.dirty.erase(std::remove_if(c.dirty.begin(), c.dirty.end(), [](Vring* v) { return v->broken; }), c.dirty.end());
+    c.dirty_packed.erase(std::remove_if(c.dirty_packed.begin(), c.dirty_packed.end(),
+                                        [](PackedVring* v) { return v->broken; }),
+                         c.dirty_packed.end());
   }
 }
 
@@ -504,8 +509,22 @@ std::string Switch::reset_port(uint32_t id) {
 }
 
 std::string Switch::set_features(uint32_t id, uint64_t features) {
-  return with_port(id, [&](Port& p) {
+  return with_port(id, [&](Port& p) -> std::string {
+    const bool packed = has_feature(features, VIRTIO_F_RING_PACKED);
+    if (packed != p.packed())
+      for (auto& v : p.vrings)
+        if (v->started) return "the ring layout (VIRTIO_F_RING_PACKED) cannot change while a ring runs";
+    // The dirty log marks what split rings write; a packed ring's used descriptors and buffers are not marked
+    // yet, so migrating with one would lose guest writes: refused instead.
+    if (packed && has_feature(features, VHOST_F_LOG_ALL)) return "dirty logging is not supported with packed rings";
+    const bool relayout = packed != p.packed();
     p.set_features(features);
+    if (relayout)
+      for (auto& v : p.vrings) {
+        // Split rings need a power-of-two size; a packed one set before may not be.
+        if (!packed && (v->num & (v->num - 1))) v->num = 0;
+        if (v->addr_set && !v->translate(p.mem.get())) v->forget_translation();
+      }
     return std::string();
   });
 }
@@ -617,8 +636,10 @@ void Switch::retire_fd(int fd) {
 
 std::string Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
   return with_vring(id, index, [num](Port&, Vring& v) -> std::string {
-    // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
-    if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
+    // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots; packed rings
+    // count slots and wrap explicitly, so any size up to the maximum will do (2.7.10.1).
+    if (num == 0 || num > kMaxQueueSize) return "queue size must be 1 to 32768";
+    if (!v.packed && (num & (num - 1))) return "queue size must be a power of 2 up to 32768";
     if (v.started) return "ring is running";
     v.num = static_cast<uint16_t>(num);
     return "";
@@ -672,6 +693,7 @@ std::string Switch::set_vring_addr(uint32_t id, uint32_t index, uint64_t desc, u
 std::string Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
   return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
     if (v.started) return "ring is running";
+    if (v.packed) return as_packed(v).set_base(base) ? "" : "vring base slot beyond the queue size";
     v.last_avail_idx = v.cached_avail = static_cast<uint16_t>(base);
     return "";
   });
@@ -681,7 +703,7 @@ std::string Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) 
   return with_vring(id, index, [base](Port&, Vring& v) -> std::string {
     // Every used entry is published at the end of each burst, so last_avail_idx is the whole state.
     v.stop_and_reset_state();
-    *base = v.last_avail_idx;
+    *base = v.packed ? as_packed(v).get_base() : v.last_avail_idx;
     return "";
   });
 }
@@ -728,12 +750,15 @@ std::string Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd)
     FaultGuard g;
     if (sigsetjmp(g.env, 1) != 0) return "the ring's memory is not accessible (memory file truncated?)";
     tl_fault_guard = &g;
-    v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
+    if (!v.packed) v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
     tl_fault_guard = nullptr;
+    if (v.packed) as_packed(v).start();
     v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx
     v.broken = false;
     v.started = true;
-    v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep
+    // We poll; receive queues never need kicks, transmit queues only when we sleep.
+    if (v.packed) as_packed(v).disable_kicks();
+    else v.disable_kicks();
     return "";
   });
   if (fd >= 0) ::close(fd);  // refused before the ring took it
