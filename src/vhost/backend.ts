@@ -20,6 +20,7 @@ import {
   VHOST_USER_PROTOCOL_F_LOG_SHMFD,
   VHOST_USER_PROTOCOL_F_RARP,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
+  VIRTIO_F_RING_PACKED,
 } from './features.js';
 import type { VhostLog } from './log.js';
 import * as P from './protocol.js';
@@ -121,6 +122,11 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       protocolErrors: this.protocolErrors,
       lastError: this.lastError,
     };
+  }
+
+  /** VIRTIO_F_RING_PACKED negotiated: rings are packed (sizes and vring bases follow other rules). */
+  private get packed(): boolean {
+    return hasBit(this.acked, VIRTIO_F_RING_PACKED);
   }
 
   private get memSlots(): boolean {
@@ -358,7 +364,7 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       case P.VHOST_USER_SET_VRING_NUM: {
         const s = P.decodeVringState(payload, request);
         const ring = this.ring(s.index, request);
-        checkRingSize(s.num, request);
+        checkRingSize(s.num, request, this.packed);
         this.native.setVringNum(this.portId, s.index, s.num);
         ring.num = s.num;
         return undefined;
@@ -375,7 +381,7 @@ export class VhostUserBackend extends EventEmitter<BackendEvents> {
       case P.VHOST_USER_SET_VRING_BASE: {
         const s = P.decodeVringState(payload, request);
         const ring = this.ring(s.index, request);
-        checkVringBase(s.num, request);
+        checkVringBase(s.num, request, this.packed);
         this.native.setVringBase(this.portId, s.index, s.num);
         ring.base = s.num;
         return undefined;
