@@ -81,10 +81,10 @@ class PackedFront {
     s.avail_wrap = wrap;
   }
 
-  // Sends a frame (Ethernet header onwards) behind a zero virtio-net header: in one descriptor, the header and
-  // the frame in two, or (indirect) through an indirect table of two. False when no buffer id is free.
+  // Sends a frame (Ethernet header onwards) behind hdr (null: a zero virtio-net header): in one descriptor, the
+  // header and the frame in two, or (indirect) through an indirect table of two. False when no buffer id is free.
   enum Layout { kOne, kTwo, kIndirect };
-  bool send(const std::vector<uint8_t>& f, Layout how = kOne, int q = 1) {
+  bool send(const std::vector<uint8_t>& f, Layout how = kOne, int q = 1, const vs::VirtioNetHdr* hdr = nullptr) {
     reclaim(q);
     Q& s = q_[q];
     if (s.free.empty()) return false;
@@ -92,7 +92,8 @@ class PackedFront {
     s.free.pop_back();
     const uint32_t h = d_.hdr_len();
     uint8_t* b = d_.buf(q, id);
-    std::memset(b, 0, h);
+    if (hdr) std::memcpy(b, hdr, h);
+    else std::memset(b, 0, h);
     std::memcpy(b + h, f.data(), f.size());
     const uint64_t gpa = d_.buf_gpa(q, id);
     const uint32_t len = h + static_cast<uint32_t>(f.size());
