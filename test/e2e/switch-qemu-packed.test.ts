@@ -1,7 +1,7 @@
 // Packed virtqueues with a real guest driver: a QEMU 7.2 guest whose virtio-net NIC has packed=on and a guest with
 // split rings on the same switch ping each other (offloads off); the packed guest is stopped and started again
 // while the switch keeps running, and talks again. Then two packed guests with checksum/TSO offloads on run
-// iperf3 through the switch.
+// iperf3 through the switch, and the switch connects to a packed guest (client mode).
 //
 //   guest p (169.254.22.1, packed) --vhu-p-- vhost-switch --vhu-s-- guest s (169.254.22.2, split)
 import { afterAll, describe, expect, it } from 'vitest';
@@ -119,5 +119,28 @@ describe('a packed-ring QEMU guest and a split-ring one on vhost-switch', () => 
     expect(pb.txBytes).toBeGreaterThanOrEqual(received);
     // TSO at work over packed rings: frames from a average more than a 1514-byte Ethernet frame.
     expect(pa.rxBytes / pa.rxPackets).toBeGreaterThan(1514);
+  });
+
+  it('client mode (the switch connects to QEMU): a packed guest and a split one ping both ways', async () => {
+    requireTool('qemu-system-x86_64');
+    await clear();
+    const dir = makeRunDir('sw-packed-cli');
+    const sp = uniqueSocketPath(dir, 'p');
+    const ss = uniqueSocketPath(dir, 's');
+    const p = await startGuest({ name: 'pc-p', netdevs: [{ socket: sp, mode: 'server', mac: MAC_P, packed: true }], ip: '169.254.24.1/16' });
+    guests.push(p);
+    const s = await startGuest({ name: 'pc-s', netdevs: [{ socket: ss, mode: 'server', mac: MAC_S }], ip: '169.254.24.2/16' });
+    guests.push(s);
+    d = await startSwitch(dir, [
+      { name: 'vhu-p', mode: 'client', socket: sp },
+      { name: 'vhu-s', mode: 'client', socket: ss },
+    ]);
+    await Promise.all([p.waitReady(), s.waitReady()]);
+    await Promise.all([p.waitLink('eth0'), s.waitLink('eth0')]);
+    await waitPortState(d, 'vhu-p', (st) => st === 'ready');
+    await waitPortState(d, 'vhu-s', (st) => st === 'ready');
+    expect(negotiated(d, 'vhu-p').at(-1)).toContain('VIRTIO_F_RING_PACKED');
+    expect((await s.run('ping -c 3 -W 5 169.254.24.1', 60_000)).output).toMatch(/3 packets transmitted, 3 packets received/);
+    expect((await p.run('ping -c 3 -W 5 169.254.24.2', 60_000)).output).toMatch(/3 packets transmitted, 3 packets received/);
   });
 });
