@@ -1,7 +1,8 @@
 // Packed virtqueues with a real guest driver: a QEMU 7.2 guest whose virtio-net NIC has packed=on and a guest with
 // split rings on the same switch ping each other (offloads off); the packed guest is stopped and started again
 // while the switch keeps running, and talks again. Then two packed guests with checksum/TSO offloads on run
-// iperf3 through the switch, and the switch connects to a packed guest (client mode).
+// iperf3 through the switch, and the switch connects to a packed guest (client mode). Last, two packed guests with
+// two queue pairs each carry traffic on every queue.
 //
 //   guest p (169.254.22.1, packed) --vhu-p-- vhost-switch --vhu-s-- guest s (169.254.22.2, split)
 import { afterAll, describe, expect, it } from 'vitest';
@@ -142,5 +143,43 @@ describe('a packed-ring QEMU guest and a split-ring one on vhost-switch', () => 
     expect(negotiated(d, 'vhu-p').at(-1)).toContain('VIRTIO_F_RING_PACKED');
     expect((await s.run('ping -c 3 -W 5 169.254.24.1', 60_000)).output).toMatch(/3 packets transmitted, 3 packets received/);
     expect((await p.run('ping -c 3 -W 5 169.254.24.2', 60_000)).output).toMatch(/3 packets transmitted, 3 packets received/);
+  });
+
+  it('multi-queue: packed guests with 2 queue pairs and 2 vCPUs carry traffic on every queue', async () => {
+    requireTool('qemu-system-x86_64');
+    await clear();
+    const dir = makeRunDir('sw-packed-mq');
+    const sa = uniqueSocketPath(dir, 'a');
+    const sb = uniqueSocketPath(dir, 'b');
+    // Two poll threads: a frame goes to the destination's receive queue of the pair it came from.
+    d = await startSpecSwitch(
+      dir,
+      [
+        { name: 'pm-a', mode: 'server', socket: sa, queues: 2 },
+        { name: 'pm-b', mode: 'server', socket: sb, queues: 2 },
+      ],
+      { threads: 2 },
+    );
+    const mk = (n: string, i: number, sock: string) =>
+      startGuest({ name: `pm-${n}`, smp: 2, netdevs: [{ socket: sock, mode: 'client', mac: `52:54:00:00:25:0${i}`, reconnect: 1, queues: 2, packed: true }], ip: `169.254.25.${i}/16`, noIpv6: true });
+    const a = await mk('a', 1, sa);
+    guests.push(a);
+    const b = await mk('b', 2, sb);
+    guests.push(b);
+    await bootAndLink([a, b]);
+    await waitPortState(d, 'pm-a', (st) => st === 'ready');
+    await waitPortState(d, 'pm-b', (st) => st === 'ready');
+    expect(negotiated(d, 'pm-a').at(-1)).toContain('VIRTIO_F_RING_PACKED');
+    // A ping flood from each vCPU (the guest picks the transmit queue by CPU) in each direction.
+    for (const [g, peer] of [[a, '169.254.25.2'], [b, '169.254.25.1']] as const) {
+      const out = await g.runOk(`taskset -c 0 ping -c 20 -i 0.05 -W 5 ${peer} > /tmp/p0 2>&1 & taskset -c 1 ping -c 20 -i 0.05 -W 5 ${peer} > /tmp/p1 2>&1 & wait; cat /tmp/p0 /tmp/p1`, 120_000);
+      expect(out.match(/20 packets transmitted, 20 packets received/g), out).toHaveLength(2);
+    }
+    for (const name of ['pm-a', 'pm-b']) {
+      const st = await fullStats(d, name);
+      console.log(name, st.queues.map((q) => `${q.index}:${q.packets}`).join(' '));
+      for (const q of [0, 1, 2, 3]) expect(st.queues.find((x) => x.index === q)!.packets, `${name} queue ${q}`).toBeGreaterThan(0);
+      for (const reason of ['badDescriptor', 'ringBroken', 'noRxBuffer']) expect(st.drops[reason], `${name} ${reason}`).toBe(0);
+    }
   });
 });
