@@ -97,9 +97,20 @@ bool PackedVring::event_passed() const {
   return (event + lap - from) % lap < unsignalled;
 }
 
+// The slots of the used descriptors written since the last publish: from published_used on, unsignalled of them
+// (some skipped, the other slots of chains: marked too, a page is the unit anyway).
+void PackedVring::log_used() const {
+  const uint32_t n = unsignalled < num ? unsignalled : num;
+  const uint32_t first = published_used < num ? published_used : 0;
+  const uint32_t head = n < num - first ? n : num - first;
+  log_host(&ring()[first], head * sizeof(VringPackedDesc));
+  if (n > head) log_host(&ring()[0], (n - head) * sizeof(VringPackedDesc));
+}
+
 void PackedVring::publish() {
   dirty = false;
   if (!unsignalled) return;
+  if (__builtin_expect(log.log != nullptr, 0)) log_used();
   // The used descriptors' flags must be visible before we read the driver's event suppression structure
   // (the driver re-checks for used descriptors after writing it).
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -120,6 +131,7 @@ void PackedVring::enable_kicks() {
   if (broken) return;  // a broken ring's memory may be gone: leave it alone
   // SAFETY: the device event structure is 4 bytes translate() checked.
   __atomic_store_n(&device_event()->flags, RING_EVENT_FLAGS_ENABLE, __ATOMIC_RELAXED);
+  log_host(device_event(), sizeof(VringPackedEvent));
   // The caller looks at the next descriptor after this fence, closing the race with a driver that just added one.
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
@@ -128,6 +140,7 @@ void PackedVring::disable_kicks() {
   if (broken) return;
   // SAFETY: the device event structure is 4 bytes translate() checked.
   __atomic_store_n(&device_event()->flags, RING_EVENT_FLAGS_DISABLE, __ATOMIC_RELAXED);
+  log_host(device_event(), sizeof(VringPackedEvent));
 }
 
 void PackedVring::start() {

@@ -86,11 +86,18 @@ struct PackedVring : Vring {
     advance(&used_idx, &used_wrap, ndesc);
     unsignalled += ndesc;
   }
+  // While the frontend migrates: marks [p, p+len), host memory inside this ring's guest memory, in the dirty log.
+  // The used descriptors are marked by publish() whenever the ring logs (they live in the descriptor ring, whose
+  // guest address we know without log_guest_addr); the buffers with VHOST_F_LOG_ALL by the caller (log.bufs).
+  void log_host(const void* p, uint64_t len) const {
+    uint64_t gpa;
+    if (log.log && log.mem->host_to_gpa(static_cast<const uint8_t*>(p), &gpa)) log.log->mark(gpa, len);
+  }
   // Consumes a chain taken at last_avail_idx.
   void take(const PackedChain& c) { advance(&last_avail_idx, &avail_wrap, c.ndesc); }
 
   // Notifies the driver, if its event suppression structure asks for it, of the used descriptors written since
-  // the last call.
+  // the last call (and, while logging, marks the slots they were written in).
   void publish();
   // The device event suppression structure: kicks wanted (before the thread sleeps) or not (while it polls).
   void enable_kicks();
@@ -106,6 +113,7 @@ struct PackedVring : Vring {
 
  private:
   bool event_passed() const;
+  __attribute__((noinline, cold)) void log_used() const;
 };
 static_assert(sizeof(PackedVring) == sizeof(Vring), "PackedVring adds methods only");
 

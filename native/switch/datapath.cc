@@ -93,7 +93,7 @@ int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f) 
     sg_write(c.dst, nb, dst.hdr_len + f.hdr.csum_start + f.hdr.csum_offset, bytes, 2);
   }
 
-  Ops::rx_complete(rxq, mem, chains, caps, nchains, need);
+  Ops::rx_complete(rxq, mem, chains, caps, nchains, need, c.dst, nb);
   rxq.counters.packets.inc();
   rxq.counters.bytes.add(f.len);
   return -1;

@@ -3,7 +3,8 @@
 // written once, as templates over these; each layout gets its own straight-line code, chosen at compile time.
 //   rx_gather   takes receive chains at the ring's next available position until they hold `need` bytes
 //               (nothing is consumed yet); -1, or the drop reason
-//   rx_complete gives the chains back used, `need` bytes written over them in order, and consumes them
+//   rx_complete gives the chains back used, `need` bytes written over them in order (the pieces `dst`), and
+//               consumes them
 //   tx_avail    an upper bound of the chains the driver has made available (0: none)
 //   tx_next     walks the next transmit chain; false when there is none (or the ring just broke)
 //   tx_done     gives a transmit chain back used, and consumes it
@@ -67,7 +68,7 @@ struct SplitOps {
     return -1;
   }
   VS_INLINE static void rx_complete(Ring& rxq, const GuestMemory& mem, const Chain* heads, const uint32_t* caps,
-                                    int nchains, uint64_t need) {
+                                    int nchains, uint64_t need, const Buf*, int) {
     uint64_t left = need;
     for (int i = 0; i < nchains; i++) {
       uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
@@ -159,7 +160,8 @@ struct PackedOps {
     return -1;
   }
   VS_INLINE static void rx_complete(Ring& rxq, const GuestMemory&, const Chain* chains, const uint32_t* caps,
-                                    int nchains, uint64_t need) {
+                                    int nchains, uint64_t need, const Buf* dst, int nb) {
+    if (__builtin_expect(rxq.log.bufs, 0)) log_written(rxq, dst, nb, need);  // bufs: only with a log
     uint64_t left = need;
     for (int i = 0; i < nchains; i++) {
       uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
@@ -197,6 +199,15 @@ struct PackedOps {
       txq.counters.drops[kDropRingDisabled].inc();
     }
     return k;
+  }
+
+  // VHOST_F_LOG_ALL: the bytes the frame wrote into the receive pieces.
+  __attribute__((noinline, cold)) static void log_written(const Ring& rxq, const Buf* dst, int nb, uint64_t len) {
+    for (int i = 0; i < nb && len; i++) {
+      const uint64_t k = dst[i].len < len ? dst[i].len : len;
+      rxq.log_host(dst[i].addr, k);
+      len -= k;
+    }
   }
 
  private:

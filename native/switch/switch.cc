@@ -514,9 +514,6 @@ std::string Switch::set_features(uint32_t id, uint64_t features) {
     if (packed != p.packed())
       for (auto& v : p.vrings)
         if (v->started) return "the ring layout (VIRTIO_F_RING_PACKED) cannot change while a ring runs";
-    // The dirty log marks what split rings write; a packed ring's used descriptors and buffers are not marked
-    // yet, so migrating with one would lose guest writes: refused instead.
-    if (packed && has_feature(features, VHOST_F_LOG_ALL)) return "dirty logging is not supported with packed rings";
     const bool relayout = packed != p.packed();
     p.set_features(features);
     if (relayout)

@@ -160,10 +160,7 @@ export const OFFLOAD_FEATURES = bitsOf(
   VIRTIO_NET_F_GUEST_TSO6,
 );
 
-/**
- * Split or packed rings, no IOMMU (the data plane does none). VHOST_F_LOG_ALL: live migration (split rings only:
- * the data plane refuses it together with RING_PACKED).
- */
+/** Split or packed rings, no IOMMU: the data plane does none. VHOST_F_LOG_ALL: live migration. */
 const BASE_FEATURES = bitsOf(
   VHOST_F_LOG_ALL,
   VIRTIO_F_VERSION_1,

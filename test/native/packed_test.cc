@@ -230,8 +230,6 @@ VT_TEST(packed_setup_rules) {
   vs::Driver d{{}};
   PackedFront f{d};
   uint32_t p = sw.add_port({"p", 0, 1, 1500});
-  // Dirty logging marks split rings only: refused with packed ones rather than losing writes in a migration.
-  VT_CHECK(!sw.set_features(p, kPackedFeatures | (1ull << vs::VHOST_F_LOG_ALL)).empty());
   VT_CHECK(sw.set_features(p, kPackedFeatures).empty());
   VT_CHECK(sw.set_vring_num(p, 0, 300).empty());  // packed: any size
   VT_CHECK(!sw.set_vring_num(p, 0, 32769).empty());
