@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed inputs of the fuzz targets into fuzz/corpus/<target>/seed-*.
 
-The seeds follow the input layouts described at the top of fuzz/fuzz_vring.cc and fuzz/fuzz_memtable.cc:
+The seeds follow the input layouts described at the top of fuzz/fuzz_vring.cc, fuzz/fuzz_packed.cc and
+fuzz/fuzz_memtable.cc:
 one valid case of each shape plus the classic attacks, so that fuzzing starts from structure instead of
 zeros. Corpus files the fuzzer found (scripts/fuzz.sh --merge) sit beside them under hash names.
 Run from anywhere: python3 fuzz/seeds.py
@@ -75,6 +76,61 @@ def vring_seeds():
     s['big-queue'] = vring(10, [desc(R0, 64, NEXT, 1023)], [0, 1023])
     s['sg-offsets'] = vring(3, [desc(R0, 10, NEXT, 1), desc(R1, 100), desc(R0 + 0x1000, 30, WRITE | NEXT, 3),
                                 desc(R2, 50, WRITE)], [0, 2], soff=7, doff=33)
+    return s
+
+
+# fuzz_packed: hdr[16] | patches | descriptor ring; regions at gpa 0 (0x4000) and 0xffffffffffffd000 (0x2fff).
+P0, P1 = 0x0, 0xFFFFFFFFFFFFD000
+AVAIL, USED = 1 << 7, 1 << 15
+
+
+def pdesc(addr, length, buf_id, flags=0, wrap=1):
+    """A packed descriptor made available for the given wrap counter."""
+    flags |= AVAIL if wrap else USED
+    return struct.pack('<QIHH', addr & (2**64 - 1), length & 0xFFFFFFFF, buf_id, flags)
+
+
+def packed(num, descs, *, start=0, wrap=1, event_idx=False, max_bufs=0, ev_flags=0, ev_off_wrap=0, patches=()):
+    p = b''
+    for region, off, data in patches:
+        p += struct.pack('<BHB', region, off, len(data)) + data
+    hdr = struct.pack('<HBBHBBHHH2x', num - 1, max_bufs, wrap | (2 if event_idx else 0), start, ev_flags, 0,
+                      ev_off_wrap, 0, len(p))
+    ring = b''.join(descs) + b'\0' * (16 * (num - len(descs)))
+    return (hdr + p + ring[:16 * num]).rstrip(b'\0')
+
+
+def packed_seeds():
+    s = {}
+    s['tx-one'] = packed(8, [pdesc(P0 + 0x100, 76, 3)])
+    s['tx-burst'] = packed(8, [pdesc(P0 + 0x100 * i, 76, i) for i in range(8)])
+    s['chain'] = packed(8, [pdesc(P0 + 0x100, 12, 0, NEXT), pdesc(P1 + 0x10, 64, 0, NEXT), pdesc(P0, 0x3fff, 5)])
+    s['rx-writable'] = packed(5, [pdesc(P0 + 0x800, 2048, 1, WRITE), pdesc(P1, 0x2fff, 2, WRITE)])
+    s['odd-size-wrap'] = packed(7, [pdesc(P0, 64, i, wrap=0 if i < 5 else 1) for i in range(7)], start=5)
+    s['wrap-mid-chain'] = packed(4, [pdesc(P0, 64, 0, 0, wrap=0)] + [pdesc(P0, 1, 0)] * 2 + [pdesc(P0, 2, 1, NEXT)],
+                                 start=3)
+    s['id-out-of-range'] = packed(8, [pdesc(P0, 64, 8), pdesc(P0, 64, 0xffff)])
+    s['never-ends'] = packed(4, [pdesc(P0, 16, 0, NEXT)] * 4)
+    s['tail-not-available'] = packed(8, [pdesc(P0, 12, 0, NEXT), pdesc(P0, 64, 0, wrap=0)])
+    s['zero-length'] = packed(4, [pdesc(0xdead0000, 0, 0, NEXT), pdesc(P0, 64, 1)])
+    s['outside'] = packed(4, [pdesc(0x5000, 64, 0), pdesc(P0 + 0x3fff, 2, 1), pdesc(2**64 - 10, 64, 2)])
+    table = struct.pack('<QIHH', P0 + 0x200, 12, 0, 0) + struct.pack('<QIHH', P0 + 0x300, 64, 0, 0)
+    s['indirect'] = packed(4, [pdesc(P0 + 0x40, 32, 2, INDIRECT)], patches=[(0, 0x40, table)])
+    s['indirect-in-chain'] = packed(4, [pdesc(P0, 12, 0, NEXT), pdesc(P0 + 0x40, 32, 1, INDIRECT)],
+                                    patches=[(0, 0x40, table)])
+    s['indirect-with-next'] = packed(4, [pdesc(P0 + 0x40, 32, 0, INDIRECT | NEXT), pdesc(P0, 64, 1)],
+                                     patches=[(0, 0x40, table)])
+    nested = struct.pack('<QIHH', P0 + 0x80, 16, 0, INDIRECT)
+    s['indirect-nested'] = packed(4, [pdesc(P0 + 0x40, 16, 0, INDIRECT)], patches=[(0, 0x40, nested)])
+    s['indirect-bad-len'] = packed(4, [pdesc(P0 + 0x40, 15, 0, INDIRECT), pdesc(P0, 0, 1, INDIRECT)])
+    s['indirect-top'] = packed(4, [pdesc(P1 + 0x2fff - 32, 32, 0, INDIRECT)],
+                               patches=[(1, 0x2fff - 32, table)])
+    s['wrong-direction'] = packed(4, [pdesc(P0, 64, 0, WRITE | NEXT), pdesc(P0, 64, 0)])
+    s['too-many-bufs'] = packed(16, [pdesc(P0 + i, 1, 0, NEXT) for i in range(15)] + [pdesc(P0, 1, 3)], max_bufs=4)
+    s['event-desc'] = packed(8, [pdesc(P0, 64, i) for i in range(4)], event_idx=True, ev_flags=2,
+                             ev_off_wrap=2 | 0x8000)
+    s['event-disable'] = packed(8, [pdesc(P0, 64, 0)], ev_flags=1)
+    s['big-queue'] = packed(300, [pdesc(P0, 64, 299, NEXT), pdesc(P0, 64, 299)], start=299)
     return s
 
 
@@ -161,5 +217,6 @@ def write(target, seeds, where='corpus', prefix='seed-'):
 
 if __name__ == '__main__':
     write('vring', vring_seeds())
+    write('packed', packed_seeds())
     write('memtable', memtable_seeds())
     write('memtable', memtable_repros(), 'repro', '')

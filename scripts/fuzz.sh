@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing (libFuzzer, clang) of the native descriptor-chain parser and memory-table mapping,
-# built standalone from native/core/guest_memory.cc and native/core/vring.cc with AddressSanitizer and
-# UndefinedBehaviorSanitizer. Targets: fuzz/fuzz_<target>.cc, seed corpus in fuzz/corpus/<target>/.
+# Coverage-guided fuzzing (libFuzzer, clang) of the native descriptor-chain parsers (split and packed rings) and
+# memory-table mapping, built standalone from native/core/guest_memory.cc, vring.cc and packed_vring.cc with
+# AddressSanitizer and UndefinedBehaviorSanitizer. Targets: fuzz/fuzz_<target>.cc, seed corpus in fuzz/corpus/<target>/.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   build, then run each target for SECONDS (default 60), one at a time
 #   scripts/fuzz.sh --build                 build only (.cache/fuzz/fuzz_<target>)
 #   scripts/fuzz.sh --merge [TARGET...]     fold the inputs earlier runs found (.cache/fuzz/<target>/found) into
 #                                           fuzz/corpus/<target>, keeping only those that add coverage
 #   scripts/fuzz.sh --replay FILE...        run crash/corpus files through the target named by the file's
-#                                           directory or prefix (vring, memtable)
+#                                           directory or prefix (vring, packed, memtable)
 #
 # New inputs go to .cache/fuzz/<target>/found, never into the repository. A finding (crash, sanitizer report,
 # broken invariant, leak, timeout, out-of-memory) leaves its input in .cache/fuzz/artifacts/ and makes the
@@ -17,12 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS_ALL=(vring memtable)
+TARGETS_ALL=(vring packed memtable)
 CXX=${FUZZ_CXX:-clang++}
 OUT=${FUZZ_OUT:-.cache/fuzz}  # not under build/: node-gyp rebuild deletes build/
 CXXFLAGS=(-std=c++17 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Inative)
-CORE=(native/core/guest_memory.cc native/core/vring.cc)
+CORE=(native/core/guest_memory.cc native/core/vring.cc native/core/packed_vring.cc)
 # What guest_memory.cc may need besides (the SIGBUS guard for truncated memory files), when present.
 for f in native/core/fault_guard.cc; do [ -f "$f" ] && CORE+=("$f"); done
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1:allocator_may_return_null=1}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The data plane's own benchmarks, built without Node:
 #   scripts/native-bench.sh [frame size] [seconds] [frames in flight]   io loop, two threads (Mpps, cycles/packet)
-#   scripts/native-bench.sh --instructions [frame size]                  instructions per frame under callgrind
+#   scripts/native-bench.sh --instructions [frame size] [packed]         instructions per frame under callgrind
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/native-bench
@@ -14,7 +14,7 @@ if [ "${1:-}" = "--instructions" ]; then
   out=build/native-bench/callgrind.out
   log=build/native-bench/callgrind.log
   valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='vs::Switch::poll_once()' \
-    build/native-bench/dp_instr "$size" "$rounds" > "$log" 2>&1
+    build/native-bench/dp_instr "$size" "$rounds" ${3:-} > "$log" 2>&1
   grep -E 'forwarded|Collected' "$log"
   # Per frame actually forwarded: a pass may leave part of a burst for the next (the per-queue work share).
   frames=$(awk '/^forwarded/ {print $2}' "$log")

@@ -414,7 +414,7 @@ export interface NativeGenerator {
 }
 
 export interface NativeAddonFrontend {
-  Driver: new (opts?: { queueSize?: number; queuePairs?: number; bufSize?: number }) => NativeDriver;
+  Driver: new (opts?: { queueSize?: number; queuePairs?: number; bufSize?: number; packed?: boolean }) => NativeDriver;
   /** idleSleepMicros: sleep after a pass that moved nothing instead of spinning (0..100000; 0 spins). */
   Generator: new (opts?: { cpu?: number; idleSleepMicros?: number }) => NativeGenerator;
 }

@@ -1,9 +1,11 @@
 // Instructions per forwarded frame, on one thread and without timing noise: the poll pass is called
 // directly (threads = 0). Run under callgrind (scripts/native-bench.sh --instructions) to see where they go.
+// Arguments: frame size, rounds, and "packed" for packed virtqueues on both ports.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <x86intrin.h>
 
 #include "../../test/native/harness.h"
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
   Switch sw(so);
   DriverOptions dopt;
   dopt.queue_size = 256;
+  dopt.packed = argc > 3 && std::string(argv[3]) == "packed";
   Driver a(dopt), b(dopt);
   uint32_t pa = sw.add_port({"a", 0, 1, 1500}), pb = sw.add_port({"b", 0, 1, 1500});
   vt::wire(sw, pa, a);  // the handshake's effect, without the socket (test/native/harness.h)

@@ -1,4 +1,4 @@
-// Layouts and bits from the virtio 1.1 spec (split virtqueues, virtio-net) that the data plane uses.
+// Layouts and bits from the virtio 1.1 spec (split and packed virtqueues, virtio-net) that the data plane uses.
 #pragma once
 #include <cstdint>
 
@@ -37,6 +37,27 @@ constexpr uint16_t VRING_USED_F_NO_NOTIFY = 1;
 
 constexpr uint16_t kMaxQueueSize = 32768;  // 2.6: Queue Size ... maximum 32768
 
+// 2.7.13 Packed Virtqueue Descriptor: one ring of these carries availability (AVAIL/USED flags against the wrap
+// counters) and use (the device writes id and len back over the chain's first slot).
+struct VringPackedDesc {
+  uint64_t addr;
+  uint32_t len;
+  uint16_t id;  // buffer id: the driver's name for the chain, given back in the used descriptor
+  uint16_t flags;
+};
+constexpr uint16_t VRING_PACKED_DESC_F_AVAIL = 1u << 7;
+constexpr uint16_t VRING_PACKED_DESC_F_USED = 1u << 15;
+
+// 2.7.14 Event Suppression Structure Format: the driver's (read by the device) and the device's (written by it).
+struct VringPackedEvent {
+  uint16_t off_wrap;  // bits 0-14 a ring offset, bit 15 the wrap counter it belongs to (RING_EVENT_FLAGS_DESC)
+  uint16_t flags;
+};
+constexpr uint16_t RING_EVENT_FLAGS_ENABLE = 0;
+constexpr uint16_t RING_EVENT_FLAGS_DISABLE = 1;
+constexpr uint16_t RING_EVENT_FLAGS_DESC = 2;  // only with VIRTIO_RING_F_EVENT_IDX
+constexpr uint16_t kPackedWrapBit = 1u << 15;  // the wrap counter's bit in off_wrap and in vring base indices
+
 // Feature bits (5.1.3 and 6).
 constexpr int VIRTIO_NET_F_CSUM = 0;
 constexpr int VIRTIO_NET_F_GUEST_CSUM = 1;
@@ -55,6 +76,7 @@ constexpr int VHOST_F_LOG_ALL = 26;  // vhost, not virtio: log every write into 
 constexpr int VIRTIO_RING_F_INDIRECT_DESC = 28;
 constexpr int VIRTIO_RING_F_EVENT_IDX = 29;
 constexpr int VIRTIO_F_VERSION_1 = 32;
+constexpr int VIRTIO_F_RING_PACKED = 34;
 
 inline bool has_feature(uint64_t features, int bit) { return (features >> bit) & 1; }
 

@@ -16,6 +16,8 @@ const char* chain_status_name(ChainStatus s) {
     case ChainStatus::kBadIndirect: return "bad indirect table";
     case ChainStatus::kWrongDirection: return "descriptor direction";
     case ChainStatus::kTooManyBufs: return "too many pieces";
+    case ChainStatus::kNotAvailable: return "chain runs into a descriptor not available";
+    case ChainStatus::kBadId: return "buffer id out of range or in flight";
   }
   return "?";
 }
@@ -24,13 +26,17 @@ bool Vring::translate(const GuestMemory* mem) {
   forget_translation();
   if (!mem || !addr_set || num == 0) return false;
   // Sizes from virtio 1.1 2.6: with EVENT_IDX both rings carry one extra u16 at the end; we always
-  // require room for it so that toggling the feature never moves a bound.
+  // require room for it so that toggling the feature never moves a bound. A packed ring (2.7) is its descriptor
+  // ring, and in place of avail and used the driver's and the device's event suppression structures.
   uint64_t desc_len = 16ull * num, avail_len = 6ull + 2ull * num, used_len = 6ull + 8ull * num;
+  if (packed) avail_len = used_len = sizeof(VringPackedEvent);
   uint8_t* d = mem->uva_to_host(desc_uva, desc_len);
   uint8_t* a = mem->uva_to_host(avail_uva, avail_len);
   uint8_t* u = mem->uva_to_host(used_uva, used_len);
-  // Alignment per 2.6 (16, 2, 4): misaligned rings are refused rather than accessed unaligned.
-  if (!d || !a || !u || (reinterpret_cast<uintptr_t>(d) & 15) || (reinterpret_cast<uintptr_t>(a) & 1) ||
+  // Alignment per 2.6 (16, 2, 4) and 2.7.10.1 (16, 4, 4): misaligned rings are refused rather than accessed
+  // unaligned.
+  const uintptr_t avail_align = packed ? 3 : 1;
+  if (!d || !a || !u || (reinterpret_cast<uintptr_t>(d) & 15) || (reinterpret_cast<uintptr_t>(a) & avail_align) ||
       (reinterpret_cast<uintptr_t>(u) & 3))
     return false;
   desc = reinterpret_cast<VringDesc*>(d);

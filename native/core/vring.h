@@ -29,7 +29,11 @@ struct VringLog {
 };
 constexpr uint32_t VHOST_VRING_F_LOG = 1u << 0;
 
-enum class ChainStatus { kOk, kLoop, kOutOfBounds, kNestedIndirect, kBadIndirect, kWrongDirection, kTooManyBufs };
+enum class ChainStatus {
+  kOk, kLoop, kOutOfBounds, kNestedIndirect, kBadIndirect, kWrongDirection, kTooManyBufs,
+  kNotAvailable,  // packed: a descriptor of the chain past its head was not made available (lying wrap counters)
+  kBadId,         // packed: buffer id out of range, or already in flight
+};
 const char* chain_status_name(ChainStatus s);
 
 struct Vring {
@@ -46,6 +50,7 @@ struct Vring {
   bool started = false;  // SET_VRING_KICK received, not yet stopped by GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE (or implied when protocol features are off)
   bool event_idx = false;
+  bool packed = false;  // VIRTIO_F_RING_PACKED: the ring is a PackedVring (packed_vring.h), not split
 
   // --- translated ring parts, valid for the current GuestMemory ---
   VringDesc* desc = nullptr;
@@ -62,6 +67,11 @@ struct Vring {
   uint32_t work_debt = 0;       // transmit queues: work spent beyond the per-pass share, paid by skipped passes
   bool fault_skip = false;      // transmit queues: the entry at last_avail_idx was cut short by a fault: return it
   std::atomic_flag lock = ATOMIC_FLAG_INIT;  // taken for enqueue when several poll threads share a ring
+  // Packed rings only (packed_vring.h): last_avail_idx and used_idx are ring slots, these their wrap counters;
+  // published_used/published_wrap the used position at the last notification decision, unsignalled the
+  // descriptors used since then.
+  bool avail_wrap = true, used_wrap = true, published_wrap = true;
+  uint32_t unsignalled = 0;
 
   VringCounters counters;
   FwdCache fwd;

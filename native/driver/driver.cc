@@ -14,8 +14,8 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) & ~(a - 1)
 
 Driver::Driver(const DriverOptions& o) : o_(o) {
   uint32_t n = o_.queue_size;
-  if (n == 0 || n > kMaxQueueSize || (n & (n - 1))) {
-    error_ = "queue size must be a power of 2 up to 32768";
+  if (n == 0 || n > kMaxQueueSize || (!o_.packed && (n & (n - 1)))) {
+    error_ = "queue size must be a power of 2 up to 32768 (packed rings: any size)";
     return;
   }
   if (o_.buf_size < 64 || o_.queue_pairs == 0 || o_.queue_pairs > 64) {
@@ -47,8 +47,12 @@ Driver::Driver(const DriverOptions& o) : o_(o) {
     Vq& v = vq_[q];
     v.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     v.call_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    // We poll our rings, so we never want interrupts.
-    avail(static_cast<int>(q))->flags = VRING_AVAIL_F_NO_INTERRUPT;
+    if (o_.packed)
+      v.pq.init(reinterpret_cast<VringPackedDesc*>(desc(static_cast<int>(q))),
+                reinterpret_cast<VringPackedEvent*>(avail(static_cast<int>(q))),
+                reinterpret_cast<VringPackedEvent*>(used(static_cast<int>(q))), static_cast<uint16_t>(n));
+    else
+      avail(static_cast<int>(q))->flags = VRING_AVAIL_F_NO_INTERRUPT;  // we poll: no interrupts wanted
     if (q % 2 == 1)
       for (uint32_t i = 0; i < n; i++) v.free.push_back(static_cast<uint16_t>(n - 1 - i));
   }
@@ -74,6 +78,10 @@ void Driver::publish_avail(int q) {
 }
 
 void Driver::kick(int q) {
+  if (o_.packed) {
+    if (vq_[q].pq.kick_wanted()) eventfd_write(vq_[q].kick_fd, 1);
+    return;
+  }
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (__atomic_load_n(&used(q)->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY) return;
   eventfd_write(vq_[q].kick_fd, 1);
@@ -92,6 +100,7 @@ void Driver::set_avail_idx(int q, uint16_t idx) {
 }
 
 void Driver::fill_rx(int q) {
+  if (o_.packed) return fill_rx_packed(q);
   Vq& v = vq_[q];
   VringDesc* d = desc(q);
   for (uint32_t i = 0; i < o_.queue_size; i++) {
@@ -103,6 +112,7 @@ void Driver::fill_rx(int q) {
 }
 
 uint32_t Driver::reclaim_tx(int q) {
+  if (o_.packed) return reclaim_packed(q);
   Vq& v = vq_[q];
   uint16_t used_idx = __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE);
   uint32_t n = 0;
@@ -132,18 +142,23 @@ uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* l
     else
       std::memset(b, 0, hdr_len_);
     std::memcpy(b + hdr_len_, frames[sent], len);
+    if (o_.packed) {
+      v.pq.post(id, buf_gpa(q, id), hdr_len_ + len, false);  // a free id has a free slot: one slot per id
+      continue;
+    }
     d[id] = {buf_gpa(q, id), hdr_len_ + len, 0, 0};
     avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = id;
     v.avail_idx++;
   }
   if (sent) {
-    publish_avail(q);
+    if (!o_.packed) publish_avail(q);
     kick(q);
   }
   return sent;
 }
 
 uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t max) {
+  if (o_.packed) return rx_packed(q, data, lens, max);
   Vq& v = vq_[q];
   // Re-post the buffers the caller is done with.
   if (!v.pending.empty()) {
@@ -164,6 +179,44 @@ uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t 
     v.pending.push_back(static_cast<uint16_t>(e.id));
     if (len < hdr_len_) continue;
     data[n] = buf(q, e.id) + hdr_len_;
+    lens[n] = len - hdr_len_;
+    n++;
+  }
+  return n;
+}
+
+// --- packed rings: every buffer id is one descriptor, so ids and slots never run out apart ---
+
+void Driver::fill_rx_packed(int q) {
+  Vq& v = vq_[q];
+  for (uint32_t i = 0; i < o_.queue_size; i++) v.pq.post(static_cast<uint16_t>(i), buf_gpa(q, i), o_.buf_size, true);
+}
+
+uint32_t Driver::reclaim_packed(int q) {
+  Vq& v = vq_[q];
+  uint32_t n = 0;
+  uint16_t id;
+  uint32_t len;
+  while (v.pq.next_used(&id, &len)) {
+    if (id < o_.queue_size) v.free.push_back(id);
+    n++;
+  }
+  return n;
+}
+
+uint32_t Driver::rx_packed(int q, const uint8_t** data, uint32_t* lens, uint32_t max) {
+  Vq& v = vq_[q];
+  for (uint16_t id : v.pending) v.pq.post(id, buf_gpa(q, id), o_.buf_size, true);
+  v.pending.clear();
+  uint32_t n = 0;
+  uint16_t id;
+  uint32_t len;
+  while (n < max && v.pq.next_used(&id, &len)) {
+    if (id >= o_.queue_size) continue;  // a device bug; nothing to re-post
+    v.pending.push_back(id);
+    if (len > o_.buf_size) len = o_.buf_size;
+    if (len < hdr_len_) continue;
+    data[n] = buf(q, id) + hdr_len_;
     lens[n] = len - hdr_len_;
     n++;
   }

@@ -1,12 +1,15 @@
-// The driver (guest) side of virtio-net split rings, in shared memory we create (memfd): what our packet
-// generator and tests use to be a vhost-user frontend. One region, guest physical address = offset in it.
-// Hostile tests also use it to write raw descriptors and indices.
+// The driver (guest) side of virtio-net split rings, or packed ones (packed_queue.h), in shared memory we create
+// (memfd): what our packet generator and tests use to be a vhost-user frontend. One region, guest physical
+// address = offset in it. A packed ring sits where a split one keeps its descriptor table, its driver and device
+// event suppression structures where the split one keeps avail and used. Hostile tests also use it to write raw
+// descriptors and indices (split rings).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "core/virtio.h"
+#include "driver/packed_queue.h"
 
 namespace vs {
 
@@ -15,6 +18,7 @@ struct DriverOptions {
   uint32_t queue_pairs = 1;
   uint32_t buf_size = 2048;  // one buffer per descriptor, header included
   uint64_t features = 0;     // negotiated features (decides the header length)
+  bool packed = false;       // packed virtqueues (VIRTIO_F_RING_PACKED) instead of split ones
 };
 
 class Driver {
@@ -37,6 +41,7 @@ class Driver {
   int kick_fd(int q) const { return vq_[q].kick_fd; }
   int call_fd(int q) const { return vq_[q].call_fd; }
   uint32_t queue_size() const { return o_.queue_size; }
+  bool packed() const { return o_.packed; }
   int vring_count() const { return static_cast<int>(vq_.size()); }
   uint32_t hdr_len() const { return hdr_len_; }
   void set_features(uint64_t f);
@@ -73,7 +78,12 @@ class Driver {
     std::vector<uint16_t> free;     // transmit: free descriptors
     std::vector<uint16_t> pending;  // receive: buffers handed to the caller, re-posted next time
     int kick_fd = -1, call_fd = -1;
+    PackedQueue pq;  // packed rings: the ring's state (the fields above that are split-only stay unused)
   };
+  // The receive and transmit paths with packed rings (same contracts as the public ones).
+  void fill_rx_packed(int q);
+  uint32_t reclaim_packed(int q);
+  uint32_t rx_packed(int q, const uint8_t** data, uint32_t* lens, uint32_t max);
   void publish_avail(int q);
   DriverOptions o_;
   std::string error_;

@@ -62,6 +62,7 @@ class DriverWrap : public Napi::ObjectWrap<DriverWrap> {
       if (a.Has("queueSize")) o.queue_size = u32(a.Get("queueSize"), "queueSize");
       if (a.Has("queuePairs")) o.queue_pairs = u32(a.Get("queuePairs"), "queuePairs");
       if (a.Has("bufSize")) o.buf_size = u32(a.Get("bufSize"), "bufSize");
+      if (a.Has("packed")) o.packed = a.Get("packed").ToBoolean().Value();
     }
     d_ = std::make_unique<Driver>(o);
     if (!d_->ok()) throw Napi::Error::New(info.Env(), "driver: " + d_->error());

@@ -4,6 +4,7 @@
 #include "ports/nic.h"
 #include "ports/af_xdp.h"
 #include "switch/port_security.h"
+#include "switch/ring_ops.h"
 #include "core/sg.h"
 #include "switch/switch.h"
 #include "switch/tx_header.h"
@@ -16,7 +17,7 @@ namespace {
 
 // Builds the destination's virtio-net header, or returns a drop reason when the destination cannot take
 // the frame as it is (a GSO frame it did not negotiate). *sw_csum: we must fill in the checksum ourselves.
-int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csum) {
+VS_INLINE int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csum) {
   *out = {};
   *sw_csum = false;
   const VirtioNetHdr& h = f.hdr;
@@ -46,54 +47,24 @@ int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bool* sw_csu
 }
 
 // Copies the frame into one receive queue of dst. Returns -1 on success or the drop reason.
-int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
+template <class Ops>
+int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f) {
   c.work += work_units(f.len);
   VirtioNetHdr hdr;
   bool sw_csum;
   int reason = dest_header(dst, f, &hdr, &sw_csum);
   if (reason >= 0) return reason;
   if (rxq.broken) return kDropRingBroken;
-  uint16_t avail = rxq.avail_cached(1);
-  if (avail == 0) return rxq.broken ? kDropRingBroken : kDropNoRxBuffer;
   const GuestMemory& mem = *dst.mem;
   const bool mergeable = dst.has(VIRTIO_NET_F_MRG_RXBUF);
   const uint64_t need = dst.hdr_len + f.len;
 
   // Gather receive chains until they hold the header and the frame. Nothing is consumed until it fits.
-  uint16_t heads[kMaxRxChains];
+  typename Ops::Chain chains[kMaxRxChains];
   uint32_t caps[kMaxRxChains];
   int nchains = 0, nb = 0;
-  uint64_t cap = 0;
-  while (cap < need) {
-    if (nchains == avail) {
-      avail = rxq.avail_count();  // the cached view ran out: look again before giving up
-      if (nchains >= avail) return rxq.broken ? kDropRingBroken : kDropNoRxBuffer;
-    }
-    if (nchains == kMaxRxChains) return kDropNoRxBuffer;
-    if (nchains == 1 && !mergeable) return kDropRxBufferTooSmall;
-    uint16_t head = rxq.avail_head(nchains);
-    int cnt;
-    uint64_t len;
-    ChainStatus st = rxq.walk(mem, head, true, c.dst + nb, &cnt, &len, kMaxChainBufs - nb);
-    if (st == ChainStatus::kTooManyBufs) {
-      // More pieces than our scratch holds: legal (up to the queue size), so not a reason to stop the ring.
-      if (nb > 0) return kDropNoRxBuffer;  // the frame's earlier chains filled the scratch: it does not fit
-      // One chain alone is too long for us: it goes back to the driver unused, and this frame is dropped.
-      rxq.put_used(head, 0);
-      rxq.last_avail_idx++;
-      return kDropBadDescriptor;
-    }
-    if (st != ChainStatus::kOk) {
-      // A receive chain the guest built wrongly: the queue stays stopped until the driver resets it.
-      rxq.mark_broken();
-      return kDropBadDescriptor;
-    }
-    heads[nchains] = head;
-    caps[nchains] = static_cast<uint32_t>(len > need ? need : len);
-    nchains++;
-    nb += cnt;
-    cap += len;
-  }
+  reason = Ops::rx_gather(rxq, mem, need, mergeable, c.dst, &nb, chains, caps, &nchains);
+  if (reason >= 0) return reason;
 
   hdr.num_buffers = static_cast<uint16_t>(mergeable ? nchains : 1);
   // The Ethernet header goes from f.eth, the copy forward() checked, not again from the source's memory: a
@@ -122,21 +93,14 @@ int enqueue(PollContext& c, Port& dst, Vring& rxq, const Frame& f) {
     sg_write(c.dst, nb, dst.hdr_len + f.hdr.csum_start + f.hdr.csum_offset, bytes, 2);
   }
 
-  uint64_t left = need;
-  for (int i = 0; i < nchains; i++) {
-    uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
-    rxq.put_used(heads[i], used);
-    left -= used;
-  }
-  rxq.last_avail_idx = static_cast<uint16_t>(rxq.last_avail_idx + nchains);
-  // Warm up the next frame's receive chain: the copies above were cache misses on guest memory.
-  uint16_t left_avail = static_cast<uint16_t>(rxq.cached_avail - rxq.last_avail_idx);
-  if (left_avail > 1) rxq.prefetch_desc(1);
-  if (left_avail > 0) rxq.prefetch_buf(mem, 0, true);
+  Ops::rx_complete(rxq, mem, chains, caps, nchains, need, c.dst, nb);
   rxq.counters.packets.inc();
   rxq.counters.bytes.add(f.len);
   return -1;
 }
+
+template <class Ops>
+void deliver_to(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f);
 
 // Delivers to one destination port: a NIC queue, or this thread's receive queue of a guest, published now
 // or at the end of the burst when this thread is the only writer of the queue.
@@ -171,24 +135,30 @@ void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, b
       return;
     }
   }
-  Vring& rxq = *pick;
+  if (pick->packed) deliver_to<PackedOps>(c, dst, as_packed(*pick), f);
+  else deliver_to<SplitOps>(c, dst, *pick, f);
+}
+
+// Delivers to rxq, one of dst's receive queues, cutting a GSO frame dst cannot take.
+template <class Ops>
+void deliver_to(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f) {
   const bool shared = c.sw->shared_rx();
   if (shared) {
     while (rxq.lock.test_and_set(std::memory_order_acquire)) __builtin_ia32_pause();
     tl_rx_lock = &rxq.lock;
   }
-  int reason = enqueue(c, dst, rxq, f);
+  int reason = enqueue<Ops>(c, dst, rxq, f);
   if (reason == kDropOffload) {
     // A TCP GSO frame toward a guest that cannot take one: cut it into MSS-sized frames here.
     struct Out {
       PollContext* c;
       Port* dst;
-      Vring* rxq;
+      typename Ops::Ring* rxq;
     } out{&c, &dst, &rxq};
     auto emit = [](const Frame& seg, void* p) {
       Out* o = static_cast<Out*>(p);
       o->c->work += kSegmentWork;
-      int r = enqueue(*o->c, *o->dst, *o->rxq, seg);
+      int r = enqueue<Ops>(*o->c, *o->dst, *o->rxq, seg);
       if (r >= 0) o->rxq->counters.drops[r].inc();
     };
     if (gso_segment_tcp(f, c.gso, emit, &out)) reason = -1;
@@ -198,14 +168,14 @@ void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, b
     rxq.publish();
     rxq.lock.clear(std::memory_order_release);
     tl_rx_lock = nullptr;
-  } else if (!rxq.dirty && rxq.used_idx != rxq.published_used) {
+  } else if (!rxq.dirty && Ops::rx_pending(rxq)) {
     rxq.dirty = true;
-    c.dirty.push_back(&rxq);
+    Ops::mark_dirty(c, rxq);
   }
 }
 
 // Parses the virtio-net header and the Ethernet header of a guest's chain into f.
-bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total, Frame& f) {
+VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total, Frame& f) {
   if (total < src.hdr_len + kEthHdr) {
     txq.counters.packets.inc();
     txq.counters.drops[kDropRunt].inc();
@@ -317,29 +287,14 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
 
 namespace {
 
-// vhost-user "Ring states": a started ring the frontend disabled is still processed, without side effects; on
-// a transmit ring that means its frames are taken, discarded and counted.
-uint32_t drain_disabled(Vring& txq, uint16_t n) {
-  for (uint16_t i = 0; i < n; i++) {
-    txq.put_used(txq.avail_head(i), 0);
-    txq.counters.packets.inc();
-    txq.counters.drops[kDropRingDisabled].inc();
-  }
-  txq.last_avail_idx = static_cast<uint16_t>(txq.last_avail_idx + n);
-  txq.publish();
-  return n;
-}
-
-}  // namespace
-
-uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
+template <class Ops>
+uint32_t poll_ring(PollContext& c, Port& src, typename Ops::Ring& txq) {
   if (txq.broken) return 0;
   if (txq.fault_skip) {
     // A guest memory fault (another port's) interrupted the forwarding of this frame: it goes back to the
     // driver now, used once, and is not forwarded again (those that got it before the fault keep it).
     txq.fault_skip = false;
-    txq.put_used(txq.avail_head(0), 0);
-    txq.last_avail_idx++;
+    Ops::tx_skip(txq, *src.mem);
     txq.publish();
   }
   if (txq.work_debt) {
@@ -348,23 +303,25 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
     return 0;
   }
   c.src_queue = txq.queue_pair;
-  uint16_t n = txq.avail_count();
+  uint16_t n = Ops::tx_avail(txq);
   if (n == 0) return 0;
   if (n > kBurst) n = kBurst;
-  if (!txq.is_enabled()) return drain_disabled(txq, n);
   const GuestMemory& mem = *src.mem;
+  if (!txq.is_enabled()) {
+    uint32_t k = Ops::drain(txq, mem, n);
+    txq.publish();
+    return k;
+  }
   const uint32_t work0 = c.work;
   uint16_t taken = 0;
   c.tx_ring = &txq;
   while (taken < n) {
-    // Entry 0 is always the next one: progress is kept per frame, so that a fault resumes after this frame.
-    const uint16_t left = static_cast<uint16_t>(n - taken);
-    uint16_t head = txq.avail_head(0);
-    if (left > 2) txq.prefetch_desc(2);
-    if (left > 1) txq.prefetch_buf(mem, 1, false);
+    Ops::tx_prefetch(txq, mem, static_cast<uint16_t>(n - taken));
+    typename Ops::Chain chain;
     int nb;
     uint64_t total;
-    ChainStatus st = txq.walk(mem, head, false, c.src, &nb, &total, kMaxChainBufs);
+    ChainStatus st;
+    if (!Ops::tx_next(txq, mem, c.src, &nb, &total, &chain, &st)) break;
     Frame f;
     if (st == ChainStatus::kOk) {
       if (frame_from_chain(src, txq, c.src, nb, total, f)) {
@@ -380,8 +337,7 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
       // Returned to the driver unread, so a bad chain costs the guest its buffer, not the ring.
       txq.counters.drops[kDropBadDescriptor].inc();
     }
-    txq.put_used(head, 0);
-    txq.last_avail_idx++;
+    Ops::tx_done(txq, chain);
     taken++;
     if (c.work - work0 >= kQueueWork) break;  // the rest waits for the next pass
   }
@@ -391,6 +347,11 @@ uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) {
   txq.publish();
   return taken;
 }
+
+}  // namespace
+
+uint32_t poll_txq(PollContext& c, Port& src, Vring& txq) { return poll_ring<SplitOps>(c, src, txq); }
+uint32_t poll_txq(PollContext& c, Port& src, PackedVring& txq) { return poll_ring<PackedOps>(c, src, txq); }
 
 namespace {
 
@@ -408,13 +369,28 @@ bool vhost_arm(const PollItem& it, bool on) {
 
 int vhost_wake_fd(const PollItem& it) { return it.txq->kick_fd; }
 
+uint32_t packed_poll(PollContext& c, const PollItem& it) { return poll_txq(c, *it.port, as_packed(*it.txq)); }
+
+bool packed_arm(const PollItem& it, bool on) {
+  PackedVring& v = as_packed(*it.txq);
+  if (!on) {
+    v.disable_kicks();
+    return false;
+  }
+  v.enable_kicks();
+  return !v.broken && v.head_avail();
+}
+
 }  // namespace
 
 const PollOps kVhostPollOps = {vhost_poll, vhost_arm, vhost_wake_fd, true};
+const PollOps kPackedPollOps = {packed_poll, packed_arm, vhost_wake_fd, true};
 
 void flush_rx(PollContext& c) {
   for (Vring* v : c.dirty) v->publish();
   c.dirty.clear();
+  for (PackedVring* v : c.dirty_packed) v->publish();
+  c.dirty_packed.clear();
   if (!c.xdp_kicks.empty()) xdp_flush(c);
 }
 

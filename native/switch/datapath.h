@@ -9,6 +9,7 @@
 #include "switch/port.h"
 #include "switch/port_security.h"
 #include "switch/vlan.h"
+#include "core/packed_vring.h"
 #include "core/vring.h"
 
 namespace vs {
@@ -44,6 +45,7 @@ struct PollContext {
   uint32_t work = 0;           // work units spent so far (wraps; only differences are used)
   Vring* tx_ring = nullptr;    // the transmit queue whose frame at last_avail_idx is being forwarded, if any
   std::vector<Vring*> dirty;   // receive queues with used entries to publish at the end of the burst
+  std::vector<PackedVring*> dirty_packed;  // the same for packed receive queues
   // AF_XDP queues this thread put frames on without asking the kernel to send them yet: one sendto() per burst
   // instead of one per frame (nic_xdp.cc). Kicked by flush_rx().
   struct XdpKick {
@@ -86,11 +88,13 @@ struct PollItem {
   uint32_t queue;   // the port's queue number: the queue pair, or the NIC queue
 };
 
-// A guest's transmit ring: poll takes a burst of it (poll_txq).
+// A guest's transmit ring: poll takes a burst of it (poll_txq), split or packed.
 extern const PollOps kVhostPollOps;
+extern const PollOps kPackedPollOps;
 
 // Returns the number of frames taken from txq.
 uint32_t poll_txq(PollContext& c, Port& src, Vring& txq);
+uint32_t poll_txq(PollContext& c, Port& src, PackedVring& txq);
 // Publishes used entries of receive queues written during the burst, and signals their calls; asks the kernel
 // to send what the burst put on AF_XDP queues.
 void flush_rx(PollContext& c);

@@ -13,6 +13,7 @@
 #include "core/guest_memory.h"
 #include "ports/nic.h"
 #include "switch/port_security.h"
+#include "core/packed_vring.h"
 #include "core/vring.h"
 
 namespace vs {
@@ -44,7 +45,8 @@ struct Port {
   uint32_t hdr_len = 12;  // virtio-net header size for the negotiated features
   std::unique_ptr<GuestMemory> mem;
   std::unique_ptr<DirtyLog> dirty_log;  // SET_LOG_BASE; written only while features carry VHOST_F_LOG_ALL
-  std::vector<std::unique_ptr<Vring>> vrings;  // 2 * queue_pairs
+  // 2 * queue_pairs, each allocated as a PackedVring so that it can be either layout (packed_vring.h)
+  std::vector<std::unique_ptr<PackedVring>> vrings;
   // Derived on every reconfiguration: the started receive queues (broken ones included), those enabled first. Frames spread over
   // the first rx_spread of them (all when none was enabled); whether a queue is enabled is checked per frame,
   // since enabling and disabling one does not reconfigure (SET_VRING_ENABLE does not park the poll threads).
@@ -56,7 +58,7 @@ struct Port {
   Port(uint32_t id_, PortConfig c, PortKind k = PortKind::kVhost) : id(id_), cfg(std::move(c)), kind(k) {
     if (kind == PortKind::kVhost)
       for (int i = 0; i < 2 * cfg.queue_pairs; i++) {
-        vrings.emplace_back(new Vring());
+        vrings.emplace_back(new PackedVring());
         vrings.back()->queue_pair = static_cast<uint16_t>(i / 2);
       }
   }
@@ -64,10 +66,14 @@ struct Port {
     for (auto& v : vrings) v->close_fds();
   }
   bool has(int bit) const { return has_feature(features, bit); }
+  bool packed() const { return has(VIRTIO_F_RING_PACKED); }
   void set_features(uint64_t f) {
     features = f;
     hdr_len = (has(VIRTIO_F_VERSION_1) || has(VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
-    for (auto& v : vrings) v->event_idx = has(VIRTIO_RING_F_EVENT_IDX);
+    for (auto& v : vrings) {
+      v->event_idx = has(VIRTIO_RING_F_EVENT_IDX);
+      v->packed = packed();
+    }
   }
   // Frontend gone or RESET_OWNER: everything back to the state of a fresh connection.
   void reset() {
@@ -82,6 +88,9 @@ struct Port {
       v->log = {};
       v->num = 0;
       v->last_avail_idx = v->used_idx = v->published_used = v->cached_avail = 0;
+      v->avail_wrap = v->used_wrap = v->published_wrap = true;
+      v->unsignalled = 0;
+      v->packed = false;
     }
     mem.reset();
     dirty_log.reset();

@@ -163,7 +163,8 @@ void Switch::rebuild() {
       Vring* v = p->vrings[i].get();
       if (!v->polled()) continue;
       Thread* t = place(*p, static_cast<uint32_t>(i / 2), load);
-      t->items.push_back({&kVhostPollOps, p.get(), v, nullptr, static_cast<uint32_t>(i / 2)});
+      const PollOps* ops = v->packed ? &kPackedPollOps : &kVhostPollOps;
+      t->items.push_back({ops, p.get(), v, nullptr, static_cast<uint32_t>(i / 2)});
       if (v->kick_fd < 0) t->nofd_ring = true;
     }
     for (size_t q = 0; q < p->nicq.size(); q++) {
@@ -239,6 +240,7 @@ void Switch::run(Thread* t) {
   c.sw = this;
   c.thread = t->index;
   c.dirty.reserve(64);
+  c.dirty_packed.reserve(64);
   c.xdp_kicks.reserve(64);
   install_fault_handler();
   for (;;) {
@@ -285,6 +287,9 @@ void Switch::recover_from_fault(PollContext& c, uintptr_t addr) {
       v->dirty = false;
     }
     c.dirty.erase(std::remove_if(c.dirty.begin(), c.dirty.end(), [](Vring* v) { return v->broken; }), c.dirty.end());
+    c.dirty_packed.erase(std::remove_if(c.dirty_packed.begin(), c.dirty_packed.end(),
+                                        [](PackedVring* v) { return v->broken; }),
+                         c.dirty_packed.end());
   }
 }
 
@@ -523,13 +528,27 @@ Status Switch::reset_port(uint32_t id) {
 Status Switch::set_features(uint32_t id, uint64_t features) {
   Port* port = find_port(id);
   if (!port) return NotFound("no such port");
+  const bool packed = has_feature(features, VIRTIO_F_RING_PACKED);
+  const bool relayout = packed != port->packed();
+  if (relayout)
+    for (auto& v : port->vrings)
+      if (v->started) return Busy("the ring layout (VIRTIO_F_RING_PACKED) cannot change while a ring runs");
+  auto apply = [&](Port& p) {
+    p.set_features(features);
+    if (!relayout) return;
+    for (auto& v : p.vrings) {
+      // Split rings need a power-of-two size; a packed one set before may not be.
+      if (!packed && (v->num & (v->num - 1))) v->num = 0;
+      if (v->addr_set && !v->translate(p.mem.get())) v->forget_translation();
+    }
+  };
   if (idle(*port)) {
-    apply_unparked([&] { port->set_features(features); });
+    apply_unparked([&] { apply(*port); });
     return Ok();
   }
   if (port->features == features) return Ok();  // QEMU sends them again when it starts and stops dirty logging
   return with_port(id, [&](Port& p) -> Status {
-    p.set_features(features);
+    apply(p);
     return Ok();
   });
 }
@@ -668,11 +687,13 @@ void Switch::retire_fd(int fd) {
 
 // SET_VRING_NUM and SET_VRING_BASE only change a stopped ring, which no poll thread reads: never a park.
 Status Switch::set_vring_num(uint32_t id, uint32_t index, uint32_t num) {
-  // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots.
-  if (num == 0 || num > kMaxQueueSize || (num & (num - 1))) return InvalidArgument("queue size must be a power of 2 up to 32768");
+  if (num == 0 || num > kMaxQueueSize) return InvalidArgument("queue size must be 1 to 32768");
   Status err;
   Vring* v = find_vring(id, index, &err);
   if (!v) return err;
+  // Split rings need a power of two so that free-running 16-bit indices wrap onto ring slots; packed rings
+  // count slots and wrap explicitly, so any size up to the maximum will do (2.7.10.1).
+  if (!v->packed && (num & (num - 1))) return InvalidArgument("queue size must be a power of 2 up to 32768");
   if (v->started) return Busy("ring is running");
   apply_unparked([&] { v->num = static_cast<uint16_t>(num); });
   return Ok();
@@ -730,6 +751,11 @@ Status Switch::set_vring_base(uint32_t id, uint32_t index, uint32_t base) {
   Vring* v = find_vring(id, index, &err);
   if (!v) return err;
   if (v->started) return Busy("ring is running");
+  if (v->packed) {
+    bool ok = false;
+    apply_unparked([&] { ok = as_packed(*v).set_base(base); });
+    return ok ? Ok() : InvalidArgument("vring base slot beyond the queue size");
+  }
   apply_unparked([&] { v->last_avail_idx = v->cached_avail = static_cast<uint16_t>(base); });
   return Ok();
 }
@@ -738,7 +764,7 @@ Status Switch::get_vring_base(uint32_t id, uint32_t index, uint32_t* base) {
   return with_vring(id, index, [base](Port&, Vring& v) -> Status {
     // Every used entry is published at the end of each burst, so last_avail_idx is the whole state.
     v.stop_and_reset_state();
-    *base = v.last_avail_idx;
+    *base = v.packed ? as_packed(v).get_base() : v.last_avail_idx;
     return Ok();
   });
 }
@@ -797,12 +823,15 @@ Status Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
     if (sigsetjmp(g.env, 1) != 0) return InvalidArgument("the ring's memory is not accessible (memory file truncated?)");
     tl_fault_guard = &g;
     // SAFETY: translate accepted the used ring; the guard turns a truncated memory file into an error.
-    v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
+    if (!v.packed) v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
     tl_fault_guard = nullptr;
+    if (v.packed) as_packed(v).start();
     v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx
     v.broken = false;
     v.started = true;
-    v.disable_kicks();  // we poll; receive queues never need kicks, transmit queues only when we sleep
+    // We poll; receive queues never need kicks, transmit queues only when we sleep.
+    if (v.packed) as_packed(v).disable_kicks();
+    else v.disable_kicks();
     return Ok();
   });
   if (fd >= 0) ::close(fd);  // refused before the ring took it

@@ -92,6 +92,8 @@ export interface AttachOptions {
   mode?: AttachMode;
   queueSize?: number;
   timeoutMs?: number;
+  /** Packed virtqueues instead of split ones. */
+  packed?: boolean;
 }
 
 /** Attaches one VirtioUserPort per socket (in parallel); on any failure the ones already up are closed. */
@@ -102,8 +104,8 @@ export async function attachPorts(sockets: string[], opts: AttachOptions = {}): 
   const results = await Promise.allSettled(
     sockets.map((s) =>
       mode === 'connect'
-        ? VirtioUserPort.connect(s, { queueSize: opts.queueSize, timeoutMs: opts.timeoutMs })
-        : VirtioUserPort.listen(s, { queueSize: opts.queueSize, timeoutMs: opts.timeoutMs, acceptTimeoutMs: opts.timeoutMs }),
+        ? VirtioUserPort.connect(s, { queueSize: opts.queueSize, timeoutMs: opts.timeoutMs, packed: opts.packed })
+        : VirtioUserPort.listen(s, { queueSize: opts.queueSize, timeoutMs: opts.timeoutMs, acceptTimeoutMs: opts.timeoutMs, packed: opts.packed }),
     ),
   );
   const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -33,6 +33,7 @@ Attaches our virtio driver (a memfd "guest") to vhost-user sockets and sends, re
   --dst-mac MAC           port 0's destination MAC (default ${DEFAULT_DST_MAC}); port 1 uses it as source
   --first-burst N         io: frames injected per port at start (default 32; 36 for imix)
   --queue-size N          virtqueue size (default 256)
+  --packed                packed virtqueues (VIRTIO_F_RING_PACKED) instead of split ones
   --cpu N                 pin the generator thread to CPU N
   --timeout MS            handshake (and, with --mode listen, accept) timeout (default 15000)
   --json                  print one JSON object at the end instead of the per-second lines
@@ -55,6 +56,7 @@ interface GenArgs {
   dstMac: string;
   firstBurst?: number;
   queueSize?: number;
+  packed: boolean;
   cpu?: number;
   timeoutMs: number;
   json: boolean;
@@ -84,6 +86,7 @@ export function parseGenArgs(argv: string[]): GenArgs | 'help' {
         'dst-mac': { type: 'string' },
         'first-burst': { type: 'string' },
         'queue-size': { type: 'string' },
+        packed: { type: 'boolean' },
         cpu: { type: 'string' },
         timeout: { type: 'string' },
         json: { type: 'boolean' },
@@ -117,7 +120,7 @@ export function parseGenArgs(argv: string[]): GenArgs | 'help' {
     throw new GenUsageError((e as Error).message);
   }
   const queueSize = intArg(v['queue-size'], '--queue-size', 16, 32768);
-  if (queueSize !== undefined && (queueSize & (queueSize - 1)) !== 0) throw new GenUsageError('--queue-size must be a power of 2');
+  if (queueSize !== undefined && !v.packed && (queueSize & (queueSize - 1)) !== 0) throw new GenUsageError('--queue-size must be a power of 2 (any size with --packed)');
   return {
     sockets,
     mode,
@@ -130,6 +133,7 @@ export function parseGenArgs(argv: string[]): GenArgs | 'help' {
     dstMac,
     firstBurst: intArg(v['first-burst'], '--first-burst', 0, 32768),
     queueSize,
+    packed: v.packed ?? false,
     cpu: intArg(v.cpu, '--cpu', 0, 4095),
     timeoutMs: intArg(v.timeout, '--timeout', 1, 3_600_000) ?? 15000,
     json: v.json ?? false,
@@ -189,7 +193,7 @@ export async function main(argv: string[]): Promise<number> {
   const out = (s: string) => void process.stdout.write(s);
   let session: GenSession;
   try {
-    session = await GenSession.attach(a.sockets, { mode: a.mode, queueSize: a.queueSize, timeoutMs: a.timeoutMs });
+    session = await GenSession.attach(a.sockets, { mode: a.mode, queueSize: a.queueSize, timeoutMs: a.timeoutMs, packed: a.packed });
   } catch (e) {
     process.stderr.write(`vhost-switch gen: ${(e as Error).message}\n`);
     return 1;

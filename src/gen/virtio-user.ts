@@ -6,6 +6,7 @@ import { VhostUserChannel } from '../vhost/channel.js';
 import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_MRG_RXBUF,
   hasBit,
@@ -21,6 +22,8 @@ export interface VirtioUserOptions {
   /** Protocol features we ask for (default REPLY_ACK); intersected with what the backend offers. */
   protocolFeatures?: bigint;
   timeoutMs?: number;
+  /** Packed virtqueues (VIRTIO_F_RING_PACKED, asked for on top of `features`); the backend must offer it. */
+  packed?: boolean;
 }
 
 export const DEFAULT_DRIVER_FEATURES =
@@ -63,12 +66,17 @@ export class VirtioUserPort {
 
   private static async setUp(frontend: VhostUserFrontend, opts: VirtioUserOptions): Promise<VirtioUserPort> {
     const addon = native();
-    const driver = new addon.Driver({ queueSize: opts.queueSize ?? 256, queuePairs: 1, ...(opts.bufSize ? { bufSize: opts.bufSize } : {}) });
+    const packed = opts.packed ?? false;
+    const driver = new addon.Driver({ queueSize: opts.queueSize ?? 256, queuePairs: 1, packed, ...(opts.bufSize ? { bufSize: opts.bufSize } : {}) });
     try {
       const negotiated = await frontend.negotiate({
-        features: opts.features ?? DEFAULT_DRIVER_FEATURES,
+        features: (opts.features ?? DEFAULT_DRIVER_FEATURES) | (packed ? 1n << BigInt(VIRTIO_F_RING_PACKED) : 0n),
         protocolFeatures: opts.protocolFeatures ?? 1n << BigInt(VHOST_USER_PROTOCOL_F_REPLY_ACK),
       });
+      // The rings are laid out already: a backend without packed rings cannot drive them.
+      if (hasBit(negotiated.features, VIRTIO_F_RING_PACKED) !== packed) {
+        throw new Error(packed ? 'the backend does not offer packed virtqueues (VIRTIO_F_RING_PACKED)' : 'RING_PACKED negotiated unasked');
+      }
       frontend.replyAck = hasBit(negotiated.protocolFeatures, VHOST_USER_PROTOCOL_F_REPLY_ACK);
       driver.setFeatures(negotiated.features);
       const info = driver.info();
@@ -79,7 +87,8 @@ export class VirtioUserPort {
       for (let q = 0; q < info.vrings.length; q++) {
         const v = info.vrings[q];
         await frontend.setVringNum(q, info.queueSize);
-        await frontend.setVringBase(q, 0);
+        // Packed: slot 0 with wrap counter 1, for avail (bits 0-15) and used (bits 16-31).
+        await frontend.setVringBase(q, packed ? 0x80008000 : 0);
         await frontend.setVringAddr(q, { flags: 0, desc: v.desc, used: v.used, avail: v.avail, log: 0n });
         await frontend.setVringCall(q, v.callFd);
         await frontend.setVringKick(q, v.kickFd);

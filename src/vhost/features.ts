@@ -160,10 +160,11 @@ export const OFFLOAD_FEATURES = bitsOf(
   VIRTIO_NET_F_GUEST_TSO6,
 );
 
-/** Split rings only (no RING_PACKED), no IOMMU: the data plane does neither. VHOST_F_LOG_ALL: live migration. */
+/** Split or packed rings, no IOMMU: the data plane does none. VHOST_F_LOG_ALL: live migration. */
 const BASE_FEATURES = bitsOf(
   VHOST_F_LOG_ALL,
   VIRTIO_F_VERSION_1,
+  VIRTIO_F_RING_PACKED,
   VIRTIO_NET_F_MRG_RXBUF,
   VIRTIO_RING_F_EVENT_IDX,
   VIRTIO_RING_F_INDIRECT_DESC,

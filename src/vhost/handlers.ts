@@ -227,7 +227,7 @@ export const HANDLERS: ReadonlyMap<number, AnyHandler> = new Map<number, AnyHand
     parks: false,
     decode(payload, request, s) {
       const v = vringState(payload, request, s);
-      checkRingSize(v.num, request);
+      checkRingSize(v.num, request, s.packed);
       return v;
     },
     handle(s, v) {
@@ -258,7 +258,7 @@ export const HANDLERS: ReadonlyMap<number, AnyHandler> = new Map<number, AnyHand
     parks: false,
     decode(payload, request, s) {
       const v = vringState(payload, request, s);
-      checkVringBase(v.num, request);
+      checkVringBase(v.num, request, s.packed);
       return v;
     },
     handle(s, v) {

@@ -6,6 +6,7 @@ import {
   hasBit,
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS,
+  VIRTIO_F_RING_PACKED,
 } from './features.js';
 import type { VhostLog } from './log.js';
 import { newRing, type RingState } from './backend-types.js';
@@ -41,6 +42,11 @@ export class Session {
 
   get memSlots(): boolean {
     return this.hasProtocolFeature(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
+  }
+
+  /** VIRTIO_F_RING_PACKED negotiated: rings are packed (sizes and vring bases follow other rules). */
+  get packed(): boolean {
+    return hasBit(this.acked, VIRTIO_F_RING_PACKED);
   }
 
   /** Spec "Ring states": with VHOST_USER_F_PROTOCOL_FEATURES rings start disabled, else enabled. */

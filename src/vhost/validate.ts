@@ -15,15 +15,22 @@ export class RequestError extends Error {
   }
 }
 
-export function checkRingSize(num: number, request?: number): void {
-  if (num < 1 || num > VIRTQUEUE_MAX_SIZE || (num & (num - 1)) !== 0) {
+/** Split rings need a power of 2 (free-running indices wrap onto slots); packed rings any size (virtio 1.1 2.7). */
+export function checkRingSize(num: number, request?: number, packed = false): void {
+  if (num < 1 || num > VIRTQUEUE_MAX_SIZE) {
+    throw new RequestError(`ring size ${num} outside 1..${VIRTQUEUE_MAX_SIZE}`, request);
+  }
+  if (!packed && (num & (num - 1)) !== 0) {
     throw new RequestError(`ring size ${num} is not a power of 2 in 1..${VIRTQUEUE_MAX_SIZE}`, request);
   }
 }
 
-/** The split ring's avail index is a u16 (packed rings, which put a wrap bit in it, are not offered). */
-export function checkVringBase(base: number, request?: number): void {
-  if (base > 0xffff) throw new RequestError(`vring base ${base} does not fit in 16 bits`, request);
+/**
+ * The split ring's avail index is a u16; a packed ring's base is slot and wrap counter (bit 15) for avail, and
+ * the same for used in bits 16-31 (the data plane checks the slot against the ring size).
+ */
+export function checkVringBase(base: number, request?: number, packed = false): void {
+  if (!packed && base > 0xffff) throw new RequestError(`vring base ${base} does not fit in 16 bits`, request);
 }
 
 /** The smallest IPv4 MTU (RFC 791) up to what the port was configured with. */

@@ -6,6 +6,7 @@
 #define VS_FUZZ_NO_ENTRY
 #include "../../fuzz/fuzz_memtable.cc"
 #include "../../fuzz/fuzz_vring.cc"
+#include "../../fuzz/fuzz_packed.cc"
 
 #include <dirent.h>
 
@@ -95,6 +96,8 @@ void replay(const std::string& target, int (*one)(const uint8_t*, size_t), int m
 }  // namespace
 
 VT_TEST(fuzz_vring_corpus_and_mutations) { replay("vring", fuzz_vring::one_input, 50000); }
+
+VT_TEST(fuzz_packed_corpus_and_mutations) { replay("packed", fuzz_packed::one_input, 50000); }
 
 VT_TEST(fuzz_memtable_corpus_and_mutations) { replay("memtable", fuzz_memtable::one_input, 50000); }
 

@@ -55,14 +55,17 @@ inline int run_all() {
 constexpr uint64_t kFeatures = (1ull << vs::VIRTIO_F_VERSION_1) | (1ull << vs::VIRTIO_NET_F_MRG_RXBUF);
 
 // Does what the vhost-user handshake does, directly: the fds are dup'ed because the switch owns what it gets.
+// A packed Driver negotiates VIRTIO_F_RING_PACKED and starts its rings at slot 0 with wrap counters 1.
 inline void wire(vs::Switch& sw, uint32_t id, vs::Driver& d, uint64_t features = kFeatures, bool post_rx = true) {
+  if (d.packed()) features |= 1ull << vs::VIRTIO_F_RING_PACKED;
+  const uint32_t base = d.packed() ? 0x80008000u : 0;
   d.set_features(features);
   VT_CHECK(sw.set_features(id, features).ok());
   VT_CHECK(sw.set_mem_table(id, {{0, d.mem_size(), d.mem_uva(), 0, dup(d.mem_fd())}}).ok());
   for (int q = 0; q < d.vring_count(); q++) {
     VT_CHECK(sw.set_vring_num(id, q, d.queue_size()).ok());
     VT_CHECK(sw.set_vring_addr(id, q, d.desc_uva(q), d.used_uva(q), d.avail_uva(q)).ok());
-    VT_CHECK(sw.set_vring_base(id, q, 0).ok());
+    VT_CHECK(sw.set_vring_base(id, q, base).ok());
     VT_CHECK(sw.set_vring_fd(id, q, 1, dup(d.call_fd(q))).ok());
     VT_CHECK(sw.set_vring_fd(id, q, 0, dup(d.kick_fd(q))).ok());
     VT_CHECK(sw.set_vring_enable(id, q, true).ok());

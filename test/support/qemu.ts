@@ -36,6 +36,8 @@ export interface NetdevSpec {
   queues?: number;
   /** Client mode only: seconds between reconnect attempts (chardev reconnect=N). */
   reconnect?: number;
+  /** Packed virtqueues (virtio-net-pci packed=on) instead of split ones. */
+  packed?: boolean;
 }
 
 export interface GuestOptions {
@@ -151,7 +153,7 @@ export function qemuCommandLine(opts: GuestOptions & GuestImage): string[] {
     // when a vhost-user virtio-net-pci device starts with MSI-X vectors
     // (found while building this harness; no KVM on the test machines).
     // romfile= skips loading the iPXE option ROM we never use (faster boot).
-    args.push('-device', `virtio-net-pci,netdev=net${i},mac=${nd.mac},vectors=0,romfile=${q > 1 ? ',mq=on' : ''}`);
+    args.push('-device', `virtio-net-pci,netdev=net${i},mac=${nd.mac},vectors=0,romfile=${q > 1 ? ',mq=on' : ''}${nd.packed ? ',packed=on' : ''}`);
   });
   args.push(...(opts.extraArgs ?? []));
   return args;

@@ -35,6 +35,8 @@ export interface VirtioUserPort {
   server?: boolean;
   /** Ring size (queue_size=), default DPDK's 256. */
   queueSize?: number;
+  /** Packed virtqueues (packed_vq=1) instead of split ones. */
+  packed?: boolean;
 }
 
 export interface VhostPort {
@@ -116,6 +118,7 @@ export function vdevArg(p: TestpmdPort, i: number): string {
   if (p.mac) a += `,mac=${p.mac}`;
   if (p.server) a += ',server=1';
   if (p.queueSize) a += `,queue_size=${p.queueSize}`;
+  if (p.packed) a += ',packed_vq=1';
   return a;
 }
 

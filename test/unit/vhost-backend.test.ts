@@ -11,6 +11,7 @@ import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
+  VIRTIO_F_IN_ORDER,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_MRG_RXBUF,
@@ -101,10 +102,10 @@ describe('VhostUserBackend: feature negotiation', () => {
     expect(h.replies).toHaveLength(0);
     expect(h.closed()).toBeNull();
 
-    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_RING_PACKED)));
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_IN_ORDER)));
     expect(h.sw.callsTo('setFeatures')).toHaveLength(1);
     expect(h.backend.protocolErrors).toBe(1);
-    expect(h.backend.lastError).toContain('VIRTIO_F_RING_PACKED');
+    expect(h.backend.lastError).toContain('VIRTIO_F_IN_ORDER');
     expect(h.closed()).toContain('feature bits not offered');
   });
 
@@ -247,6 +248,21 @@ describe('VhostUserBackend: ring life cycle', () => {
     expect(h.replies.at(-1)!.payload.length).toBe(0); // failure for a message with a reply body
     expect(h.sw.calls.length).toBe(before);
     expect(h.backend.protocolErrors).toBe(6);
+  });
+
+  it('with RING_PACKED takes ring sizes that are not powers of 2 and 32-bit vring bases (wrap counters)', () => {
+    const h = harness({ queuePairs: 1 });
+    h.send(P.VHOST_USER_SET_OWNER);
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_RING_PACKED)));
+    expect(h.backend.protocolErrors).toBe(0);
+    h.send(P.VHOST_USER_SET_VRING_NUM, P.encodeVringState({ index: 0, num: 1000 }));
+    // Slot 0 with wrap counter 1, for avail (bits 0-15) and used (bits 16-31), as QEMU sends a fresh ring.
+    h.send(P.VHOST_USER_SET_VRING_BASE, P.encodeVringState({ index: 0, num: 0x80008000 }));
+    expect(h.backend.protocolErrors).toBe(0);
+    expect(h.sw.callsTo('setVringNum')).toEqual([[PORT, 0, 1000]]);
+    expect(h.sw.callsTo('setVringBase')).toEqual([[PORT, 0, 0x80008000]]);
+    h.send(P.VHOST_USER_SET_VRING_NUM, P.encodeVringState({ index: 0, num: 32769 }), [], NEED);
+    expect(h.backend.protocolErrors).toBe(1);
   });
 });
 
