@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { libvirtMemoryBackingElement, libvirtVectorsGlobalElement, renderXml } from '../../src/vif.js';
+import { libvirtMemoryBackingElement, libvirtVectorsGlobalElement, renderXml } from '../../src/attach/vif.js';
 import { logFilePath, makeRunDir, requireTool, waitUntil } from '../support/env.js';
 import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';

@@ -1,7 +1,7 @@
 // A NativeSwitch stand-in that records the vhost-user setters and honours the fd ownership contract of
-// src/native.ts (fds handed over are closed when replaced, on resetPort, or when the call fails): the vhost-user
+// src/dataplane/native.ts (fds handed over are closed when replaced, on resetPort, or when the call fails): the vhost-user
 // backend's unit tests (test/unit). Not shipped: nothing under src/ knows it.
-import type { FdbEntry, LogInfo, LogRegion, MemRegion, NativeSwitch, PortOptions, NicPortOptions, ParkStats, PortStats, ThreadStats, VringAddr } from '../../src/native.js';
+import type { FdbEntry, LogInfo, LogRegion, MemRegion, NativeSwitch, PortOptions, NicPortOptions, ParkStats, PortStats, ThreadStats, VringAddr } from '../../src/dataplane/native.js';
 
 export interface FakeCall {
   method: string;

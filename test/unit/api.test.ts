@@ -10,9 +10,9 @@ import fc from 'fast-check';
 import { createApiServer, listenUnix } from '../../src/api/server.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { createLogger } from '../../src/log.js';
-import type { NativeAddon } from '../../src/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../src/switch.js';
-import type { PersistedState } from '../../src/state.js';
+import type { NativeAddon } from '../../src/dataplane/native.js';
+import { VSwitch, type EndpointParams, type EndpointState } from '../../src/switch/model.js';
+import type { PersistedState } from '../../src/switch/state.js';
 // @ts-expect-error plain JS test helper
 import { FakeSwitch } from '../integration/support/fake-dataplane.mjs';
 

@@ -3,7 +3,7 @@
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
-/** Mirrors the NativeSwitch contract of src/native.ts closely enough for the control plane's tests. */
+/** Mirrors the NativeSwitch contract of src/dataplane/native.ts closely enough for the control plane's tests. */
 export class FakeSwitch {
   constructor(opts = {}) {
     this.opts = { threads: opts.threads ?? 1, cpus: opts.cpus ?? [], agingSeconds: opts.agingSeconds ?? 300 };

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApiServer, listenUnix } from '../../../src/api/server.js';
 import { createLogger } from '../../../src/log.js';
-import type { NativeAddon } from '../../../src/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../../src/switch.js';
+import type { NativeAddon } from '../../../src/dataplane/native.js';
+import { VSwitch, type EndpointParams, type EndpointState } from '../../../src/switch/model.js';
 // @ts-expect-error plain JS helper
 import { FakeSwitch } from './fake-dataplane.mjs';
 
