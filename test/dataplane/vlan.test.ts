@@ -13,7 +13,7 @@ import { DEFAULT_DRIVER_FEATURES, VirtioUserPort, ethFrame } from '../../src/gen
 import { native, type NativeSwitch, type NicBackend, type VlanOptions } from '../../src/dataplane/native.js';
 import { VIRTIO_NET_F_CSUM } from '../../src/vhost/features.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
-import { requireTool } from '../support/env.js';
+import { requireTool } from '../../harness/env.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const HDR = 12; // virtio-net header with VERSION_1 / MRG_RXBUF

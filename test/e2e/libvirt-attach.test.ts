@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logFilePath, makeRunDir, requireTool, waitUntil } from '../support/env.js';
+import { logFilePath, makeRunDir, requireTool, waitUntil } from '../../harness/env.js';
 import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { Libvirtd, pingReceived, qemuVersion, splitVifLibvirt, testDomainXml, type Domain, type VifLibvirt } from './lib-libvirt.js';

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { libvirtMemoryBackingElement, libvirtVectorsGlobalElement, renderXml } from '../../src/attach/vif.js';
-import { logFilePath, makeRunDir, requireTool, waitUntil } from '../support/env.js';
+import { logFilePath, makeRunDir, requireTool, waitUntil } from '../../harness/env.js';
 import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { Libvirtd, pingReceived, testDomainXml, type Domain } from './lib-libvirt.js';

@@ -28,7 +28,7 @@ import type { TrimStats } from '../../src/host/memtrim.js';
 import { native, type NativeGenerator } from '../../src/dataplane/native.js';
 import type { ProcessMemory } from '../../src/host/procmem.js';
 import { DaemonProcess } from '../integration/support/daemon.js';
-import { sleep } from '../support/env.js';
+import { sleep } from '../../harness/env.js';
 
 export interface SoakOptions {
   /** Total duration of the churn loop. */

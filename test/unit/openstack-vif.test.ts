@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { portSpecSchema } from '../../src/config.js';
 import type { PortInfo } from '../../src/switch/model.js';
 import { formatVif } from '../../src/attach/vif.js';
-import { repoRoot, requireTool } from '../support/env.js';
+import { repoRoot, requireTool } from '../../harness/env.js';
 
 const PYTHON = '/usr/bin/python3';
 
