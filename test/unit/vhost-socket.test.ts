@@ -57,9 +57,11 @@ beforeEach(() => {
   socketPath = path.join(dir, 'p0.sock');
   t = trackingAddon();
   nativeClosed = [];
-  sw = new FakeNativeSwitch((fd) => {
-    nativeClosed.push(fd);
-    fs.closeSync(fd);
+  sw = new FakeNativeSwitch({
+    closeFd: (fd) => {
+      nativeClosed.push(fd);
+      fs.closeSync(fd);
+    },
   });
   logs = [];
   endpoints = [];
