@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { GenSession, rateBetween } from '../src/gen/bench-session.js';
 import type { VirtioUserPort } from '../src/gen/virtio-user.js';
-import { native, type NativeSwitch, type SwitchOptions, type ThreadStats } from '../src/native.js';
+import { native, type NativeSwitch, type SwitchOptions, type ThreadStats } from '../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../src/vhost/endpoint.js';
 import { sleep, waitFor } from './lib/util.js';
 

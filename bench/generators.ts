@@ -12,7 +12,7 @@
 // testpmd has no mixed-size mode, so it is primed in three steps with --no-flush-rx (so a later `start` does not
 // throw the frames already looping away): burst 3, then 1 × 3 frames of 1518, 4 × 3 of 570 and 7 × 3 of 64 per
 // port: the same 36 frames in the same proportions.
-import { startTestpmd, type Testpmd } from '../test/support/testpmd.js';
+import { startTestpmd, type Testpmd } from '../harness/testpmd.js';
 import { GenSession, parseSize, totals } from '../src/gen/bench-session.js';
 import type { GenCounters, GenName, SizeLabel, TrafficGen } from './types.js';
 import { sleep } from './lib/util.js';

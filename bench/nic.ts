@@ -19,7 +19,7 @@ import path from 'node:path';
 import { DEFAULT_SRC_MAC, GenSession, parseSize, rateBetween } from '../src/gen/bench-session.js';
 import { VhostSwitchDut } from './duts/vhost-switch.js';
 import { run, sleep, spread, stopChild, which, type Spread } from './lib/util.js';
-import { deathSigPrefix, trackChild } from '../test/support/env.js';
+import { deathSigPrefix, trackChild } from '../harness/env.js';
 
 export type NicPath = 'kernel' | 'af_xdp' | 'af_packet';
 export type NicDirection = 'wire-to-guest' | 'guest-to-wire' | 'wire-to-wire';

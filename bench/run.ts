@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanupAll, hugepageStatus } from '../test/support/env.js';
+import { cleanupAll, hugepageStatus } from '../harness/env.js';
 import { GenSession, latencyOf, parseSize, rateBetween } from '../src/gen/bench-session.js';
 import { OvsDut, findOvsDpdk } from './anchors/ovs.js';
 import { TestpmdDut } from './anchors/testpmd.js';
@@ -201,7 +201,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
 const log = (s: string) => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const f2 = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(2));
 
-/** Logs of the DUTs this harness starts (testpmd's go to test/support's log directory). */
+/** Logs of the DUTs this harness starts (testpmd's go to harness/env.ts's log directory). */
 const logsDir = path.join(repoRoot, '.cache', 'logs');
 
 function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {

@@ -5,11 +5,11 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import { MAX_MTU, MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU } from './limits.js';
+import { MAX_MTU, MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU } from './dataplane/limits.js';
 
 export const PORT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
-export { MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, MAX_MTU } from './limits.js';
+export { MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, MAX_MTU } from './dataplane/limits.js';
 /** Entries in each of a port's allowedMacs and allowedIps (checked one by one for each frame the port sends). */
 export const MAX_ALLOWED_ADDRESSES = 64;
 /** sun_path is 108 bytes including the terminating NUL. */

@@ -6,18 +6,18 @@ import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import { Metrics, METRICS_CONTENT_TYPE } from './api/metrics.js';
 import { createApiServer, listenUnix, metricsSampler } from './api/server.js';
-import { MemoryTrimmer } from './memtrim.js';
+import { MemoryTrimmer } from './host/memtrim.js';
 import { attachHints } from './cli/attach.js';
 import { defaultConfig, loadConfigFile, resolveSettings, type Config, type ResolvedSwitchSettings, type SettingOverrides } from './config.js';
-import { healthReport, PollThreadWatch } from './health.js';
+import { healthReport, PollThreadWatch } from './switch/health.js';
 import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
-import { native, type NativeAddon } from './native.js';
-import { ServiceNotifier } from './notify.js';
-import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './runDir.js';
-import { changedFields } from './reconcile.js';
-import { restoreState } from './restore.js';
-import { adoptStateFile, StateStore } from './state.js';
-import { VSwitch, type ConfigChange, type EndpointFactory } from './switch.js';
+import { native, type NativeAddon } from './dataplane/native.js';
+import { ServiceNotifier } from './host/notify.js';
+import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './host/runDir.js';
+import { changedFields } from './switch/reconcile.js';
+import { restoreState } from './switch/restore.js';
+import { adoptStateFile, StateStore } from './switch/state.js';
+import { VSwitch, type ConfigChange, type EndpointFactory } from './switch/model.js';
 
 /** What this build does, for GET /v1/version and `vhost-switch version` (one entry per capability). */
 export const FEATURES = [

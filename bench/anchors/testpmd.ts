@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startTestpmd, type Testpmd } from '../../test/support/testpmd.js';
+import { startTestpmd, type Testpmd } from '../../harness/testpmd.js';
 import type { Dut, WindowStats } from '../types.js';
 import { dpdkVersion } from '../lib/versions.js';
 

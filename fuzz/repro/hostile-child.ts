@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
-import { native } from '../../src/native.js';
+import { native } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 
 const mode = process.argv[2];

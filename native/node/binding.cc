@@ -15,7 +15,7 @@ static Napi::Value MallocStats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// Hands memory the process no longer uses back to the system, after ports went away (src/memtrim.ts). V8 keeps
+// Hands memory the process no longer uses back to the system, after ports went away (src/host/memtrim.ts). V8 keeps
 // heap pages it has emptied and glibc keeps freed chunks in its arenas, so without this the RSS of a daemon whose
 // ports come and go creeps up for a long time before it levels off. LowMemoryNotification is V8's own
 // memory-reducing collection (compacting, releasing empty pages); N-API has no equivalent, hence the one V8 call.

@@ -1,4 +1,4 @@
-// N-API surface of the data plane: a thin, typed wrapper over vs::Switch (see src/native.ts).
+// N-API surface of the data plane: a thin, typed wrapper over vs::Switch (see src/dataplane/native.ts).
 #include <napi.h>
 #include <unistd.h>
 
@@ -600,7 +600,7 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   std::unique_ptr<Switch> sw_;
 };
 
-// The limits of native/switch/limits.h and the drop reasons, for src/limits.ts to be checked against.
+// The limits of native/switch/limits.h and the drop reasons, for src/dataplane/limits.ts to be checked against.
 static Napi::Object Limits(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("maxThreads", kMaxThreads);

@@ -1,5 +1,5 @@
 // The ranges the switch accepts for its options and ports: one place, checked here (so native tests and fuzzers
-// meet the same rules as the control plane), exported to JavaScript by the binding and mirrored by src/limits.ts,
+// meet the same rules as the control plane), exported to JavaScript by the binding and mirrored by src/dataplane/limits.ts,
 // which a test compares with these.
 #pragma once
 #include <cstdint>

@@ -1,6 +1,6 @@
 """binding:vif_details of a vhost-switch port, and the socket path rule.
 
-The same rule lives in the switch's src/neutron.ts (`vhost-switch vif --format nova`); a vitest test
+The same rule lives in the switch's src/attach/neutron.ts (`vhost-switch vif --format nova`); a vitest test
 (test/unit/openstack-vif.test.ts) compares the two outputs.
 """
 import os

@@ -3,9 +3,9 @@
 // pass 2^53, which prom-client's float values would round); process and Node.js runtime metrics come from
 // prom-client's default collectors.
 import client from 'prom-client';
-import type { ThreadStats } from '../native.js';
-import type { EndpointState, PortInfo } from '../switch.js';
-import type { FdbView } from '../switch.js';
+import type { ThreadStats } from '../dataplane/native.js';
+import type { EndpointState, PortInfo } from '../switch/model.js';
+import type { FdbView } from '../switch/model.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

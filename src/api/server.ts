@@ -6,13 +6,13 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { captureQuerySchema, parseWith } from '../config.js';
-import type { HealthReport } from '../health.js';
+import type { HealthReport } from '../switch/health.js';
 import { PCAP_CONTENT_TYPE, streamCapture } from './capture.js';
 import type { Logger } from '../log.js';
-import type { TrimStats } from '../memtrim.js';
-import { processMemory } from '../procmem.js';
-import { CONTROL_SOCKET_MODE } from '../runDir.js';
-import type { VSwitch } from '../switch.js';
+import type { TrimStats } from '../host/memtrim.js';
+import { processMemory } from '../host/procmem.js';
+import { CONTROL_SOCKET_MODE } from '../host/runDir.js';
+import type { VSwitch } from '../switch/model.js';
 import { errorResponse, HttpError, MAX_BODY_BYTES, readJson, send } from './http.js';
 import { Metrics, METRICS_CONTENT_TYPE, type MetricsInput } from './metrics.js';
 
@@ -31,11 +31,11 @@ export interface ApiOptions {
   openapiPath?: string;
   maxBodyBytes?: number;
   startedAt?: number;
-  /** The memory trims (src/memtrim.ts) for GET /v1/stats, when the daemon runs them. */
+  /** The memory trims (src/host/memtrim.ts) for GET /v1/stats, when the daemon runs them. */
   trimStats?: () => TrimStats;
   /** GET /v1/metrics; by default one of its own over vswitch (the daemon shares one with its TCP listener). */
   metrics?: Metrics;
-  /** What GET /v1/health reports (src/health.ts); without it, ok with no reasons. */
+  /** What GET /v1/health reports (src/switch/health.ts); without it, ok with no reasons. */
   health?: () => HealthReport;
 }
 

@@ -1,9 +1,9 @@
 // "How do I plug QEMU into this port?" printed by `run` at start, so the first experience needs no manual.
-// `vhost-switch vif PORT --format qemu|libvirt|nova` (src/vif.ts) gives the full per-tool versions.
+// `vhost-switch vif PORT --format qemu|libvirt|nova` (src/attach/vif.ts) gives the full per-tool versions.
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import type { PortInfo } from '../switch.js';
-import { qemuMemoryArgs, qemuNicArgs, VIF_CLI_FLAGS } from '../vif.js';
+import type { PortInfo } from '../switch/model.js';
+import { qemuMemoryArgs, qemuNicArgs, VIF_CLI_FLAGS } from '../attach/vif.js';
 import { usage, type CliContext, type CliHost } from './context.js';
 
 /**
@@ -19,7 +19,7 @@ export function hostAccel(kvm = '/dev/kvm'): 'kvm' | 'tcg' {
   }
 }
 
-/** -chardev/-netdev/-device for one port, one option and its value per entry: src/vif.ts's, for this host. */
+/** -chardev/-netdev/-device for one port, one option and its value per entry: src/attach/vif.ts's, for this host. */
 export function qemuPortArgs(port: PortInfo, accel: 'kvm' | 'tcg' = hostAccel()): string[] {
   const args = qemuNicArgs(port, { accel });
   const out: string[] = [];
@@ -41,7 +41,7 @@ export function attachHints(all: PortInfo[]): string {
 
 /**
  * `vhost-switch vif PORT --format libvirt|qemu|nova|json [flags]`: the port as the daemon reports it, rendered
- * by src/vif.ts with every flag of VIF_CLI_FLAGS (--accel, --qemu-version, --memory, --domain, ...).
+ * by src/attach/vif.ts with every flag of VIF_CLI_FLAGS (--accel, --qemu-version, --memory, --domain, ...).
  */
 export function registerVif(program: Command, host: CliHost): void {
   const cmd = program
@@ -53,7 +53,7 @@ export function registerVif(program: Command, host: CliHost): void {
 }
 
 async function vifCommand(ctx: CliContext, name: string, values: Record<string, string | boolean | undefined>, cmd: Command): Promise<number> {
-  const { formatVif, vifOptionsFromFlags } = await import('../vif.js');
+  const { formatVif, vifOptionsFromFlags } = await import('../attach/vif.js');
   // vif.ts reads the flags by their spelling on the command line (--qemu-version), commander by camelCase.
   const flags: Record<string, string | boolean | undefined> = {};
   for (const f of VIF_CLI_FLAGS) {

@@ -3,9 +3,9 @@
 // Exit status: 0 ok, 1 the operation failed (the daemon's message is printed), 2 wrong arguments.
 import { Command, CommanderError, Option } from 'commander';
 import { parseCpuList } from '../config.js';
-import { MAX_THREADS } from '../limits.js';
+import { MAX_THREADS } from '../dataplane/limits.js';
 import { levelFromEnv, type LogFormat } from '../log.js';
-import { resolveControlSocket, resolveRunDir } from '../runDir.js';
+import { resolveControlSocket, resolveRunDir } from '../host/runDir.js';
 import { registerVif } from './attach.js';
 import { registerCapture } from './capture.js';
 import { ApiClient, ApiError, UnreachableError } from './client.js';
@@ -124,7 +124,7 @@ function registerRun(program: Command, setCode: (code: number) => void): void {
       if (logFormat !== 'logfmt' && logFormat !== 'json') throw new UsageError('--log-format must be logfmt or json');
       // The daemon's code is loaded only for `run`, keeping client commands quick to start.
       const { runDaemon } = await import('../daemon.js');
-      const { resolveConfigFile } = await import('../runDir.js');
+      const { resolveConfigFile } = await import('../host/runDir.js');
       setCode(
         await runDaemon({
           configFile: await resolveConfigFile(o.config),
@@ -156,7 +156,7 @@ async function versionCommand(ctx: CliContext): Promise<number> {
 }
 
 async function doctorCommand(ctx: CliContext, o: { socketDir?: string; qemu?: string }): Promise<number> {
-  const { runDoctor } = await import('../doctor.js');
+  const { runDoctor } = await import('../host/doctor.js');
   const r = await runDoctor({ runDir: resolveRunDir({ flag: ctx.runDir }), socketDir: o.socketDir, qemuBinary: o.qemu });
   if (ctx.json) printJson(ctx, { ok: r.ok, checks: r.checks });
   else ctx.out(r.report.endsWith('\n') ? r.report : r.report + '\n');

@@ -2,7 +2,7 @@
 // driving them on its own thread, and counters read as snapshots. Shared by `vhost-switch gen` (src/gen/cli.ts)
 // and the benchmark harness (bench/), which is why nothing here prints.
 import fs from 'node:fs';
-import { native, type GeneratorPortOptions, type GeneratorPortStats, type NativeGenerator } from '../native.js';
+import { native, type GeneratorPortOptions, type GeneratorPortStats, type NativeGenerator } from '../dataplane/native.js';
 import { VirtioUserPort, ethFrame } from './virtio-user.js';
 
 export type GenRole = 'source' | 'sink' | 'io';

@@ -1,7 +1,7 @@
 // Our virtio-user port: the native driver's rings in a memfd, attached to a vhost-user backend through the
 // TypeScript frontend handshake — what DPDK's net_virtio_user is to testpmd. Used by `vhost-switch gen`,
 // the e2e tests and the hostile-frontend tests.
-import { native, type NativeDriver } from '../native.js';
+import { native, type NativeDriver } from '../dataplane/native.js';
 import { VhostUserChannel } from '../vhost/channel.js';
 import {
   VHOST_USER_F_PROTOCOL_FEATURES,

@@ -1,7 +1,7 @@
 // The switch model's refusals, by kind: what a caller can do about them, without an HTTP status or a message to
 // parse. The API layer (src/api/http.ts) alone maps them to HTTP statuses; errors of the data plane become
 // these through their native code (fromNative), never through their text.
-import { NativeError, type NativeErrorCode } from '../native.js';
+import { NativeError, type NativeErrorCode } from '../dataplane/native.js';
 
 /** A refused change, and the input field it concerns when there is one. */
 export abstract class SwitchError extends Error {

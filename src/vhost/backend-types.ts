@@ -1,6 +1,6 @@
 // The shapes the vhost-user backend exposes: its options, the transport replies go to, and the mirror of
 // negotiated state the API shows. Kept apart from backend.ts so the state machine reads on its own.
-import type { NativeSwitch } from '../native.js';
+import type { NativeSwitch } from '../dataplane/native.js';
 import type { VhostLog } from './log.js';
 
 export interface BackendOptions {

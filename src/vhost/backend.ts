@@ -7,7 +7,7 @@
 // an answer, and its fds are closed (by the channel). The connection survives unless the two sides can no
 // longer agree on what the device is (feature bits we did not offer), or the frontend keeps misbehaving.
 import { EventEmitter } from 'node:events';
-import { MAX_QUEUE_PAIRS } from '../limits.js';
+import { MAX_QUEUE_PAIRS } from '../dataplane/limits.js';
 import type { VhostUserChannel, VhostUserMessage } from './channel.js';
 import { featureNames, offeredFeatures, protocolFeatureNames, VHOST_USER_PROTOCOL_F_REPLY_ACK } from './features.js';
 import { ACK_FAIL, ACK_OK, runRequest, wantsStatusReply } from './handlers.js';

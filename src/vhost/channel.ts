@@ -7,8 +7,8 @@
 // with takeFds() (or by splicing them out of msg.fds) during the emit; whatever is left is closed right
 // after, so a handler that ignores a message can never leak its fds.
 import { EventEmitter } from 'node:events';
-import type { FdWatcher, NativeAddon } from '../native.js';
-import { native } from '../native.js';
+import type { FdWatcher, NativeAddon } from '../dataplane/native.js';
+import { native } from '../dataplane/native.js';
 import {
   ProtocolError,
   VHOST_USER_HDR_SIZE,

@@ -5,8 +5,8 @@
 // ends a connection, the native port is reset so the data plane never touches a dead guest's memory.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import type { NativeAddon, NativeSwitch, FdWatcher } from '../native.js';
-import { native as loadAddon } from '../native.js';
+import type { NativeAddon, NativeSwitch, FdWatcher } from '../dataplane/native.js';
+import { native as loadAddon } from '../dataplane/native.js';
 import { bindBackend, VhostUserBackend, type BackendInfo } from './backend.js';
 import { VhostUserChannel, type ChannelOptions } from './channel.js';
 import type { VhostLog } from './log.js';

@@ -3,8 +3,8 @@
 // replies come back in request order, so pending requests are a FIFO and a reply that does not match the
 // head is a protocol error.
 import { EventEmitter } from 'node:events';
-import type { MemRegion, NativeAddon, VringAddr } from '../native.js';
-import { native } from '../native.js';
+import type { MemRegion, NativeAddon, VringAddr } from '../dataplane/native.js';
+import { native } from '../dataplane/native.js';
 import { VhostUserChannel, type ChannelOptions, type SocketAddon, type VhostUserMessage } from './channel.js';
 import { hasBit, VHOST_USER_F_PROTOCOL_FEATURES, VHOST_USER_PROTOCOL_F_MQ, VHOST_USER_PROTOCOL_F_REPLY_ACK } from './features.js';
 import { silentLog, type VhostLog } from './log.js';

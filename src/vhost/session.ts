@@ -1,7 +1,7 @@
 // What one vhost-user connection has negotiated so far, as the handlers (handlers.ts) read and change it: the
 // features, the memory regions, the mirror of every ring's state, and whether the link is up. The data plane's
 // copy lives in the native switch; this one is for the API and for the checks made before a request reaches it.
-import type { NativeSwitch } from '../native.js';
+import type { NativeSwitch } from '../dataplane/native.js';
 import {
   hasBit,
   VHOST_USER_F_PROTOCOL_FEATURES,

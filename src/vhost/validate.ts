@@ -1,6 +1,6 @@
 // Semantic checks on decoded request values, shared by the backend (which refuses them) and tests. The
 // wire-level checks live in protocol.ts; these are about what a virtio-net split ring can be.
-import { MIN_MTU, VIRTQUEUE_MAX_SIZE } from '../limits.js';
+import { MIN_MTU, VIRTQUEUE_MAX_SIZE } from '../dataplane/limits.js';
 import { requestName } from './protocol.js';
 
 /** A well-formed request the backend refuses. `fatal`: the connection cannot continue after it. */

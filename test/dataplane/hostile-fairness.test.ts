@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_DRIVER_FEATURES, VirtioUserPort, ethFrame } from '../../src/gen/virtio-user.js';
-import { native, type NativeGenerator, type NativeSwitch } from '../../src/native.js';
+import { native, type NativeGenerator, type NativeSwitch } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 import { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4 } from '../../src/vhost/features.js';
 import * as P from '../../src/vhost/protocol.js';

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VirtioUserPort, ethFrame, DEFAULT_DRIVER_FEATURES } from '../../src/gen/virtio-user.js';
-import { native, type NativeSwitch, type PortStats } from '../../src/native.js';
+import { native, type NativeSwitch, type PortStats } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 import { VIRTIO_RING_F_EVENT_IDX } from '../../src/vhost/features.js';
 import * as P from '../../src/vhost/protocol.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
 import * as P from '../../src/vhost/protocol.js';
 import { BIN, DaemonProcess } from '../integration/support/daemon.js';
-import { trackChild } from '../support/env.js';
+import { trackChild } from '../../harness/env.js';
 
 const RATE_PPS = 1_000_000; // honest offered rate: well inside what the rig sustains quietly, high enough that stalls add up
 const WINDOW_S = 3;

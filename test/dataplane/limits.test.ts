@@ -1,8 +1,8 @@
-// src/limits.ts mirrors native/switch/limits.h and the drop reasons: this compares the mirror with what the addon
+// src/dataplane/limits.ts mirrors native/switch/limits.h and the drop reasons: this compares the mirror with what the addon
 // exports, and checks that the addon refuses just past each limit (with the control plane's own checks skipped).
 import { describe, expect, it } from 'vitest';
-import { DROP_REASONS, MAX_MTU, MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, VIRTQUEUE_MAX_SIZE } from '../../src/limits.js';
-import { native, NativeError } from '../../src/native.js';
+import { DROP_REASONS, MAX_MTU, MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, VIRTQUEUE_MAX_SIZE } from '../../src/dataplane/limits.js';
+import { native, NativeError } from '../../src/dataplane/native.js';
 
 describe('one source for limits', () => {
   it('the TypeScript mirror equals the native limits and drop reasons', () => {

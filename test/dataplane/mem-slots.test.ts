@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtioUserPort, ethFrame } from '../../src/gen/virtio-user.js';
-import { native, type NativeSwitch } from '../../src/native.js';
+import { native, type NativeSwitch } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 import { bit, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, VHOST_USER_PROTOCOL_F_REPLY_ACK } from '../../src/vhost/features.js';
 import * as P from '../../src/vhost/protocol.js';

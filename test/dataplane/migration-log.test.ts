@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtioUserPort, ethFrame } from '../../src/gen/virtio-user.js';
-import { native, type NativeSwitch } from '../../src/native.js';
+import { native, type NativeSwitch } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 import {
   bit,

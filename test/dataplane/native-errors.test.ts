@@ -1,8 +1,8 @@
-// Control calls the real data plane refuses throw NativeError (registered by src/native.ts through
+// Control calls the real data plane refuses throw NativeError (registered by src/dataplane/native.ts through
 // setErrorClass) with the code of native/switch/status.h; the binding's own argument checks throw TypeError or
 // RangeError. No call here parks the poll thread: each is refused before.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { native, NativeError, type NativeSwitch } from '../../src/native.js';
+import { native, NativeError, type NativeSwitch } from '../../src/dataplane/native.js';
 
 let sw: NativeSwitch;
 let id: number;

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
 import { createLogger } from '../../src/log.js';
-import { native, type NativeSwitch } from '../../src/native.js';
-import { VSwitch } from '../../src/switch.js';
+import { native, type NativeSwitch } from '../../src/dataplane/native.js';
+import { VSwitch } from '../../src/switch/model.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 
 const OUR_MAC = '02:00:00:00:05:0a';
@@ -211,7 +211,7 @@ describe('NIC ports', () => {
     ip('link', 'add', a, 'type', 'veth', 'peer', 'name', `vscy${process.pid % 10000}`);
     try {
       const dflt = await vs.addPort({ name: 'up', type: 'nic', iface: a });
-      expect(dflt.activeBackend).toBe('af_xdp');  // the default, auto (src/switch.ts DEFAULT_NIC_BACKEND)
+      expect(dflt.activeBackend).toBe('af_xdp');  // the default, auto (src/switch/model.ts DEFAULT_NIC_BACKEND)
       await vs.removePort('up');
       const auto = await vs.addPort({ name: 'up', type: 'nic', iface: a, backend: 'auto' });
       expect(auto.activeBackend).toBe('af_xdp');

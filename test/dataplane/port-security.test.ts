@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
-import { native, type NativeSwitch, type PortSecurityOptions } from '../../src/native.js';
+import { native, type NativeSwitch, type PortSecurityOptions } from '../../src/dataplane/native.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';

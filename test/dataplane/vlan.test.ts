@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DRIVER_FEATURES, VirtioUserPort, ethFrame } from '../../src/gen/virtio-user.js';
-import { native, type NativeSwitch, type NicBackend, type VlanOptions } from '../../src/native.js';
+import { native, type NativeSwitch, type NicBackend, type VlanOptions } from '../../src/dataplane/native.js';
 import { VIRTIO_NET_F_CSUM } from '../../src/vhost/features.js';
 import { VhostUserEndpoint } from '../../src/vhost/endpoint.js';
-import { requireTool } from '../support/env.js';
+import { requireTool } from '../../harness/env.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const HDR = 12; // virtio-net header with VERSION_1 / MRG_RXBUF

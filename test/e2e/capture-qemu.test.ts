@@ -7,7 +7,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, trackChild, uniqueSocketPath, waitUntil } from '../support/env.js';
+import { makeRunDir, requireTool, trackChild, uniqueSocketPath, waitUntil } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import { BIN, cli, type DaemonProcess } from '../integration/support/daemon.js';
 import { startSwitch, waitPortState } from './switch-daemon.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, uniqueSocketPath, waitUntil } from '../support/env.js';
+import { makeRunDir, uniqueSocketPath, waitUntil } from '../../harness/env.js';
 import { cli, DaemonProcess, nativeSwitchAvailable } from '../integration/support/daemon.js';
 import { writeSpecConfig } from './lib-e2e.js';
 

@@ -12,7 +12,7 @@
 //   guest d (169.254.34.1) --p-d (config, client)--+-- vhost-switch (client mode: QEMU listens)
 //   guest e (169.254.34.2) --p-e (CLI, client)-----+
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueId, uniqueSocketPath, waitUntil } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueId, uniqueSocketPath, waitUntil } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { portState, waitPortState } from './switch-daemon.js';

@@ -5,7 +5,7 @@
 // (a full GC at the baseline and at the end), the steady ports count no drop and every frame sent toward them
 // arrives, and the churn ports leave no FDB entry behind. See test/soak/soak.ts.
 import { describe, expect, it } from 'vitest';
-import { makeRunDir } from '../support/env.js';
+import { makeRunDir } from '../../harness/env.js';
 import { nativeSwitchAvailable, requireBuild } from '../integration/support/daemon.js';
 import { runSoak } from '../soak/soak.js';
 

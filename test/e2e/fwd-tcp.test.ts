@@ -6,7 +6,7 @@
 //
 //   guest a (iperf3 -c) --p-a-- vhost-switch --p-b-- guest b (iperf3 -s)
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { waitPortState } from './switch-daemon.js';

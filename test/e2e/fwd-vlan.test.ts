@@ -8,7 +8,7 @@
 //
 // The guests run without IPv6, so the only frames on the switch are the ones the pings cause.
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { waitPortState } from './switch-daemon.js';

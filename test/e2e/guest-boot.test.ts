@@ -2,7 +2,7 @@
 // initramfs, and commands typed on its serial console come back with their
 // output and exit status.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireTool } from '../support/env.js';
+import { requireTool } from '../../harness/env.js';
 import { formatCommandLine, guestImage, startGuest, type Guest } from '../support/qemu.js';
 
 describe('guest harness (no NIC)', () => {

@@ -6,9 +6,9 @@
 //
 // testpmd listens (client=0), QEMU connects (mode 'client', reconnect=1).
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireHugepages, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireHugepages, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { formatCommandLine, startGuest, type Guest } from '../support/qemu.js';
-import { startTestpmd, type Testpmd } from '../support/testpmd.js';
+import { startTestpmd, type Testpmd } from '../../harness/testpmd.js';
 
 describe('guest NICs over vhost-user (testpmd as the backend)', () => {
   const guests: Guest[] = [];

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DaemonProcess } from '../integration/support/daemon.js';
-import { waitUntil } from '../support/env.js';
+import { waitUntil } from '../../harness/env.js';
 import type { Guest } from '../support/qemu.js';
 
 /** A port as the config file / POST /v1/ports takes it (see src/config.ts portSpecSchema). */

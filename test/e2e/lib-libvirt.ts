@@ -38,7 +38,7 @@ import {
   trackChild,
   uniqueId,
   waitUntil,
-} from '../support/env.js';
+} from '../../harness/env.js';
 import { READY_MARKER, type RunResult } from '../support/qemu.js';
 
 const execFileP = promisify(execFile);

@@ -6,7 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { logFilePath, onCleanup, repoRoot, requireTool, sleep, waitUntil } from '../support/env.js';
+import { logFilePath, onCleanup, repoRoot, requireTool, sleep, waitUntil } from '../../harness/env.js';
 
 export const PYTHON = '/usr/bin/python3';
 const HELPERS = path.join(repoRoot, 'test', 'e2e', 'openstack');

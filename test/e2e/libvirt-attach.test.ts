@@ -15,12 +15,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { logFilePath, makeRunDir, requireTool, waitUntil } from '../support/env.js';
+import { logFilePath, makeRunDir, requireTool, waitUntil } from '../../harness/env.js';
 import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { Libvirtd, pingReceived, qemuVersion, splitVifLibvirt, testDomainXml, type Domain, type VifLibvirt } from './lib-libvirt.js';
 import { portCounters, portState, waitPortState } from './switch-daemon.js';
-import { libvirtDomainXml, type PortInfo } from '../../src/vif.js';
+import { libvirtDomainXml, type PortInfo } from '../../src/attach/vif.js';
 
 const execFileP = promisify(execFile);
 
@@ -236,7 +236,7 @@ describe('libvirt domains from `vhost-switch vif --format libvirt`', () => {
     }
   }, 900_000);
 
-  it("src/vif.ts libvirtDomainXml (hotplug: true): libvirt accepts the whole domain, the guest boots, its NIC gets ready", async () => {
+  it("src/attach/vif.ts libvirtDomainXml (hotplug: true): libvirt accepts the whole domain, the guest boots, its NIC gets ready", async () => {
     needSetup();
     // After the client-mode pair: one guest at a time.
     await lv.destroyAndUndefine('vs-c');

@@ -2,7 +2,7 @@
 // pc-dimm (QMP object-add memory-backend-memfd,share=on + device_add pc-dimm) while another guest pings it. QEMU
 // hands the switch the new region with ADD_MEM_REG (CONFIGURE_MEM_SLOTS), the port shows it, and traffic goes on.
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { Qmp } from '../support/qmp.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { logsDir, makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { logsDir, makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { Qmp, waitMigration } from '../support/qmp.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';

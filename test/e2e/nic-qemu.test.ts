@@ -5,7 +5,7 @@
 // creates (link-local only).
 import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, trackChild, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, trackChild, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import { cli, type DaemonProcess } from '../integration/support/daemon.js';
 import { fullStats, startSpecSwitch } from './lib-e2e.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../../src/cli/client.js';
 import { BIN, requireBuild } from '../integration/support/daemon.js';
-import { makeRunDir, requireTool, trackChild, uniqueSocketPath, waitUntil } from '../support/env.js';
+import { makeRunDir, requireTool, trackChild, uniqueSocketPath, waitUntil } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 
 const ip = (...a: string[]) => execFileSync('ip', a, { encoding: 'utf8' });

@@ -11,7 +11,7 @@
 // port protects, without the help of a static entry.
 import { afterAll, describe, expect, it } from 'vitest';
 import { eui64LinkLocal } from '../../src/config.js';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { bootAndLink, fullStats, parsePing, pingUntilOk, startSpecSwitch } from './lib-e2e.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DaemonProcess } from '../integration/support/daemon.js';
-import { makeRunDir, requireTool, uniqueSocketPath, waitUntil } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath, waitUntil } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import { bootAndLink, parsePing, pingUntilOk } from './lib-e2e.js';
 import { startSwitch, waitPortState, writeConfig, type E2ePort } from './switch-daemon.js';

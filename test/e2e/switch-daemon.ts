@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DaemonProcess } from '../integration/support/daemon.js';
-import { waitUntil } from '../support/env.js';
+import { waitUntil } from '../../harness/env.js';
 
 export interface E2ePort {
   name: string;

@@ -6,7 +6,7 @@
 //
 //   guest p (169.254.22.1, packed) --vhu-p-- vhost-switch --vhu-s-- guest s (169.254.22.2, split)
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { portCounters, startSwitch, waitPortState } from './switch-daemon.js';

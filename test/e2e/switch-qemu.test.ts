@@ -3,7 +3,7 @@
 //
 //   guest a (169.254.20.1) --vhu-a-- vhost-switch --vhu-b-- guest b (169.254.20.2)
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool, uniqueSocketPath } from '../support/env.js';
+import { makeRunDir, requireTool, uniqueSocketPath } from '../../harness/env.js';
 import { startGuest, type Guest } from '../support/qemu.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { portCounters, startSwitch, waitPortState } from './switch-daemon.js';

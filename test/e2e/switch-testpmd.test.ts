@@ -5,8 +5,8 @@
 //
 //   testpmd port 0 --vhu0-- vhost-switch --vhu1-- testpmd port 1   (testpmd forwards 0 <-> 1)
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeRunDir, requireHugepages, requireTool, uniqueSocketPath } from '../support/env.js';
-import { startTestpmd, type Testpmd } from '../support/testpmd.js';
+import { makeRunDir, requireHugepages, requireTool, uniqueSocketPath } from '../../harness/env.js';
+import { startTestpmd, type Testpmd } from '../../harness/testpmd.js';
 import type { DaemonProcess } from '../integration/support/daemon.js';
 import { portCounters, startSwitch, waitPortState } from './switch-daemon.js';
 

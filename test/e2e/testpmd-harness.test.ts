@@ -10,8 +10,8 @@
 // (start tx_first) and then loops whatever comes back. Later tests replace A
 // with vhost-switch and keep B unchanged.
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireHugepages, requireTool, sleep, uniqueSocketPath } from '../support/env.js';
-import { startTestpmd, type NicStats, type Testpmd } from '../support/testpmd.js';
+import { makeRunDir, requireHugepages, requireTool, sleep, uniqueSocketPath } from '../../harness/env.js';
+import { startTestpmd, type NicStats, type Testpmd } from '../../harness/testpmd.js';
 
 describe('testpmd harness: net_vhost <-> net_virtio_user', () => {
   const started: Testpmd[] = [];

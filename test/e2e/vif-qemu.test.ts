@@ -6,7 +6,7 @@
 //   guest q1 (169.254.42.1) --q-srv (switch listens)-- vhost-switch --q-cli (switch connects)-- guest q2 (169.254.42.2)
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireTool } from '../support/env.js';
+import { makeRunDir, requireTool } from '../../harness/env.js';
 import { Guest, guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { pingReceived, qemuVersion } from './lib-libvirt.js';

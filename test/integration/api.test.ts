@@ -6,7 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import fc from 'fast-check';
-import { makeRunDir } from '../support/env.js';
+import { makeRunDir } from '../../harness/env.js';
 import { DaemonProcess } from './support/daemon.js';
 
 const T = { timeout: 120_000 };

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostAccel } from '../../src/cli/attach.js';
-import { makeRunDir } from '../support/env.js';
+import { makeRunDir } from '../../harness/env.js';
 import { cli, DaemonProcess } from './support/daemon.js';
 
 const T = { timeout: 60_000 };

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeRunDir, repoRoot } from '../support/env.js';
+import { makeRunDir, repoRoot } from '../../harness/env.js';
 import { DaemonProcess } from './support/daemon.js';
 
 const T = { timeout: 60_000 };

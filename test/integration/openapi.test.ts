@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { portSpecSchema } from '../../src/config.js';
-import { makeRunDir, repoRoot, requireRoot } from '../support/env.js';
+import { makeRunDir, repoRoot, requireRoot } from '../../harness/env.js';
 import { DaemonProcess } from './support/daemon.js';
 
 const T = { timeout: 60_000 };

@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, repoRoot, trackChild, waitUntil } from '../support/env.js';
+import { makeRunDir, repoRoot, trackChild, waitUntil } from '../../harness/env.js';
 
 const T = { timeout: 600_000 };
 const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
-import { makeRunDir } from '../support/env.js';
+import { makeRunDir } from '../../harness/env.js';
 import { cli, DaemonProcess, nativeSwitchAvailable } from './support/daemon.js';
 
 const T = { timeout: 60_000 };

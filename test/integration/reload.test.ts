@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ethFrame, VirtioUserPort } from '../../src/gen/virtio-user.js';
-import { makeRunDir, waitUntil } from '../support/env.js';
+import { makeRunDir, waitUntil } from '../../harness/env.js';
 import { DaemonProcess, nativeSwitchAvailable } from './support/daemon.js';
 
 const T = { timeout: 120_000 };

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeRunDir, onCleanup, uniqueId } from '../support/env.js';
+import { makeRunDir, onCleanup, uniqueId } from '../../harness/env.js';
 import { DaemonProcess, nativeSwitchAvailable } from './support/daemon.js';
 
 const T = { timeout: 120_000 };

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { VirtioUserPort } from '../../src/gen/virtio-user.js';
 import { createLogger, stderrIsJournal } from '../../src/log.js';
-import { makeRunDir, requireRoot, requireTool, sleep, trackChild, waitUntil } from '../support/env.js';
+import { makeRunDir, requireRoot, requireTool, sleep, trackChild, waitUntil } from '../../harness/env.js';
 import { DaemonProcess } from './support/daemon.js';
 
 const PYTHON = '/usr/bin/python3';

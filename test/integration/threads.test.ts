@@ -2,7 +2,7 @@
 // plane: each queue's thread is stable (adding or removing a port moves no other port's queues), a queue can be
 // pinned, and `stats clear` starts the counters from zero.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeRunDir, requireRoot } from '../support/env.js';
+import { makeRunDir, requireRoot } from '../../harness/env.js';
 import { cli, DaemonProcess, nativeSwitchAvailable } from './support/daemon.js';
 
 const T = { timeout: 60_000 };

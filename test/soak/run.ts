@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cleanupAll, logFilePath, makeRunDir } from '../support/env.js';
+import { cleanupAll, logFilePath, makeRunDir } from '../../harness/env.js';
 import { requireBuild } from '../integration/support/daemon.js';
 import { runSoak } from './soak.js';
 

@@ -24,11 +24,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ethFrame, VirtioUserPort } from '../../src/gen/virtio-user.js';
-import type { TrimStats } from '../../src/memtrim.js';
-import { native, type NativeGenerator } from '../../src/native.js';
-import type { ProcessMemory } from '../../src/procmem.js';
+import type { TrimStats } from '../../src/host/memtrim.js';
+import { native, type NativeGenerator } from '../../src/dataplane/native.js';
+import type { ProcessMemory } from '../../src/host/procmem.js';
 import { DaemonProcess } from '../integration/support/daemon.js';
-import { sleep } from '../support/env.js';
+import { sleep } from '../../harness/env.js';
 
 export interface SoakOptions {
   /** Total duration of the churn loop. */
@@ -92,7 +92,7 @@ export interface SoakResult {
   rssGrowthByMapping?: Array<[string, number]>;
   /** Live JavaScript heap after a full GC, at the baseline and at the end. */
   liveHeapKiB?: { baseline?: number; end?: number };
-  /** The daemon's memory trims after port removals (src/memtrim.ts), from GET /v1/stats at the end. */
+  /** The daemon's memory trims after port removals (src/host/memtrim.ts), from GET /v1/stats at the end. */
   trims?: TrimStats;
   cycles: number;
   /** Everything that went wrong; empty when the soak passed. */

@@ -1,8 +1,8 @@
 // Unit tests of the harness itself (no QEMU, no DPDK): command lines and parsers.
 import { describe, expect, it } from 'vitest';
-import { assertLinkLocal } from './env.js';
+import { assertLinkLocal } from '../../harness/env.js';
 import { qemuCommandLine } from './qemu.js';
-import { parseFwdStats, parsePortStats, testpmdCommandLine, vdevArg } from './testpmd.js';
+import { parseFwdStats, parsePortStats, testpmdCommandLine, vdevArg } from '../../harness/testpmd.js';
 
 const PORT_STATS = `
   ######################## NIC statistics for port 0  ########################

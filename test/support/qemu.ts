@@ -18,7 +18,7 @@ import {
   requireTool,
   trackChild,
   uniqueId,
-} from './env.js';
+} from '../../harness/env.js';
 
 const execFileP = promisify(execFile);
 

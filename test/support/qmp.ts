@@ -1,7 +1,7 @@
 // A QMP client (QEMU Machine Protocol, JSON lines over a Unix socket) for tests that drive QEMU itself:
 // live migration (`migrate`, `query-migrate`), memory hot-plug (`object-add`, `device_add`).
 import net from 'node:net';
-import { sleep } from './env.js';
+import { sleep } from '../../harness/env.js';
 
 export interface QmpEvent {
   event: string;

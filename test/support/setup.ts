@@ -2,7 +2,7 @@
 // the child processes it started (QEMU guests, testpmd, ...) and remove its
 // run dirs, even when tests failed or timed out.
 import { afterAll } from 'vitest';
-import { cleanupAll } from './env.js';
+import { cleanupAll } from '../../harness/env.js';
 
 afterAll(async () => {
   await cleanupAll();

@@ -1,4 +1,4 @@
-// The control API on a real unix socket, over a real VSwitch whose data plane is the FakeSwitch and whose endpoints
+// The control API on a real unix socket, over a real VSwitch whose data plane is the FakeNativeSwitch (test/support) and whose endpoints
 // are inert: every route, every refusal with its message, and a fuzz showing bad input changes nothing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventEmitter } from 'node:events';
@@ -10,11 +10,11 @@ import fc from 'fast-check';
 import { createApiServer, listenUnix } from '../../src/api/server.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { createLogger } from '../../src/log.js';
-import type { NativeAddon } from '../../src/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../src/switch.js';
-import type { PersistedState } from '../../src/state.js';
+import type { NativeAddon } from '../../src/dataplane/native.js';
+import { VSwitch, type EndpointParams, type EndpointState } from '../../src/switch/model.js';
+import type { PersistedState } from '../../src/switch/state.js';
 // @ts-expect-error plain JS test helper
-import { FakeSwitch } from '../integration/support/fake-dataplane.mjs';
+import { FakeNativeSwitch } from '../support/fake-native-switch.js';
 
 class InertEndpoint extends EventEmitter {
   state: EndpointState = 'closed';
@@ -42,7 +42,7 @@ const client = new ApiClient(sock);
 
 beforeAll(async () => {
   vs = new VSwitch({
-    native: { Switch: FakeSwitch } as unknown as NativeAddon,
+    native: { Switch: FakeNativeSwitch } as unknown as NativeAddon,
     threads: 2,
     agingSeconds: 300,
     runDir: dir,

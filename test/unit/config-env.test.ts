@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger, formatLine, levelFromEnv, parseLevel } from '../../src/log.js';
-import { claimSocketPath, defaultStateDir, resolveConfigFile, resolveControlSocket, resolveRunDir, socketIsAlive } from '../../src/runDir.js';
+import { claimSocketPath, defaultStateDir, resolveConfigFile, resolveControlSocket, resolveRunDir, socketIsAlive } from '../../src/host/runDir.js';
 
 describe('run directory', () => {
   it('flag, then VHOST_SWITCH_RUN_DIR, then /run for root, XDG_RUNTIME_DIR, ./run', () => {

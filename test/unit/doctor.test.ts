@@ -21,7 +21,7 @@ import {
   type ExecResult,
   type FileStat,
   type HostProbe,
-} from '../../src/doctor.js';
+} from '../../src/host/doctor.js';
 
 describe('parsers', () => {
   it('QEMU and libvirt versions', () => {

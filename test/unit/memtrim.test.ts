@@ -1,9 +1,9 @@
-// The memory trim's schedule (src/memtrim.ts): a trim a few seconds after a removal, one for a batch of removals,
+// The memory trim's schedule (src/host/memtrim.ts): a trim a few seconds after a removal, one for a batch of removals,
 // at most one per interval however fast ports churn. The trim itself (V8 + malloc_trim) is the addon's; its effect
 // on RSS is what the soak measures (test/soak/soak.ts).
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryTrimmer } from '../../src/memtrim.js';
-import { native } from '../../src/native.js';
+import { MemoryTrimmer } from '../../src/host/memtrim.js';
+import { native } from '../../src/dataplane/native.js';
 
 describe('MemoryTrimmer', () => {
   beforeEach(() => {

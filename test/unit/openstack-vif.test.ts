@@ -1,13 +1,13 @@
 // One source of truth for binding:vif_details: the vhost_switch ML2 driver (openstack/, Python) and
-// `vhost-switch vif --format nova` (src/vif.ts) must say the same thing about the port the agent creates.
+// `vhost-switch vif --format nova` (src/attach/vif.ts) must say the same thing about the port the agent creates.
 // The Python side runs under Debian's /usr/bin/python3 from the working tree (no install needed).
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { portSpecSchema } from '../../src/config.js';
-import type { PortInfo } from '../../src/switch.js';
-import { formatVif } from '../../src/vif.js';
-import { repoRoot, requireTool } from '../support/env.js';
+import type { PortInfo } from '../../src/switch/model.js';
+import { formatVif } from '../../src/attach/vif.js';
+import { repoRoot, requireTool } from '../../harness/env.js';
 
 const PYTHON = '/usr/bin/python3';
 

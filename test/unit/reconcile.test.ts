@@ -2,7 +2,7 @@
 // MAC+VLAN and port.
 import { describe, expect, it } from 'vitest';
 import { parseWith, portSpecSchema, type PortSpec } from '../../src/config.js';
-import { changedFields, planFdb, planPorts, sameSpec } from '../../src/reconcile.js';
+import { changedFields, planFdb, planPorts, sameSpec } from '../../src/switch/reconcile.js';
 
 const port = (o: object): PortSpec => parseWith(portSpecSchema, o);
 

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseWith, portSpecSchema } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
-import { StateStore, writeFileAtomic, type LoadedState, type PersistedState } from '../../src/state.js';
+import { StateStore, writeFileAtomic, type LoadedState, type PersistedState } from '../../src/switch/state.js';
 
 function tmp(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'vs-state-'));

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../support/env.js';
+import { repoRoot } from '../../harness/env.js';
 import { summarize, summaryLine } from '../support/summary-reporter.js';
 
 describe('CI summary line', () => {

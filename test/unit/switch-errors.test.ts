@@ -2,7 +2,7 @@
 // text), and only the API layer turns the domain error into an HTTP status.
 import { describe, expect, it } from 'vitest';
 import { errorResponse } from '../../src/api/http.js';
-import { NATIVE_ERROR_CODES, NativeError } from '../../src/native.js';
+import { NATIVE_ERROR_CODES, NativeError } from '../../src/dataplane/native.js';
 import { Conflict, Internal, Invalid, NotFound, Unavailable, fromNative } from '../../src/switch/errors.js';
 
 describe('native errors to domain errors', () => {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { native } from '../../src/native.js';
+import { native } from '../../src/dataplane/native.js';
 import { VhostUserChannel, type VhostUserMessage } from '../../src/vhost/channel.js';
 import { VhostUserFrontend } from '../../src/vhost/frontend.js';
 import * as P from '../../src/vhost/protocol.js';

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { native, type NativeAddon } from '../../src/native.js';
+import { native, type NativeAddon } from '../../src/dataplane/native.js';
 import { VhostUserChannel } from '../../src/vhost/channel.js';
 import { VhostUserEndpoint, type EndpointState } from '../../src/vhost/endpoint.js';
 import { FakeNativeSwitch } from '../support/fake-native-switch.js';
@@ -57,9 +57,11 @@ beforeEach(() => {
   socketPath = path.join(dir, 'p0.sock');
   t = trackingAddon();
   nativeClosed = [];
-  sw = new FakeNativeSwitch((fd) => {
-    nativeClosed.push(fd);
-    fs.closeSync(fd);
+  sw = new FakeNativeSwitch({
+    closeFd: (fd) => {
+      nativeClosed.push(fd);
+      fs.closeSync(fd);
+    },
   });
   logs = [];
   endpoints = [];

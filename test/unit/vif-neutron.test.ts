@@ -11,7 +11,7 @@ import {
   qemuSocketMode,
   resolveSocketDir,
   socketPathFor,
-} from '../../src/neutron.js';
+} from '../../src/attach/neutron.js';
 
 describe('portNameFromNeutronId', () => {
   it('is vhu + the first 11 characters, as Neutron and os-vif name the socket', () => {

@@ -31,7 +31,7 @@ import {
   type VifFormat,
   type VifOptions,
   type XmlElement,
-} from '../../src/vif.js';
+} from '../../src/attach/vif.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.join(here, '..', 'fixtures', 'vif');

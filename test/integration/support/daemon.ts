@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ApiClient } from '../../../src/cli/client.js';
-import { repoRoot, trackChild, waitUntil } from '../../support/env.js';
+import { repoRoot, trackChild, waitUntil } from '../../../harness/env.js';
 
 export const BIN = path.join(repoRoot, 'bin', 'vhost-switch.js');
 

@@ -1,4 +1,4 @@
-// The control API in this process: a real VSwitch over FakeSwitch with inert endpoints (no sockets but the control
+// The control API in this process: a real VSwitch over FakeNativeSwitch (test/support) with inert endpoints (no sockets but the control
 // socket), for fast tests of the API and of the CLI's main() without spawning a daemon.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -7,10 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApiServer, listenUnix } from '../../../src/api/server.js';
 import { createLogger } from '../../../src/log.js';
-import type { NativeAddon } from '../../../src/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../../src/switch.js';
+import type { NativeAddon } from '../../../src/dataplane/native.js';
+import { VSwitch, type EndpointParams, type EndpointState } from '../../../src/switch/model.js';
 // @ts-expect-error plain JS helper
-import { FakeSwitch } from './fake-dataplane.mjs';
+import { FakeNativeSwitch } from '../../support/fake-native-switch.js';
 
 export class InertEndpoint extends EventEmitter {
   state: EndpointState = 'closed';
@@ -40,7 +40,7 @@ export async function startInProcessApi(): Promise<InProcessApi> {
   const socket = path.join(dir, 'control.sock');
   const log = createLogger({ level: 'error', write: () => {} });
   const vswitch = new VSwitch({
-    native: { Switch: FakeSwitch } as unknown as NativeAddon,
+    native: { Switch: FakeNativeSwitch } as unknown as NativeAddon,
     threads: 1,
     agingSeconds: 300,
     runDir: dir,

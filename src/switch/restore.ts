@@ -1,9 +1,9 @@
 // Bringing back state.json's API ports and static FDB entries at start, after the config ports. Entry by entry:
 // whatever cannot be used (does not validate, cannot be reopened, its name is now a config port's, its port is
 // gone) is logged, kept in state.json.bad-TIME with the reason, and skipped; the rest comes back.
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import type { SetAside, StateStore } from './state.js';
-import type { VSwitch } from './switch.js';
+import type { VSwitch } from './model.js';
 
 export async function restoreState(vswitch: VSwitch, store: StateStore, configNames: ReadonlySet<string>, log: Logger): Promise<void> {
   const stored = await store.load();

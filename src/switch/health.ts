@@ -1,9 +1,9 @@
 // What "healthy" means for a running switch: every poll thread makes progress, no ring is stopped, every port
-// has its peer and every host port its interface. GET /v1/health reports it, and the systemd watchdog (src/notify.ts) pings only while the poll
+// has its peer and every host port its interface. GET /v1/health reports it, and the systemd watchdog (src/host/notify.ts) pings only while the poll
 // threads are alive.
 import fs from 'node:fs';
-import type { ThreadStats } from './native.js';
-import type { VSwitch } from './switch.js';
+import type { ThreadStats } from '../dataplane/native.js';
+import type { VSwitch } from './model.js';
 
 /**
  * A poll thread is alive when it sleeps on its kicks (an idle switch) or has finished a poll pass since the last

@@ -290,7 +290,7 @@ export interface NativeAddon extends NativeAddonFrontend {
   /** A libuv poll watcher on fd; cb(status, events) with events bit 1 = readable, 2 = writable. */
   FdWatcher: new (fd: number, cb: (status: number, events: number) => void) => FdWatcher;
   Switch: new (opts: SwitchOptions) => NativeSwitch;
-  /** native/switch/limits.h and the drop reasons of native/core/counters.h; src/limits.ts mirrors them. */
+  /** native/switch/limits.h and the drop reasons of native/core/counters.h; src/dataplane/limits.ts mirrors them. */
   limits: NativeLimits;
   /** glibc's malloc figures for the whole process (mallinfo2): in use (including mmapped chunks), mmapped, arena. */
   mallocStats(): { inUseBytes: number; mmappedBytes: number; arenaBytes: number };
@@ -316,7 +316,7 @@ export class NativeError extends Error {
 const require = createRequire(import.meta.url);
 
 function findAddon(): string {
-  // dist/src/native.js or src/native.ts: the project root is where binding.gyp lives.
+  // dist/src/dataplane/native.js or src/dataplane/native.ts: the project root is where binding.gyp lives.
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     const candidate = path.join(dir, 'build', 'Release', 'vhost_switch.node');

@@ -1,6 +1,6 @@
 // The daemon's own memory, for GET /v1/stats and the metrics: resident set, V8's heap, and the C/C++ heap the
 // data plane allocates from. A leak shows as one of them growing while the ports stay the same.
-import { native } from './native.js';
+import { native } from '../dataplane/native.js';
 
 export interface ProcessMemory {
   rssBytes: number;

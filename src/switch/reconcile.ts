@@ -1,7 +1,7 @@
 // Reloading the config file: what changes between the config ports and static FDB entries that run and the ones the
 // file now declares. A port is unchanged only if its whole spec is, compared field by field whatever fields the
 // schema has, so a field added to PortSpec later is covered without touching this file.
-import type { FdbSpec, PortSpec } from './config.js';
+import type { FdbSpec, PortSpec } from '../config.js';
 
 export interface PortPlan {
   /** Running, no longer declared. */

@@ -2,7 +2,7 @@
 // socket and the config ports are up, RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when shutting
 // down, and WATCHDOG=1 every half WATCHDOG_USEC while the poll threads make progress (a stalled poll thread
 // stops the pings, and systemd restarts the service). Without NOTIFY_SOCKET it does nothing.
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export interface NotifyEnv {
   NOTIFY_SOCKET?: string;

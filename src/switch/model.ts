@@ -16,17 +16,17 @@ import {
   ValidationError,
   type FdbSpec,
   type PortSpec,
-} from './config.js';
-import type { Logger } from './log.js';
-import type { CaptureDirection, CaptureRead, FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from './native.js';
-import type { EndpointOptions } from './vhost/endpoint.js';
-import { socketIsAlive } from './runDir.js';
+} from '../config.js';
+import type { Logger } from '../log.js';
+import type { CaptureDirection, CaptureRead, FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from '../dataplane/native.js';
+import type { EndpointOptions } from '../vhost/endpoint.js';
+import { socketIsAlive } from '../host/runDir.js';
 import { changedFields, planFdb, planPorts } from './reconcile.js';
 import type { PersistedState } from './state.js';
 import { STATE_VERSION } from './state.js';
-import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './switch/errors.js';
+import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './errors.js';
 
-export { SwitchError, Conflict, Internal, Invalid, NotFound, Unavailable } from './switch/errors.js';
+export { SwitchError, Conflict, Internal, Invalid, NotFound, Unavailable } from './errors.js';
 
 export type EndpointState = 'listening' | 'connecting' | 'connected' | 'ready' | 'closed';
 

@@ -11,8 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Repository root (two levels above test/support). */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** Repository root: the nearest directory above this file with binding.gyp (harness/ from source, dist/harness/
+ * when the bench runs compiled). */
+export const repoRoot = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'binding.gyp')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 /** Build caches (guest images, ...), git-ignored. */
 export const cacheDir = path.join(repoRoot, '.cache');
 /** Console logs of guests and testpmd runs, kept for debugging. */

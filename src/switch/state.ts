@@ -4,8 +4,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { fdbSpecSchema, issuesOf, portSpecSchema, type FdbSpec, type PortSpec } from './config.js';
-import type { Logger } from './log.js';
+import { fdbSpecSchema, issuesOf, portSpecSchema, type FdbSpec, type PortSpec } from '../config.js';
+import type { Logger } from '../log.js';
 
 export const STATE_VERSION = 1;
 
