@@ -136,7 +136,7 @@ struct Vring {
     // SAFETY: a prefetch never faults, and the slot is masked into the table anyway.
     __builtin_prefetch(&desc[avail_head(ahead) & (num - 1)]);
   }
-  void prefetch_buf(const GuestMemory& mem, uint16_t ahead, bool write) const {
+  __attribute__((always_inline)) void prefetch_buf(const GuestMemory& mem, uint16_t ahead, bool write) const {
     // SAFETY: the slot is masked into the table; the address is only prefetched after gpa_to_host accepted it.
     const VringDesc& d = desc[avail_head(ahead) & (num - 1)];
     uint64_t addr = __atomic_load_n(&d.addr, __ATOMIC_RELAXED);

@@ -34,7 +34,7 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
 
   uint32_t l2 = kEthHdr;
   uint16_t type = get16be(h + 12);
-  if (type == 0x8100) {
+  if (type == kEthTypeVlan) {
     l2 += kVlanTag;
     type = get16be(h + 16);
   }

@@ -48,7 +48,7 @@ VS_INLINE int dest_header(const Port& dst, const Frame& f, VirtioNetHdr* out, bo
 
 // Copies the frame into one receive queue of dst. Returns -1 on success or the drop reason.
 template <class Ops>
-int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f) {
+VS_INLINE int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame& f) {
   c.work += work_units(f.len);
   VirtioNetHdr hdr;
   bool sw_csum;
@@ -104,7 +104,7 @@ void deliver_to(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame&
 
 // Delivers to one destination port: a NIC queue, or this thread's receive queue of a guest, published now
 // or at the end of the burst when this thread is the only writer of the queue.
-void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, bool flooding) {
+VS_INLINE void deliver(PollContext& c, Port& dst, const Frame& frame, VringCounters& in, bool flooding) {
   if (dst.kind != PortKind::kVhost) {
     if (dst.nicq.empty()) return;
     if (dst.capture) dst.capture->put(CaptureRing::kOut, frame);
@@ -174,6 +174,11 @@ void deliver_to(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame&
   }
 }
 
+// The flooding copy of deliver(): out of line, so that the unicast path is one function.
+__attribute__((noinline)) void flood_to(PollContext& c, Port& dst, const Frame& f, VringCounters& in) {
+  deliver(c, dst, f, in, true);
+}
+
 // Parses the virtio-net header and the Ethernet header of a guest's chain into f.
 VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbufs, uint64_t total, Frame& f) {
   if (total < src.hdr_len + kEthHdr) {
@@ -211,9 +216,8 @@ VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbuf
   return true;
 }
 
-}  // namespace
-
-void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
+// forward(), inlined into the guests' poll loop.
+VS_INLINE void forward_frame(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
   in.packets.inc();
   in.bytes.add(f.len);
   if (src.capture) src.capture->put(CaptureRing::kIn, f);  // as the port sent it, before any check drops it
@@ -282,7 +286,13 @@ void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Fram
   }
   // Broadcast, multicast or unknown unicast: every other member of the VLAN.
   for (Port* dst : c.sw->ports())
-    if (dst != &src && vlan_member(dst->cfg, vlan)) deliver(c, *dst, f, in, true);
+    if (dst != &src && vlan_member(dst->cfg, vlan)) flood_to(c, *dst, f, in);
+}
+
+}  // namespace
+
+void forward(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
+  forward_frame(c, src, in, cache, f);
 }
 
 namespace {
@@ -327,7 +337,7 @@ uint32_t poll_ring(PollContext& c, Port& src, typename Ops::Ring& txq) {
       if (frame_from_chain(src, txq, c.src, nb, total, f)) {
         int reason = vlan_classify(src.cfg, f, c.src, kMaxChainBufs, -1);
         if (reason < 0) {
-          forward(c, src, txq.counters, txq.fwd, f);
+          forward_frame(c, src, txq.counters, txq.fwd, f);
         } else {
           txq.counters.packets.inc();
           txq.counters.drops[reason].inc();

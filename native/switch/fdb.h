@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -17,8 +18,12 @@ class Fdb {
   explicit Fdb(uint32_t capacity_log2 = 16);
 
   static uint64_t key(const uint8_t* mac, uint16_t vlan) {
-    uint64_t k = (uint64_t(mac[0]) << 40) | (uint64_t(mac[1]) << 32) | (uint64_t(mac[2]) << 24) |
-                 (uint64_t(mac[3]) << 16) | (uint64_t(mac[4]) << 8) | uint64_t(mac[5]);
+    // The MAC as a 48-bit big-endian number (mac[0] highest), from two loads instead of six.
+    uint32_t hi;
+    uint16_t lo;
+    std::memcpy(&hi, mac, sizeof hi);
+    std::memcpy(&lo, mac + 4, sizeof lo);
+    const uint64_t k = (uint64_t(__builtin_bswap32(hi)) << 16) | __builtin_bswap16(lo);
     return k | (uint64_t(vlan) << 48) | kValid;
   }
 

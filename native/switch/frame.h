@@ -15,6 +15,8 @@ struct PollContext;
 
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kVlanTag = 4;
+constexpr uint16_t kEthTypeVlan = 0x8100;  // 802.1Q C-tag
+constexpr uint16_t kEthTypeQinQ = 0x88a8;  // 802.1ad S-tag
 constexpr uint64_t kMaxFrame = 65535 + kEthHdr + kVlanTag;  // the largest GSO frame we carry
 
 struct Frame {

@@ -152,7 +152,7 @@ bool judge(const PortSecurity& s, const Head& h) {
   if (!s.checks_ips()) return true;
   uint16_t type = be16(h.p + 12);
   uint64_t l3 = kEthHdr;
-  if (type == 0x8100 || type == 0x88a8) {
+  if (type == kEthTypeVlan || type == kEthTypeQinQ) {
     // A tagged frame (a guest that runs its own VLANs): the rules apply to what the tag carries.
     if (!h.has(0, kEthHdr + kVlanTag)) return false;
     type = be16(h.p + 16);

@@ -47,14 +47,9 @@ bool cut_tag(Buf* b, int* n, int cap, uint64_t at) {
 
 }  // namespace
 
-int vlan_classify(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci) {
-  const uint16_t type = get16be(f.eth + 12);
-  if (offloaded_tci < 0 && type == 0x88a8) return kDropVlanFilter;
-  const bool in_frame = offloaded_tci < 0 && type == 0x8100;
-  if (offloaded_tci < 0 && !in_frame) {
-    f.vlan = c.vlan;  // untagged: the port's (access or native) VLAN
-    return -1;
-  }
+int vlan_classify_tagged(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci) {
+  const bool in_frame = offloaded_tci < 0;  // vlan_classify() took the untagged frames
+  if (in_frame && get16be(f.eth + 12) == kEthTypeQinQ) return kDropVlanFilter;
   if (!c.trunk) return kDropVlanFilter;  // an access port takes untagged frames only, priority tags included
   uint16_t vid;
   if (in_frame) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/csum.h"
 #include "switch/frame.h"
 #include "switch/port.h"
 
@@ -40,7 +41,18 @@ inline void vlan_shift_offsets(VirtioNetHdr& h, int delta) {
 // f.eth (its first bytes) are set. offloaded_tci is the tag the kernel already took off (-1: none). A tag in
 // the frame is cut out of the pieces by pointing around it (no copy), and f.len, f.eth, f.nbufs and the
 // offload offsets follow. Sets f.vlan and returns -1, or returns the drop reason (kDropVlanFilter).
-int vlan_classify(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci);
+// An untagged frame (the usual one) is classified inline; a tag, in the frame or offloaded, out of line.
+int vlan_classify_tagged(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci);
+inline int vlan_classify(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci) {
+  if (offloaded_tci < 0) {
+    const uint16_t type = get16be(f.eth + 12);
+    if (type != kEthTypeVlan && type != kEthTypeQinQ) {
+      f.vlan = c.vlan;  // untagged: the port's (access or native) VLAN
+      return -1;
+    }
+  }
+  return vlan_classify_tagged(c, f, pieces, cap, offloaded_tci);
+}
 
 // Scratch for a tagged copy of a frame's description (not of its bytes), one per poll thread.
 struct VlanTagView {
