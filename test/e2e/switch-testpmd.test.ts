@@ -1,7 +1,7 @@
 // DPDK as a real peer: dpdk-testpmd with two net_virtio_user ports attached to two switch ports, in io
 // forwarding with tx_first (the reference loop). Frames circulate testpmd -> switch -> testpmd for 30 s:
 // testpmd's own counters show the traffic, the switch counts no drops, and both sides' counters agree. Once with
-// split virtqueues, once with packed ones (packed_vq=1).
+// split virtqueues, once with packed ones (packed_vq=1); both with VIRTIO_F_IN_ORDER negotiated.
 //
 //   testpmd port 0 --vhu0-- vhost-switch --vhu1-- testpmd port 1   (testpmd forwards 0 <-> 1)
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +55,8 @@ describe('dpdk-testpmd virtio-user ports through vhost-switch', () => {
     const negotiated = (d.stdout + d.stderr).split('\n').filter((l) => l.includes('msg="features negotiated"'));
     expect(negotiated.length).toBeGreaterThanOrEqual(2);  // DPDK negotiates twice per port
     for (const l of negotiated) expect(l.includes('VIRTIO_F_RING_PACKED'), l).toBe(packed);
+    // DPDK's virtio PMD asks for in-order use (its in_order=1 default) and takes its in-order paths with it.
+    for (const l of negotiated) expect(l.includes('VIRTIO_F_IN_ORDER'), l).toBe(true);
 
     await pmd.start({ txFirst: true });
     await new Promise((r) => setTimeout(r, 30_000));

@@ -175,11 +175,11 @@ describe('feature bits', () => {
       'VIRTIO_NET_F_CSUM', 'VIRTIO_NET_F_GUEST_CSUM', 'VIRTIO_NET_F_MTU', 'VIRTIO_NET_F_GUEST_TSO4', 'VIRTIO_NET_F_GUEST_TSO6',
       'VIRTIO_NET_F_HOST_TSO4', 'VIRTIO_NET_F_HOST_TSO6', 'VIRTIO_NET_F_MRG_RXBUF', 'VIRTIO_NET_F_MQ',
       'VHOST_F_LOG_ALL', 'VIRTIO_RING_F_INDIRECT_DESC', 'VIRTIO_RING_F_EVENT_IDX', 'VHOST_USER_F_PROTOCOL_FEATURES', 'VIRTIO_F_VERSION_1',
-      'VIRTIO_F_RING_PACKED',
+      'VIRTIO_F_RING_PACKED', 'VIRTIO_F_IN_ORDER',
     ]);
     const plain = offeredFeatures({ offloads: false });
     expect(hasBit(plain, VIRTIO_NET_F_CSUM) || hasBit(plain, VIRTIO_NET_F_GUEST_TSO6)).toBe(false);
-    expect(featureNames(plain)).toHaveLength(9);
+    expect(featureNames(plain)).toHaveLength(10);
     expect(protocolFeatureNames(OFFERED_PROTOCOL_FEATURES)).toEqual(['MQ', 'LOG_SHMFD', 'RARP', 'REPLY_ACK', 'NET_MTU', 'CONFIGURE_MEM_SLOTS']);
     expect(featureNames(1n << 50n)).toEqual(['bit50']);
   });
