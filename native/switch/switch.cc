@@ -820,18 +820,23 @@ Status Switch::set_vring_fd(uint32_t id, uint32_t index, int which, int fd) {
     if (!v.translate(p.mem.get())) return InvalidArgument("ring started before its memory table and addresses");
     install_fault_handler();
     FaultGuard g;
-    if (sigsetjmp(g.env, 1) != 0) return InvalidArgument("the ring's memory is not accessible (memory file truncated?)");
+    const bool was_broken = v.broken;
+    if (sigsetjmp(g.env, 1) != 0) {
+      v.broken = was_broken;
+      return InvalidArgument("the ring's memory is not accessible (memory file truncated?)");
+    }
     tl_fault_guard = &g;
-    // SAFETY: translate accepted the used ring; the guard turns a truncated memory file into an error.
+    // SAFETY: translate accepted the used ring (packed: the device event structure) and the guard turns a truncated
+    // memory file into an error, for the read of used->idx and for the kick suppression writes alike.
     if (!v.packed) v.used_idx = v.published_used = __atomic_load_n(&v.used->idx, __ATOMIC_ACQUIRE);
-    tl_fault_guard = nullptr;
-    if (v.packed) as_packed(v).start();
-    v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx
-    v.broken = false;
-    v.started = true;
+    v.broken = false;  // before disable_kicks, which leaves a broken ring's memory alone
     // We poll; receive queues never need kicks, transmit queues only when we sleep.
     if (v.packed) as_packed(v).disable_kicks();
     else v.disable_kicks();
+    tl_fault_guard = nullptr;
+    if (v.packed) as_packed(v).start();
+    v.cached_avail = v.last_avail_idx;  // nothing is known to be available until we read avail->idx
+    v.started = true;
     return Ok();
   });
   if (fd >= 0) ::close(fd);  // refused before the ring took it
