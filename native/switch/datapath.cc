@@ -6,7 +6,7 @@
 #include "switch/port_security.h"
 #include "switch/ring_ops.h"
 #include "core/sg.h"
-#include "switch/switch.h"
+#include "switch/engine.h"
 #include "switch/tx_header.h"
 
 namespace vs {
