@@ -51,29 +51,8 @@ class SwitchWrap : public Napi::ObjectWrap<SwitchWrap> {
   }
 
   SwitchWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SwitchWrap>(info) {
-    Napi::Env env = info.Env();
     SwitchOptions o;
-    if (info.Length() > 0 && info[0].IsObject()) {
-      Napi::Object opts = info[0].As<Napi::Object>();
-      if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
-        uint32_t t = to_u32(opts.Get("threads"), "threads");
-        check(env, t == 0 ? InvalidArgument("threads must be 1.." + std::to_string(kMaxThreads)) : check_switch_limits(t, o.fdb_log2));
-        o.threads = static_cast<int>(t);
-      }
-      if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
-        Napi::Array a = opts.Get("cpus").As<Napi::Array>();
-        for (uint32_t i = 0; i < a.Length(); i++) o.cpus.push_back(a.Get(i).As<Napi::Number>().Int32Value());
-      }
-      if (opts.Has("agingSeconds") && !opts.Get("agingSeconds").IsUndefined())
-        o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
-      if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
-        uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
-        check(env, check_switch_limits(0, l));
-        o.fdb_log2 = l;
-      }
-      if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
-        o.idle_us = to_u32(opts.Get("idleMicros"), "idleMicros");
-    }
+    if (info.Length() > 0 && info[0].IsObject()) o = read_switch_options(info[0].As<Napi::Object>());
     sw_ = std::make_unique<Switch>(o);
   }
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "node/binding.h"
 #include "switch/limits.h"
 
 namespace vs {
@@ -112,6 +113,30 @@ uint16_t to_vlan(const Napi::Value& v, uint32_t min, const char* what) {
     throw Napi::RangeError::New(v.Env(), std::string(what) + " must be " + std::to_string(min) + ".." +
                                              std::to_string(kMaxVlan));
   return static_cast<uint16_t>(x);
+}
+
+SwitchOptions read_switch_options(const Napi::Object& opts) {
+  Napi::Env env = opts.Env();
+  SwitchOptions o;
+  if (opts.Has("threads") && !opts.Get("threads").IsUndefined()) {
+    uint32_t t = to_u32(opts.Get("threads"), "threads");
+    check(env, t == 0 ? InvalidArgument("threads must be 1.." + std::to_string(kMaxThreads)) : check_switch_limits(t, o.fdb_log2));
+    o.threads = static_cast<int>(t);
+  }
+  if (opts.Has("cpus") && opts.Get("cpus").IsArray()) {
+    Napi::Array a = opts.Get("cpus").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) o.cpus.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+  }
+  if (opts.Has("agingSeconds") && !opts.Get("agingSeconds").IsUndefined())
+    o.aging = to_u32(opts.Get("agingSeconds"), "agingSeconds");
+  if (opts.Has("fdbSizeLog2") && !opts.Get("fdbSizeLog2").IsUndefined()) {
+    uint32_t l = to_u32(opts.Get("fdbSizeLog2"), "fdbSizeLog2");
+    check(env, check_switch_limits(0, l));
+    o.fdb_log2 = l;
+  }
+  if (opts.Has("idleMicros") && !opts.Get("idleMicros").IsUndefined())
+    o.idle_us = to_u32(opts.Get("idleMicros"), "idleMicros");
+  return o;
 }
 
 void read_vlan_config(const Napi::Object& o, PortConfig& c) {

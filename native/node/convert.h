@@ -25,6 +25,9 @@ uint16_t to_vlan(const Napi::Value& v, uint32_t min, const char* what);
 // that it is closed whatever else is wrong).
 void read_region(const Napi::Object& r, MemRegionSpec& spec);
 
+// The Switch constructor's {threads, cpus, agingSeconds, fdbSizeLog2, idleMicros}: what is absent keeps its
+// default; a thread count or table size outside limits.h throws the refusal (binding.h check).
+SwitchOptions read_switch_options(const Napi::Object& opts);
 // {vlan, trunk, allowedVlans}: the port's VLAN membership (vlan.h). allowedVlans absent: every VLAN.
 void read_vlan_config(const Napi::Object& o, PortConfig& c);
 // queueThreads: [thread or -1 per queue]; absent: every queue placed by the switch.
