@@ -6,6 +6,7 @@
         "native/node/binding.cc",
         "native/node/binding_socket.cc",
         "native/node/binding_switch.cc",
+        "native/node/convert.cc",
         "native/node/binding_driver.cc",
         "<!@(grep -v '^#' native/sources.list)"
       ],

@@ -13,7 +13,7 @@ if [ "${1:-}" = "--instructions" ]; then
   g++ "${flags[@]}" -o build/native-bench/dp_instr bench/native/dp_instr.cc "${core[@]}"
   out=build/native-bench/callgrind.out
   log=build/native-bench/callgrind.log
-  valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='vs::Switch::poll_once()' \
+  valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='vs::Engine::poll_once()' \
     build/native-bench/dp_instr "$size" "$rounds" ${3:-} > "$log" 2>&1
   grep -E 'forwarded|Collected' "$log"
   # Per frame actually forwarded: a pass may leave part of a burst for the next (the per-queue work share).

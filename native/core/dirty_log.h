@@ -39,6 +39,8 @@ class DirtyLog {
         outside_.inc();
         return;
       }
+      // SAFETY: byte < size_, the bitmap Map() mapped after check_memory_file found the file that long; a later
+      // truncation faults into the poll thread's guard, which finds the owner by contains_host().
       __atomic_fetch_or(&bits_[byte], static_cast<uint8_t>(1u << (p % 8)), __ATOMIC_RELEASE);
     }
   }

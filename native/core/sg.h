@@ -8,9 +8,10 @@
 
 namespace vs {
 
-// Copies len bytes starting at offset off of the pieces into out. Returns bytes copied (< len if short).
-inline uint64_t sg_read(const Buf* b, int n, uint64_t off, void* out, uint64_t len) {
-  uint8_t* o = static_cast<uint8_t*>(out);
+// Calls f(p, k) for each run of the len bytes from offset off of the pieces, in order: the one walk behind the
+// copies and the checksum below. Returns the bytes visited (< len if the pieces end first).
+template <class F>
+inline uint64_t sg_each(const Buf* b, int n, uint64_t off, uint64_t len, F&& f) {
   uint64_t done = 0;
   for (int i = 0; i < n && done < len; i++) {
     if (off >= b[i].len) {
@@ -20,30 +21,30 @@ inline uint64_t sg_read(const Buf* b, int n, uint64_t off, void* out, uint64_t l
     uint64_t k = b[i].len - off;
     if (k > len - done) k = len - done;
     // SAFETY: off + k <= b[i].len, and b[i] is a piece Vring::walk checked to lie inside guest memory.
-    std::memcpy(o + done, b[i].addr + off, k);
+    f(b[i].addr + off, k);
     done += k;
     off = 0;
   }
   return done;
 }
 
+// Copies len bytes starting at offset off of the pieces into out. Returns bytes copied (< len if short).
+inline uint64_t sg_read(const Buf* b, int n, uint64_t off, void* out, uint64_t len) {
+  uint8_t* o = static_cast<uint8_t*>(out);
+  return sg_each(b, n, off, len, [&](const uint8_t* p, uint64_t k) {
+    std::memcpy(o, p, k);
+    o += k;
+  });
+}
+
 // Writes len bytes from in at offset off of the pieces.
 inline uint64_t sg_write(const Buf* b, int n, uint64_t off, const void* in, uint64_t len) {
   const uint8_t* s = static_cast<const uint8_t*>(in);
-  uint64_t done = 0;
-  for (int i = 0; i < n && done < len; i++) {
-    if (off >= b[i].len) {
-      off -= b[i].len;
-      continue;
-    }
-    uint64_t k = b[i].len - off;
-    if (k > len - done) k = len - done;
-    // SAFETY: as in sg_read; the pieces of a receive chain were checked device-writable by Vring::walk.
-    std::memcpy(b[i].addr + off, s + done, k);
-    done += k;
-    off = 0;
-  }
-  return done;
+  // SAFETY: as in sg_each; the pieces of a receive chain were checked device-writable by Vring::walk.
+  return sg_each(b, n, off, len, [&](uint8_t* p, uint64_t k) {
+    std::memcpy(p, s, k);
+    s += k;
+  });
 }
 
 // Describes len bytes from offset off of the pieces as at most cap pieces of out (no copy). Returns their number.
@@ -87,19 +88,10 @@ inline void sg_copy(const Buf* s, int ns, uint64_t soff, const Buf* d, int nd, u
 inline uint16_t sg_csum(const Buf* b, int n, uint64_t off, uint64_t len) {
   uint64_t sum = 0;
   bool odd = false;  // true when the previous piece ended in the middle of a 16-bit word
-  for (int i = 0; i < n && len; i++) {
-    if (off >= b[i].len) {
-      off -= b[i].len;
-      continue;
-    }
-    uint64_t k = b[i].len - off;
-    if (k > len) k = len;
-    const uint8_t* p = b[i].addr + off;
+  sg_each(b, n, off, len, [&](const uint8_t* p, uint64_t k) {
     for (uint64_t j = 0; j < k; j++) sum += odd ^ (j & 1) ? p[j] : uint64_t(p[j]) << 8;
     odd ^= k & 1;
-    len -= k;
-    off = 0;
-  }
+  });
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(sum);
 }

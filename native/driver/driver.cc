@@ -74,6 +74,7 @@ void Driver::set_features(uint64_t f) {
 }
 
 void Driver::publish_avail(int q) {
+  // SAFETY: avail(q) lies in our mapping, where the constructor laid out 6 + 2 * queue_size bytes for it.
   __atomic_store_n(&avail(q)->idx, vq_[q].avail_idx, __ATOMIC_RELEASE);
 }
 
@@ -83,12 +84,14 @@ void Driver::kick(int q) {
     return;
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  // SAFETY: used(q) lies in our mapping (6 + 8 * queue_size bytes laid out for it).
   if (__atomic_load_n(&used(q)->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY) return;
   eventfd_write(vq_[q].kick_fd, 1);
 }
 
 void Driver::push_avail(int q, uint16_t head) {
   Vq& v = vq_[q];
+  // SAFETY: the slot is masked into our avail ring; head is the test's, not an index of ours.
   avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = head;
   v.avail_idx++;
   publish_avail(q);
@@ -104,6 +107,7 @@ void Driver::fill_rx(int q) {
   Vq& v = vq_[q];
   VringDesc* d = desc(q);
   for (uint32_t i = 0; i < o_.queue_size; i++) {
+    // SAFETY: i < queue_size: a descriptor, an avail slot (masked) and a buffer the constructor laid out.
     d[i] = {buf_gpa(q, i), o_.buf_size, VRING_DESC_F_WRITE, 0};
     avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = static_cast<uint16_t>(i);
     v.avail_idx++;
@@ -117,6 +121,7 @@ uint32_t Driver::reclaim_tx(int q) {
   uint16_t used_idx = __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE);
   uint32_t n = 0;
   while (v.last_used != used_idx) {
+    // SAFETY: the slot is masked into our used ring; the id the device wrote is checked before it is kept.
     uint32_t id = used(q)->ring[v.last_used & (o_.queue_size - 1)].id;
     if (id < o_.queue_size) v.free.push_back(static_cast<uint16_t>(id));
     v.last_used++;
@@ -136,6 +141,7 @@ uint32_t Driver::tx_burst(int q, const uint8_t* const* frames, const uint32_t* l
     if (len + hdr_len_ > o_.buf_size) len = o_.buf_size - hdr_len_;
     uint16_t id = v.free.back();
     v.free.pop_back();
+    // SAFETY: id came from the free list (ids < queue_size), and hdr_len_ + len <= buf_size: inside buffer id.
     uint8_t* b = buf(q, id);
     if (hdr)
       std::memcpy(b, hdr, hdr_len_);
@@ -163,6 +169,7 @@ uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t 
   // Re-post the buffers the caller is done with.
   if (!v.pending.empty()) {
     for (uint16_t id : v.pending) {
+      // SAFETY: the slot is masked into our avail ring.
       avail(q)->ring[v.avail_idx & (o_.queue_size - 1)] = id;
       v.avail_idx++;
     }
@@ -172,12 +179,15 @@ uint32_t Driver::rx_burst(int q, const uint8_t** data, uint32_t* lens, uint32_t 
   uint16_t used_idx = __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE);
   uint32_t n = 0;
   while (n < max && v.last_used != used_idx) {
+    // SAFETY: the slot is masked into our used ring; the id and length the device wrote are checked below before
+    // they point into buffer id.
     VringUsedElem e = used(q)->ring[v.last_used & (o_.queue_size - 1)];
     v.last_used++;
     if (e.id >= o_.queue_size) continue;  // a device bug; nothing to re-post
     uint32_t len = e.len > o_.buf_size ? o_.buf_size : e.len;
     v.pending.push_back(static_cast<uint16_t>(e.id));
     if (len < hdr_len_) continue;
+    // SAFETY: e.id < queue_size and hdr_len_ <= len <= buf_size: the caller reads inside buffer e.id.
     data[n] = buf(q, e.id) + hdr_len_;
     lens[n] = len - hdr_len_;
     n++;
@@ -216,6 +226,7 @@ uint32_t Driver::rx_packed(int q, const uint8_t** data, uint32_t* lens, uint32_t
     v.pending.push_back(id);
     if (len > o_.buf_size) len = o_.buf_size;
     if (len < hdr_len_) continue;
+    // SAFETY: id < queue_size and hdr_len_ <= len <= buf_size: the caller reads inside buffer id.
     data[n] = buf(q, id) + hdr_len_;
     lens[n] = len - hdr_len_;
     n++;

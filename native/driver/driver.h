@@ -3,6 +3,10 @@
 // address = offset in it. A packed ring sits where a split one keeps its descriptor table, its driver and device
 // event suppression structures where the split one keeps avail and used. Hostile tests also use it to write raw
 // descriptors and indices (split rings).
+//
+// What it trusts: the memory is ours (mapped here, never truncated by us), so every ring part and buffer lies at an
+// offset the constructor laid out inside it. What the device writes back is not trusted to index anything: a used
+// id is checked against the queue size before it names a buffer, a used length is clamped to the buffer size.
 #pragma once
 #include <cstdint>
 #include <string>

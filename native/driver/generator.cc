@@ -107,6 +107,7 @@ void Generator::send_generated(PortState& p, uint64_t now) {
       f[13] = 0xb5;
     }
     uint64_t seq = p.seq + i;
+    // SAFETY: f holds len >= 60 bytes (sizes are clamped to 60..9000 when the port is added); the stamp ends at 34.
     std::memcpy(f.data() + kStampOff, &kStampMagic, 4);
     std::memcpy(f.data() + kStampOff + 4, &seq, 8);
     std::memcpy(f.data() + kStampOff + 12, &ts, 8);
@@ -151,6 +152,7 @@ void Generator::run() {
         for (uint32_t i = 0; i < n; i++) {
           bytes += lens[i];
           uint32_t magic;
+          // SAFETY: both reads lie in the first kStampOff + 20 bytes of a frame rx_burst returned with that many.
           if (lens[i] >= kStampOff + 20 && (std::memcpy(&magic, data[i] + kStampOff, 4), magic == kStampMagic)) {
             uint64_t ts;
             std::memcpy(&ts, data[i] + kStampOff + 12, 8);

@@ -11,6 +11,7 @@ void PackedQueue::init(VringPackedDesc* ring, VringPackedEvent* driver, VringPac
   avail_idx_ = used_idx_ = 0;
   avail_wrap_ = used_wrap_ = true;
   free_ = num;
+  // SAFETY: ring, driver and device lie in the Driver's own mapping, laid out for num descriptors (driver.cc).
   for (uint16_t i = 0; i < num; i++) ring_[i] = {};  // flags 0: nothing available for wrap counter 1
   // We poll our rings, so we never want used buffer notifications.
   driver->off_wrap = 0;
@@ -19,6 +20,7 @@ void PackedQueue::init(VringPackedDesc* ring, VringPackedEvent* driver, VringPac
 
 bool PackedQueue::post(uint16_t id, uint64_t addr, uint32_t len, bool writable) {
   if (free_ == 0) return false;
+  // SAFETY: avail_idx_ < num_: it wraps to 0 when it reaches num_.
   VringPackedDesc& d = ring_[avail_idx_];
   d.addr = addr;
   d.len = len;
@@ -33,6 +35,7 @@ bool PackedQueue::post(uint16_t id, uint64_t addr, uint32_t len, bool writable) 
 
 bool PackedQueue::next_used(uint16_t* id, uint32_t* len) {
   if (free_ == num_) return false;  // nothing outstanding: the slot holds what we made available long ago
+  // SAFETY: used_idx_ < num_, as avail_idx_. The id and length the device wrote are the caller's to check.
   const VringPackedDesc& d = ring_[used_idx_];
   const uint16_t f = __atomic_load_n(&d.flags, __ATOMIC_ACQUIRE);
   if (static_cast<bool>(f & VRING_PACKED_DESC_F_AVAIL) != used_wrap_ ||
@@ -48,6 +51,7 @@ bool PackedQueue::next_used(uint16_t* id, uint32_t* len) {
 
 bool PackedQueue::kick_wanted() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  // SAFETY: the device event structure init() was given, in the Driver's own mapping.
   return __atomic_load_n(&device_->flags, __ATOMIC_RELAXED) != RING_EVENT_FLAGS_DISABLE;
 }
 

@@ -26,6 +26,7 @@ namespace {
 
 uint32_t poll(PollContext& c, Port& p, NicQueue& q) {
   AfPacketRing& r = *q.af_packet;
+  // SAFETY: block_i < block_nr, so the block and its header lie in the ring we mapped (ring_len bytes).
   auto* bd = reinterpret_cast<tpacket_block_desc*>(r.ring + size_t(r.block_i) * r.block_size);
   if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) return 0;
   uint32_t num = bd->hdr.bh1.num_pkts;
@@ -34,8 +35,10 @@ uint32_t poll(PollContext& c, Port& p, NicQueue& q) {
   for (uint32_t i = 0; i < num; i++) {
     // The kernel writes the ring, but we still keep every access inside the block.
     if (off + sizeof(tpacket3_hdr) > r.block_size) break;
+    // SAFETY: the whole tpacket3_hdr lies in the block (checked just above).
     auto* h = reinterpret_cast<tpacket3_hdr*>(block + off);
     uint64_t mac = off + h->tp_mac;
+    // SAFETY: with these checks the vnet header in front of the frame and its tp_snaplen bytes lie in the block.
     if (h->tp_mac < kVnetHdr || mac + h->tp_snaplen > r.block_size) break;
     bool tag = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
     if (tag && (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid != 0x8100) {

@@ -153,6 +153,8 @@ std::unique_ptr<NicQueue> open_queue(unsigned ifindex, int qid, uint32_t max_fra
     return nullptr;
   // The first half of the UMEM goes to the kernel for receiving, the second is ours for sending.
   auto* fill = static_cast<uint64_t*>(x.fill.desc);
+  // SAFETY: slots masked into the fill ring map_ring mapped for nfill entries; each address is a chunk of the
+  // UMEM's receive half.
   for (uint32_t i = 0; i < x.rx_frames; i++) fill[(x.fill.prod + i) & x.fill.mask] = uint64_t(i) * x.frame_size;
   x.fill.prod += x.rx_frames;
   __atomic_store_n(x.fill.producer, x.fill.prod, __ATOMIC_RELEASE);
@@ -305,17 +307,20 @@ uint32_t poll(PollContext& c, Port& p, NicQueue& q) {
   auto* rx = static_cast<const xdp_desc*>(x.rx.desc);
   auto* fill = static_cast<uint64_t*>(x.fill.desc);
   for (uint32_t i = 0; i < n; i++) {
+    // SAFETY: the slot is masked into the RX ring as map_ring mapped it; one copy of the descriptor.
     xdp_desc d = rx[(x.rx.cons + i) & x.rx.mask];
-    // The kernel writes the ring, but we still keep every access inside the UMEM's receive half.
+    // The kernel writes the ring, but we still keep every access inside the UMEM.
     if (d.addr < x.umem_len && d.len <= x.frame_size && d.addr + d.len <= x.umem_len) {
       // No offload state crosses AF_XDP, except a checksum a local sender left pending (csum.h), which
       // is recognised and passed on as NEEDS_CSUM.
+      // SAFETY: [addr, addr + len) was checked just above to lie in our UMEM mapping, which lives as long as q.
       uint8_t* data = x.umem + d.addr;
       VirtioNetHdr h{};
       if (pending_l4_csum(data, d.len, &h.csum_start, &h.csum_offset)) h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
       nic_receive(c, p, q, reinterpret_cast<const uint8_t*>(&h), data, d.len, false, 0);
     }
     // Every frame was copied out by forward(): the chunk goes straight back to the kernel.
+    // SAFETY: the slot is masked into the fill ring; the kernel checks the address it is given against the UMEM.
     fill[(x.fill.prod + i) & x.fill.mask] = d.addr & ~uint64_t(x.frame_size - 1);
   }
   x.rx.cons += n;
@@ -329,6 +334,8 @@ void reclaim(XdpSocket& x) {
   uint32_t done = __atomic_load_n(x.comp.producer, __ATOMIC_ACQUIRE);
   auto* comp = static_cast<const uint64_t*>(x.comp.desc);
   for (; x.comp.cons != done; x.comp.cons++) {
+    // SAFETY: the slot is masked into the completion ring. The address is trusted: the kernel gives back only the
+    // chunks we put on the TX ring, all of them in the UMEM's send half.
     uint64_t a = comp[x.comp.cons & x.comp.mask];
     if (x.free_tx.size() < XdpSocket::kTxFrames) x.free_tx.push_back(a);
   }
@@ -381,6 +388,8 @@ int send_one(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
     x.free_tx.pop_back();
     c.xdp_chunk = {&x, addr};
   }
+  // SAFETY: addr is a send chunk from free_tx (frame_size bytes inside the UMEM), and wire_len <= frame_size was
+  // checked above: every write below stays in it, o never passing wire_len.
   uint8_t* out = x.umem + addr;
   // The Ethernet header from our copy, the one forward() checked (the source's memory may have changed since),
   // the tag after the MAC addresses on trunks, the rest from the source's pieces.
@@ -393,10 +402,13 @@ int send_one(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
   }
   std::memcpy(out + o, f.eth + 12, eth - 12);
   o += eth - 12;
-  // SAFETY: f's pieces were bounds-checked when the frame was taken; wire_len <= frame_size was checked above.
+  // SAFETY: sg_read stays inside f's pieces, checked when the frame was taken (a guest's by walk(), under the
+  // poll thread's fault guard); it copies at most f.len - eth bytes, so o <= wire_len.
   o += sg_read(f.bufs, f.nbufs, f.off + eth, out + o, f.len - eth);
   if (csum) {
     // The field holds the pseudo-header sum; the sum from csum_start to the end completes it.
+    // SAFETY: our chunk only: a frame's pieces hold its f.len bytes, so o == wire_len here, and csum_start +
+    // csum_offset + 2 <= f.len was checked above (start and the field move by the tag with the bytes).
     uint64_t start = f.hdr.csum_start + (tag ? kVlanTag : 0);
     uint16_t v = static_cast<uint16_t>(~csum_fold(csum_add(0, out + start, o - start)));
     if (v == 0 && f.hdr.csum_offset == 6) v = 0xffff;  // UDP: zero means "no checksum"
@@ -407,6 +419,7 @@ int send_one(PollContext& c, Port& dst, NicQueue& q, const Frame& f) {
     SpinGuard g(x.tx_lock);
     auto* tx = static_cast<xdp_desc*>(x.tx.desc);
     // The TX ring has as many slots as there are send chunks: a chunk we hold means a free slot.
+    // SAFETY: the slot is masked into the TX ring as map_ring mapped it.
     tx[x.tx.prod & x.tx.mask] = {addr, static_cast<uint32_t>(o), 0};
     x.tx.prod++;
     __atomic_store_n(x.tx.producer, x.tx.prod, __ATOMIC_RELEASE);

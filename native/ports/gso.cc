@@ -76,6 +76,8 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
     h[tcp + 13] = fl;
     put16(h + tcp + 16, 0);
     // The payload slice, still in the source's buffers.
+    // SAFETY: slices of f's pieces (checked when the frame was taken), each within its piece; what does not fit
+    // st.bufs stops the cut below.
     st.bufs[0] = {h, hlen};
     int n = 1;
     uint64_t skip = f.off + hlen + done, left = len;
@@ -93,6 +95,7 @@ bool gso_segment_tcp(const Frame& f, GsoState& st, void (*emit)(const Frame& seg
     if (left) return done > 0;  // the pieces ran out: a bug upstream; stop here
     uint64_t sum = addr_sum + 6 + l4 + len;  // protocol and TCP length of the pseudo-header
     sum += csum_add(0, h + tcp, l4);
+    // SAFETY: sg_csum reads only the slices just built, under the poll thread's fault guard.
     sum += sg_csum(st.bufs + 1, n - 1, 0, len);  // l4 is a multiple of 4: the payload starts on an even byte
     put16(h + tcp + 16, static_cast<uint16_t>(~csum_fold(sum)));
     seg.bufs = st.bufs;

@@ -40,6 +40,9 @@ void nic_receive(PollContext& c, Port& p, NicQueue& q, const uint8_t* vnet, uint
   Frame f;
   Buf pieces[2];  // the frame, or the two sides of a tag cut out of it
   f.hdr = {};
+  // SAFETY: every backend passes kVnetHdr readable bytes at vnet and len at data, in memory it owns or checked
+  // (af_packet.cc: both inside the ring block; af_xdp.cc: a header of its own, the frame inside the UMEM; tap.cc:
+  // its buffer): no guest memory.
   std::memcpy(&f.hdr, vnet, kVnetHdr);
   if (len < kEthHdr) {
     q.rx.packets.inc();
@@ -104,7 +107,8 @@ int kernel_tx_prepare(const Port& dst, NicQueue& q, const Frame& f, KernelTx& tx
   if (tx.tagged) tx.iov[n++] = {tx.tag, kVlanTag};
   if (eth > 12) tx.iov[n++] = {const_cast<uint8_t*>(f.eth) + 12, eth - 12};
   // The rest straight from the source's buffers: the kernel's copy is the only one.
-  // SAFETY: f's pieces were bounds-checked when the frame was taken; the iovecs stay inside them.
+  // SAFETY: f's pieces were bounds-checked when the frame was taken; the iovecs stay inside them. The kernel reads
+  // guest memory in sendmsg()/writev() and fails with EFAULT, not SIGBUS, where a truncated file left no page.
   uint64_t skip = f.off + eth, left = f.len - eth;
   for (int i = 0; i < f.nbufs && left && n < kMaxChainBufs + 4; i++) {
     if (skip >= f.bufs[i].len) {

@@ -19,6 +19,7 @@ uint32_t poll(PollContext& c, Port& p, NicQueue& q) {
   for (; n < kBurst; n++) {
     ssize_t r = read(q.fd, q.tap->bytes.get(), TapBuffer::kLen);
     if (r < static_cast<ssize_t>(kVnetHdr)) break;
+    // SAFETY: our own buffer, of which read() filled r <= kLen bytes: the vnet header and r - kVnetHdr after it.
     uint8_t* b = q.tap->bytes.get();
     nic_receive(c, p, q, b, b + kVnetHdr, static_cast<uint32_t>(r - kVnetHdr), false, 0);
   }

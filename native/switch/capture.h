@@ -15,7 +15,7 @@ namespace vs {
 struct Frame;
 
 // The capture lock this thread holds while it copies from guest memory, if any: a guest-memory fault there jumps
-// out of put() (fault_guard.h), and Switch::recover_from_fault releases it (the half-written record is dropped:
+// out of put() (fault_guard.h), and Engine::recover_from_fault releases it (the half-written record is dropped:
 // the head did not move).
 extern thread_local std::atomic_flag* tl_capture_lock;
 

@@ -6,7 +6,7 @@
 #include "switch/port_security.h"
 #include "switch/ring_ops.h"
 #include "core/sg.h"
-#include "switch/switch.h"
+#include "switch/engine.h"
 #include "switch/tx_header.h"
 
 namespace vs {
@@ -70,10 +70,12 @@ VS_INLINE int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const 
   // The Ethernet header goes from f.eth, the copy forward() checked, not again from the source's memory: a
   // guest rewriting it from another vCPU meanwhile must not get other bytes past the checks.
   const uint64_t eth = frame_eth_len(f);
-  // SAFETY: c.dst holds pieces walk() bounds-checked in dst's memory, and need <= their total; f's pieces were
-  // bounds-checked when the frame was taken, and f.len <= their total past f.off.
   if (nb == 1 && f.nbufs == 1 && f.bufs[0].len >= f.off + f.len && eth == sizeof f.eth) {
     // The common case, one buffer on each side: plain copies.
+    // SAFETY: c.dst[0] is the one piece rx_gather took, which walk() found inside dst's memory and device-writable,
+    // and it holds need = hdr_len + f.len bytes (the gather stops only once they fit); the source side is
+    // [f.off, f.off + f.len) of f.bufs[0], tested just above, a piece checked when the frame was taken. A racing
+    // unmap of either memory faults into the poll thread's guard (fault_guard.h), which stops the owner's rings.
     uint8_t* out = c.dst[0].addr;
     if (dst.hdr_len == sizeof hdr)
       std::memcpy(out, &hdr, sizeof hdr);  // constant size: a few moves, no call
@@ -82,11 +84,15 @@ VS_INLINE int enqueue(PollContext& c, Port& dst, typename Ops::Ring& rxq, const 
     std::memcpy(out + dst.hdr_len, f.eth, sizeof f.eth);
     std::memcpy(out + dst.hdr_len + sizeof f.eth, f.bufs[0].addr + f.off + sizeof f.eth, f.len - sizeof f.eth);
   } else {
+    // SAFETY: the sg_* helpers never leave the pieces they are given: c.dst as rx_gather took them (checked by
+    // walk(), device-writable), f.bufs as the frame was taken; a racing unmap faults into the poll thread's guard.
     sg_write(c.dst, nb, 0, &hdr, dst.hdr_len);
     sg_write(c.dst, nb, dst.hdr_len, f.eth, eth);
     sg_copy(f.bufs, f.nbufs, f.off + eth, c.dst, nb, dst.hdr_len + eth, f.len - eth);
   }
   if (sw_csum) {
+    // SAFETY: over dst's checked pieces only; sg_csum and sg_write stop at their end whatever csum_start says
+    // (forward() also checked csum_start + csum_offset + 2 <= f.len).
     uint16_t sum = sg_csum(c.dst, nb, dst.hdr_len + f.hdr.csum_start, f.len - f.hdr.csum_start);
     uint16_t be = static_cast<uint16_t>(~sum);
     uint8_t bytes[2] = {uint8_t(be >> 8), uint8_t(be)};
@@ -195,6 +201,8 @@ VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbuf
   f.hdr = {};
   if (bufs[0].len >= want) {
     // Header and Ethernet header in the first piece (the usual layout): read them in place.
+    // SAFETY: bufs[0] is a piece walk() found inside the source's memory, and want <= bufs[0].len; copied once
+    // into f, so the checks below see bytes the guest can no longer change. A racing unmap faults into the guard.
     if (src.hdr_len == sizeof f.hdr && want == sizeof f.hdr + sizeof f.eth) {
       std::memcpy(&f.hdr, bufs[0].addr, sizeof f.hdr);  // constant sizes: a few moves, no call
       std::memcpy(f.eth, bufs[0].addr + sizeof f.hdr, sizeof f.eth);
@@ -204,7 +212,8 @@ VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbuf
     }
   } else {
     uint8_t head[12 + kEthHdr + kVlanTag];
-    sg_read(bufs, nbufs, 0, head, want);  // Safe: pieces bounds-checked by walk(); want <= their total
+    // SAFETY: the pieces walk() checked, want <= total (their sum); head holds the longest want (12-byte header).
+    sg_read(bufs, nbufs, 0, head, want);
     std::memcpy(&f.hdr, head, src.hdr_len);
     std::memcpy(f.eth, head + src.hdr_len, want - src.hdr_len);
   }
@@ -374,6 +383,8 @@ bool vhost_arm(const PollItem& it, bool on) {
     return false;
   }
   v.enable_kicks();
+  // SAFETY: items are built by rebuild() for polled() rings only, so avail is translated (translate() sized it);
+  // a ring broken since (a fault, a bad chain) is not read, its memory may be gone.
   return !v.broken && __atomic_load_n(&v.avail->idx, __ATOMIC_ACQUIRE) != v.last_avail_idx;
 }
 
@@ -388,6 +399,7 @@ bool packed_arm(const PollItem& it, bool on) {
     return false;
   }
   v.enable_kicks();
+  // SAFETY: as in vhost_arm; head_avail() reads the slot last_avail_idx < num of the translated ring.
   return !v.broken && v.head_avail();
 }
 

@@ -17,7 +17,7 @@ namespace vs {
 struct NicQueue;
 struct XdpSocket;
 
-class Switch;
+class Engine;
 
 // The receive-queue lock this thread holds, if any: released if a guest memory fault interrupts it.
 extern thread_local std::atomic_flag* tl_rx_lock;
@@ -38,7 +38,7 @@ inline uint32_t work_units(uint64_t len) { return 1 + static_cast<uint32_t>(len 
 
 // One poll thread's scratch space, reused for every frame (no allocation on the packet path).
 struct PollContext {
-  Switch* sw;
+  Engine* sw;
   int thread;
   uint32_t now;                // seconds, for FDB learning
   uint32_t src_queue = 0;      // queue pair (or NIC queue) the current burst came from
@@ -67,7 +67,7 @@ struct PollContext {
 };
 
 // One queue a poll thread polls, and what the thread does with it: a guest's transmit ring (kVhostPollOps,
-// below) or a NIC queue's receive side (kNicPollOps, ports/nic.h). Built by Switch::rebuild() while the threads
+// below) or a NIC queue's receive side (kNicPollOps, ports/nic.h). Built by Engine::rebuild() while the threads
 // are parked, so the pointers stay valid for as long as the thread uses them.
 struct PollItem;
 struct PollOps {

@@ -1,6 +1,6 @@
 // A switch port backed by a vhost-user frontend: its guest memory, negotiated features and virtqueues.
 // Queue 2k is the guest's receive queue k (the switch enqueues), 2k+1 its transmit queue k (the switch
-// dequeues). Mutated only while every poll thread is parked (Switch::exec), read freely by poll threads.
+// dequeues). Mutated only while every poll thread is parked (Engine::exec), read freely by poll threads.
 #pragma once
 #include <bitset>
 #include <cstdint>

@@ -10,6 +10,9 @@
 //   tx_done     gives a transmit chain back used, and consumes it
 //   tx_skip     gives back the chain a guest memory fault interrupted, unread
 //   drain       takes, discards and counts up to n chains of a disabled ring
+// Guest memory is touched only through the ring's own accessors (vring.h, packed_vring.h), each with its bounds
+// reason; what these add is that every position they pass is one the ring made available, inside the ring. They
+// run on a poll thread under its fault guard, on rings rebuild() found polled() (translated, started, not broken).
 #pragma once
 #include <cstdint>
 
@@ -40,6 +43,8 @@ struct SplitOps {
       }
       if (nchains == kMaxRxChains) return kDropNoRxBuffer;
       if (nchains == 1 && !mergeable) return kDropRxBufferTooSmall;
+      // SAFETY: nchains < avail <= num entries the driver made available; avail_head masks the slot into the
+      // translated ring, and walk checks the head it returns against num.
       uint16_t head = rxq.avail_head(nchains);
       int cnt;
       uint64_t len;
@@ -48,6 +53,7 @@ struct SplitOps {
         // More pieces than our scratch holds: legal (up to the queue size), so not a reason to stop the ring.
         if (nb > 0) return kDropNoRxBuffer;  // the frame's earlier chains filled the scratch: it does not fit
         // One chain alone is too long for us: it goes back to the driver unused, and this frame is dropped.
+        // SAFETY: put_used masks used_idx into the translated used ring; head is a value written, not an index.
         rxq.put_used(head, 0);
         rxq.last_avail_idx++;
         return kDropBadDescriptor;
@@ -72,12 +78,14 @@ struct SplitOps {
     uint64_t left = need;
     for (int i = 0; i < nchains; i++) {
       uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
+      // SAFETY: put_used masks used_idx into the translated used ring.
       rxq.put_used(heads[i], used);
       left -= used;
     }
     rxq.last_avail_idx = static_cast<uint16_t>(rxq.last_avail_idx + nchains);
     // Warm up the next frame's receive chain: the copies were cache misses on guest memory.
     uint16_t left_avail = static_cast<uint16_t>(rxq.cached_avail - rxq.last_avail_idx);
+    // SAFETY: prefetches only (they never fault), of slots masked into the ring and a buffer gpa_to_host accepted.
     if (left_avail > 1) rxq.prefetch_desc(1);
     if (left_avail > 0) rxq.prefetch_buf(mem, 0, true);
   }
@@ -86,25 +94,32 @@ struct SplitOps {
 
   static uint16_t tx_avail(Ring& txq) { return txq.avail_count(); }
   static void tx_prefetch(const Ring& txq, const GuestMemory& mem, uint16_t left) {
+    // SAFETY: as in rx_complete, prefetches of masked slots and of a buffer gpa_to_host accepted.
     if (left > 2) txq.prefetch_desc(2);
     if (left > 1) txq.prefetch_buf(mem, 1, false);
   }
   static bool tx_next(Ring& txq, const GuestMemory& mem, Buf* bufs, int* nb, uint64_t* total, Chain* head,
                       ChainStatus* st) {
     // Entry 0 is always the next one: progress is kept per frame, so that a fault resumes after this frame.
+    // SAFETY: poll_ring takes fewer entries than tx_avail counted (at most num); the slot is masked into the ring
+    // and walk checks the head against num, every piece against guest memory.
     *head = txq.avail_head(0);
     *st = txq.walk(mem, *head, false, bufs, nb, total, kMaxChainBufs);
     return true;
   }
   static void tx_done(Ring& txq, Chain head) {
+    // SAFETY: put_used masks used_idx into the translated used ring.
     txq.put_used(head, 0);
     txq.last_avail_idx++;
   }
+  // SAFETY: called by poll_ring under the guard and only on a ring not broken, so not the one whose memory
+  // faulted; the entry at last_avail_idx was counted available before the fault, and its slot is masked.
   static void tx_skip(Ring& txq, const GuestMemory&) { tx_done(txq, txq.avail_head(0)); }
   // vhost-user "Ring states": a started ring the frontend disabled is still processed, without side effects; on
   // a transmit ring that means its frames are taken, discarded and counted.
   static uint32_t drain(Ring& txq, const GuestMemory&, uint16_t n) {
     for (uint16_t i = 0; i < n; i++) {
+      // SAFETY: i < n <= avail_count() entries made available; both slots are masked into their rings.
       txq.put_used(txq.avail_head(i), 0);
       txq.counters.packets.inc();
       txq.counters.drops[kDropRingDisabled].inc();
@@ -126,6 +141,7 @@ struct PackedOps {
     int nchains = 0, nb = 0;
     uint64_t cap = 0;
     while (cap < need) {
+      // SAFETY: idx starts at last_avail_idx < num and advance() keeps it below num (a chain is at most num slots).
       if (!Ring::is_avail(rxq.load_flags(idx), wrap)) return kDropNoRxBuffer;
       if (nchains == kMaxRxChains) return kDropNoRxBuffer;
       if (nchains == 1 && !mergeable) return kDropRxBufferTooSmall;
@@ -136,6 +152,7 @@ struct PackedOps {
       if (st == ChainStatus::kTooManyBufs) {
         if (nb > 0) return kDropNoRxBuffer;  // the frame's earlier chains filled the scratch: it does not fit
         // One chain alone is too long for us: it goes back to the driver unused, and this frame is dropped.
+        // SAFETY: put_used writes the slot used_idx < num; ch.id is a value written back, not an index.
         rxq.put_used(ch.id, 0, ch.ndesc, true);
         rxq.take(ch);
         return kDropBadDescriptor;
@@ -165,6 +182,7 @@ struct PackedOps {
     uint64_t left = need;
     for (int i = 0; i < nchains; i++) {
       uint32_t used = static_cast<uint32_t>(left < caps[i] ? left : caps[i]);
+      // SAFETY: put_used writes the slot used_idx < num, which advance() keeps inside the ring.
       rxq.put_used(chains[i].id, used, chains[i].ndesc, true);
       rxq.take(chains[i]);
       left -= used;
@@ -178,14 +196,18 @@ struct PackedOps {
   static void tx_prefetch(const Ring&, const GuestMemory&, uint16_t) {}
   static bool tx_next(Ring& txq, const GuestMemory& mem, Buf* bufs, int* nb, uint64_t* total, Chain* ch,
                       ChainStatus* st) {
+    // SAFETY: head_avail() and walk read slots from last_avail_idx < num on; walk checks every piece.
     if (!txq.head_avail()) return false;
     *st = txq.walk(mem, txq.last_avail_idx, txq.avail_wrap, false, bufs, nb, total, kMaxChainBufs, ch);
     return !fatal(txq, *st);
   }
   static void tx_done(Ring& txq, const Chain& ch) {
+    // SAFETY: put_used writes the slot used_idx < num.
     txq.put_used(ch.id, 0, ch.ndesc, false);
     txq.take(ch);
   }
+  // SAFETY: as for split rings, only on a ring not broken, under the guard; the chain is walked again from its
+  // head slot, every read inside the ring.
   static void tx_skip(Ring& txq, const GuestMemory& mem) {
     Chain ch;
     if (next_chain(txq, mem, &ch)) tx_done(txq, ch);
@@ -193,6 +215,7 @@ struct PackedOps {
   static uint32_t drain(Ring& txq, const GuestMemory& mem, uint16_t n) {
     uint32_t k = 0;
     Chain ch;
+    // SAFETY: head_avail() and next_chain read slots from last_avail_idx < num on.
     for (; k < n && txq.head_avail() && next_chain(txq, mem, &ch); k++) {
       tx_done(txq, ch);
       txq.counters.packets.inc();
@@ -202,6 +225,7 @@ struct PackedOps {
   }
 
   // VHOST_F_LOG_ALL: the bytes the frame wrote into the receive pieces.
+  // No guest byte is read: log_host maps the host addresses of dst's checked pieces to guest addresses.
   __attribute__((noinline, cold)) static void log_written(const Ring& rxq, const Buf* dst, int nb, uint64_t len) {
     for (int i = 0; i < nb && len; i++) {
       const uint64_t k = dst[i].len < len ? dst[i].len : len;

@@ -1,5 +1,5 @@
-// The outcome of a control call (switch.h): ok, or a code saying what kind of refusal it is and a message saying
-// why. The code is for programs (the binding turns it into the JavaScript error's `code`, and the control plane
+// The outcome of a control call (switch.h, vhost_control.h): ok, or a code saying what kind of refusal it is and a
+// message saying why. The code is for programs (the binding turns it into the JavaScript error's `code`, and the control plane
 // into its domain errors), the message for people; nothing matches on message text.
 #pragma once
 #include <string>

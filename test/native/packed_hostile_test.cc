@@ -164,4 +164,19 @@ VT_TEST(receive_chain_the_device_may_not_write_breaks_the_receive_ring) {
   VT_CHECK(n.healthy());
 }
 
+VT_TEST(ring_restarted_on_truncated_memory_is_refused) {
+  // SET_VRING_KICK touches the ring (its device event structure) on the control thread: with the memory file cut
+  // under it, that is a refusal, not a SIGBUS that ends the switch.
+  Net n;
+  uint32_t base;
+  VT_CHECK(n.sw.get_vring_base(n.pe, 0, &base).ok());
+  VT_CHECK(ftruncate(n.de.mem_fd(), 4096) == 0);  // from here on, never touch evil's rings ourselves
+  VT_CHECK(n.sw.set_vring_fd(n.pe, 0, 0, dup(n.de.kick_fd(0))).code() == vs::StatusCode::kInvalidArgument);
+  VT_CHECK(n.sw.remove_port(n.pe).ok());
+  auto f = frame(B, A, 300, 1);
+  VT_CHECK(n.a.send(f));
+  n.sw.poll_once();
+  VT_CHECK(recv(n.db, 1, 100) == 1);
+}
+
 int main() { return vt::run_all(); }
