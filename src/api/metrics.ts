@@ -4,8 +4,8 @@
 // prom-client's default collectors.
 import client from 'prom-client';
 import type { ThreadStats } from '../dataplane/native.js';
-import type { EndpointState, PortInfo } from '../switch/model.js';
-import type { FdbView } from '../switch/model.js';
+import type { EndpointState, PortInfo } from '../switch/port.js';
+import type { FdbView } from '../switch/views.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

@@ -2,7 +2,7 @@
 // `vhost-switch vif PORT --format qemu|libvirt|nova` (src/attach/vif.ts) gives the full per-tool versions.
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import type { PortInfo } from '../switch/model.js';
+import type { PortInfo } from '../switch/port.js';
 import { qemuMemoryArgs, qemuNicArgs } from '../attach/qemu.js';
 import { VIF_CLI_FLAGS, vifOptionsFromFlags } from '../attach/vif-flags.js';
 import { usage, type CliContext, type CliHost } from './context.js';
