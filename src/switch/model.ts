@@ -4,7 +4,7 @@
 // port.ts, the static entries of the forwarding table fdb.ts, what the switch reports views.ts.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { lookupId, parseWith, portSpecSchema, queueThreads, type FdbSpec, type PortSpec } from '../config.js';
+import { issuesOf, lookupId, parseWith, portSpecSchema, queueThreads, switchRunSchema, ValidationError, type FdbSpec, type PortSpec } from '../config.js';
 import type { Logger } from '../log.js';
 import type { CaptureDirection, NativeAddon, NativeSwitch, PortStats, ThreadStats } from '../dataplane/native.js';
 import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './errors.js';
@@ -59,7 +59,13 @@ export class VSwitch {
   private closed = false;
   private readonly allowedDirs: string[];
 
+  /** Throws Invalid when the threads, CPUs or aging time are outside what the data plane takes (limits.ts). */
   constructor(private readonly opts: VSwitchOptions) {
+    const run = switchRunSchema.safeParse({ threads: opts.threads, cpus: opts.cpus, agingSeconds: opts.agingSeconds });
+    if (!run.success) {
+      const issues = issuesOf(run.error);
+      throw issues.length === 1 ? new Invalid(issues[0]!.field, issues[0]!.reason) : new Invalid(undefined, new ValidationError(issues).message);
+    }
     this.dataPlane = new opts.native.Switch({ threads: opts.threads, cpus: opts.cpus, agingSeconds: opts.agingSeconds });
     this.allowedDirs = [opts.runDir, ...opts.socketDirs].map((d) => path.resolve(d));
     this.fdb = new ForwardingTable({
