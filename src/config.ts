@@ -12,8 +12,6 @@ export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export { MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, MAX_MTU } from './dataplane/limits.js';
 /** Entries in each of a port's allowedMacs and allowedIps (checked one by one for each frame the port sends). */
 export const MAX_ALLOWED_ADDRESSES = 64;
-/** sun_path is 108 bytes including the terminating NUL. */
-export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** zod calls this for a wrong type; a missing field has no input, and deserves a different message. */
 export const expected =

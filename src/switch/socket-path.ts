@@ -2,8 +2,7 @@
 // directories (symlinks resolved), and not a file or a socket something else listens on.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_SOCKET_PATH_BYTES } from '../config.js';
-import { socketIsAlive } from '../host/runDir.js';
+import { MAX_SOCKET_PATH_BYTES, socketIsAlive } from '../host/runDir.js';
 import { Conflict, Invalid } from './errors.js';
 
 /** Throws the refusal when `sock` cannot be the socket of a new port; `usedBy` names the port that has it. */
