@@ -12,8 +12,6 @@ export const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 export { MAX_QUEUE_PAIRS, MAX_THREADS, MIN_MTU, MAX_MTU } from './dataplane/limits.js';
 /** Entries in each of a port's allowedMacs and allowedIps (checked one by one for each frame the port sends). */
 export const MAX_ALLOWED_ADDRESSES = 64;
-/** sun_path is 108 bytes including the terminating NUL. */
-export const MAX_SOCKET_PATH_BYTES = 107;
 
 /** zod calls this for a wrong type; a missing field has no input, and deserves a different message. */
 export const expected =
@@ -249,10 +247,26 @@ export const cpuListSchema = z.union([z.string(), z.array(z.number())], { error:
   }
 });
 
+const threadsSchema = int('poll threads', 1, MAX_THREADS);
+const agingSecondsSchema = int('seconds', 1, 86400);
+
+/** A CPU list that names one CPU per poll thread, or undefined when it does. */
+export function cpuCountMismatch(threads: number, cpus: readonly number[] | undefined): string | undefined {
+  return cpus !== undefined && cpus.length !== threads ? `lists ${cpus.length} CPUs for ${threads} threads` : undefined;
+}
+
+/** The data plane's settings as the switch runs with them (the file, the environment and the flags resolved). */
+export const switchRunSchema = z
+  .object({ threads: threadsSchema, cpus: cpuListSchema.optional(), agingSeconds: agingSecondsSchema })
+  .superRefine((run, ctx) => {
+    const mismatch = cpuCountMismatch(run.threads, run.cpus);
+    if (mismatch) ctx.addIssue({ code: 'custom', path: ['cpus'], message: mismatch });
+  });
+
 export const switchSectionSchema = z.strictObject({
-  threads: int('poll threads', 1, MAX_THREADS).optional(),
+  threads: threadsSchema.optional(),
   cpus: cpuListSchema.optional(),
-  agingSeconds: int('seconds', 1, 86400).default(300),
+  agingSeconds: agingSecondsSchema.default(300),
   runDir: z.string({ error: expected('a string') }).min(1).optional(),
   stateDir: z.string({ error: expected('a string') }).min(1).optional(),
   /** Prometheus over TCP: "[HOST:]PORT" (HOST 127.0.0.1 when omitted; "[::1]:9100" for IPv6). */
@@ -284,9 +298,8 @@ export const configSchema = z
       if (mismatch) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vlan'], message: mismatch });
     });
     const { threads, cpus } = cfg.switch;
-    if (threads !== undefined && cpus !== undefined && cpus.length !== threads) {
-      ctx.addIssue({ code: 'custom', path: ['switch', 'cpus'], message: `lists ${cpus.length} CPUs for ${threads} threads` });
-    }
+    const mismatch = threads === undefined ? undefined : cpuCountMismatch(threads, cpus);
+    if (mismatch) ctx.addIssue({ code: 'custom', path: ['switch', 'cpus'], message: mismatch });
   });
 export type Config = z.output<typeof configSchema>;
 
@@ -447,9 +460,8 @@ export function resolveSettings(
   const stateDir = path.resolve(flags.stateDir ?? (env.VHOST_SWITCH_STATE_DIR || undefined) ?? fromFile(s.stateDir) ?? defaults.stateDir?.(runDir) ?? runDir);
   const cpus = flags.cpus ?? s.cpus;
   const threads = flags.threads ?? s.threads ?? cpus?.length ?? 1;
-  if (cpus !== undefined && cpus.length !== threads) {
-    throw new ValidationError([{ field: 'cpus', reason: `lists ${cpus.length} CPUs for ${threads} threads` }]);
-  }
+  const mismatch = cpuCountMismatch(threads, cpus);
+  if (mismatch) throw new ValidationError([{ field: 'cpus', reason: mismatch }]);
   const listen = flags.metricsListen ?? (env.VHOST_SWITCH_METRICS_LISTEN || undefined) ?? s.metricsListen;
   const metricsListen = listen === undefined ? undefined : parseListen(listen);
   if (listen !== undefined && !metricsListen) throw new ValidationError([{ field: 'metricsListen', reason: `"${listen}" is not [HOST:]PORT with PORT 1-65535` }]);

@@ -17,7 +17,9 @@ import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, res
 import { changedFields } from './switch/reconcile.js';
 import { restoreState } from './switch/restore.js';
 import { adoptStateFile, StateStore } from './switch/state.js';
-import { VSwitch, type ConfigChange, type EndpointFactory } from './switch/model.js';
+import { VSwitch } from './switch/model.js';
+import type { EndpointFactory } from './switch/port.js';
+import type { ConfigChange } from './switch/reload.js';
 
 /** What this build does, for GET /v1/version and `vhost-switch version` (one entry per capability). */
 export const FEATURES = [

@@ -3,7 +3,7 @@
 // copies frames into a ring only while this runs; a client that reads slower than the port sends loses frames,
 // counted in the Capture-Dropped trailer and the log, and never slows the port.
 import type http from 'node:http';
-import type { CaptureSession } from '../switch/model.js';
+import type { CaptureSession } from '../switch/views.js';
 
 export const PCAP_CONTENT_TYPE = 'application/vnd.tcpdump.pcap';
 /** How often the ring is drained. */

@@ -3,23 +3,17 @@
 // pass 2^53, which prom-client's float values would round); process and Node.js runtime metrics come from
 // prom-client's default collectors.
 import client from 'prom-client';
-import type { ThreadStats } from '../dataplane/native.js';
-import type { EndpointState, PortInfo } from '../switch/model.js';
-import type { FdbView } from '../switch/model.js';
+import type { PortStats, ThreadStats } from '../dataplane/native.js';
+import type { EndpointState, PortInfo } from '../switch/port.js';
+import type { FdbView } from '../switch/views.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
-export interface PortSample {
-  name: string;
+/** A port's counters as the data plane keeps them, with its endpoint's state. */
+export type PortSample = Pick<PortStats, 'name' | 'rxPackets' | 'rxBytes' | 'txPackets' | 'txBytes' | 'drops' | 'broken'> & {
   state: EndpointState;
   protocolErrors: number;
-  rxPackets: bigint;
-  rxBytes: bigint;
-  txPackets: bigint;
-  txBytes: bigint;
-  drops: Record<string, bigint>;
-  broken: boolean;
-}
+};
 
 export interface MetricsInput {
   version: string;

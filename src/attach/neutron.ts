@@ -13,6 +13,7 @@
 //     (and no fp/vrouter plug) Nova picks the os-vif 'noop' plugin and vif_name = devname, so
 //     nothing tries to add the port to an OVS bridge; mode defaults to 'server' when missing.
 import path from 'node:path';
+import { MAX_SOCKET_PATH_BYTES } from '../host/runDir.js';
 
 /** neutron-lib VHOST_USER_DEVICE_PREFIX. */
 export const VHOST_USER_DEVICE_PREFIX = 'vhu';
@@ -20,8 +21,6 @@ export const VHOST_USER_DEVICE_PREFIX = 'vhu';
 export const NIC_NAME_LEN = 14;
 /** neutron's ovs_constants.VHOST_USER_SOCKET_DIR: the OVS agent's default vhostuser_socket_dir. */
 export const OVS_VHOST_USER_SOCKET_DIR = '/var/run/openvswitch';
-/** Longest path a Linux AF_UNIX socket address holds (sun_path is 108 bytes with the NUL). */
-export const UNIX_PATH_MAX = 107;
 
 export type SocketMode = 'server' | 'client';
 
@@ -78,8 +77,8 @@ export function socketPathFor(name: string, socketDir: string): string {
     throw new Error(`port name ${JSON.stringify(name)} cannot be a socket file name`);
   }
   const p = path.join(path.resolve(socketDir), name);
-  if (Buffer.byteLength(p) > UNIX_PATH_MAX) {
-    throw new Error(`socket path ${p} is ${Buffer.byteLength(p)} bytes; AF_UNIX allows ${UNIX_PATH_MAX}`);
+  if (Buffer.byteLength(p) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`socket path ${p} is ${Buffer.byteLength(p)} bytes; AF_UNIX allows ${MAX_SOCKET_PATH_BYTES}`);
   }
   return p;
 }

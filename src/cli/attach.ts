@@ -2,8 +2,9 @@
 // `vhost-switch vif PORT --format qemu|libvirt|nova` (src/attach/vif.ts) gives the full per-tool versions.
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import type { PortInfo } from '../switch/model.js';
-import { qemuMemoryArgs, qemuNicArgs, VIF_CLI_FLAGS } from '../attach/vif.js';
+import type { PortInfo } from '../switch/port.js';
+import { qemuMemoryArgs, qemuNicArgs } from '../attach/qemu.js';
+import { VIF_CLI_FLAGS, vifOptionsFromFlags } from '../attach/vif-flags.js';
 import { usage, type CliContext, type CliHost } from './context.js';
 
 /**
@@ -19,7 +20,7 @@ export function hostAccel(kvm = '/dev/kvm'): 'kvm' | 'tcg' {
   }
 }
 
-/** -chardev/-netdev/-device for one port, one option and its value per entry: src/attach/vif.ts's, for this host. */
+/** -chardev/-netdev/-device for one port, one option and its value per entry: src/attach/qemu.ts's, for this host. */
 export function qemuPortArgs(port: PortInfo, accel: 'kvm' | 'tcg' = hostAccel()): string[] {
   const args = qemuNicArgs(port, { accel });
   const out: string[] = [];
@@ -53,8 +54,8 @@ export function registerVif(program: Command, host: CliHost): void {
 }
 
 async function vifCommand(ctx: CliContext, name: string, values: Record<string, string | boolean | undefined>, cmd: Command): Promise<number> {
-  const { formatVif, vifOptionsFromFlags } = await import('../attach/vif.js');
-  // vif.ts reads the flags by their spelling on the command line (--qemu-version), commander by camelCase.
+  const { formatVif } = await import('../attach/vif.js');
+  // vif-flags.ts reads the flags by their spelling on the command line (--qemu-version), commander by camelCase.
   const flags: Record<string, string | boolean | undefined> = {};
   for (const f of VIF_CLI_FLAGS) {
     const dashed = f.flag.slice(2);

@@ -1,6 +1,6 @@
 // `vhost-switch fdb list|add|del|flush`.
 import type { Command } from 'commander';
-import type { FdbView } from '../switch/model.js';
+import type { FdbView } from '../switch/views.js';
 import { numeric, printJson, type CliContext, type CliHost } from './context.js';
 import { table } from './format.js';
 

@@ -1,7 +1,7 @@
 // `vhost-switch port add|set|del|list|show`.
 import { Option, type Command } from 'commander';
 import { describeVlans, formatRangeList, MAX_VLAN, parseQueueAffinity } from '../config.js';
-import type { PortInfo } from '../switch/model.js';
+import type { PortInfo } from '../switch/port.js';
 import { qemuPortArgs } from './attach.js';
 import { collectList, numeric, printJson, usage, type CliContext, type CliHost } from './context.js';
 import { human, num, octal, sumDrops, table } from './format.js';

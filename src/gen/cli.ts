@@ -15,6 +15,7 @@ import {
   type AttachMode,
   type GenRole,
   type GenSnapshot,
+  type Rate,
 } from './bench-session.js';
 
 export const GEN_USAGE = `usage: vhost-switch gen --socket PATH[,PATH2] [options]
@@ -156,7 +157,8 @@ function secondLine(t: number, a: GenSnapshot, b: GenSnapshot, role: GenRole): s
   return `${String(t).padStart(4)}s  ${ports}  | rx ${f3(all.rxMpps)} Mpps ${f2(all.rxGbps)} Gbit/s${role === 'io' ? ringFull(all.txRingFull, role) : ''}\n`;
 }
 
-export interface GenSummary {
+/** The whole run: what was asked, and its Rate from the first snapshot to the last. */
+export interface GenSummary extends Rate {
   sockets: string[];
   mode: AttachMode;
   role: GenRole;
@@ -164,12 +166,6 @@ export interface GenSummary {
   sizes: number[];
   avgFrameBytes: number;
   ratePps: number;
-  seconds: number;
-  rxMpps: number;
-  rxGbps: number;
-  txMpps: number;
-  txGbps: number;
-  txRingFull: number;
   ports: Array<{ role: string; rxPackets: string; txPackets: string; rxBytes: string; txBytes: string; txRingFull: string }>;
   latency?: { p50Us: number; p99Us: number; samples: number };
 }
@@ -246,12 +242,7 @@ export async function main(argv: string[]): Promise<number> {
       sizes: a.sizes,
       avgFrameBytes: avg,
       ratePps: a.ratePps,
-      seconds: r.seconds,
-      rxMpps: r.rxMpps,
-      rxGbps: r.rxGbps,
-      txMpps: r.txMpps,
-      txGbps: r.txGbps,
-      txRingFull: r.txRingFull,
+      ...r,
       ports: last.ports.map((p, i) => ({
         role: session.roles[i]!.role,
         rxPackets: String(p.rxPackets - first.ports[i]!.rxPackets),

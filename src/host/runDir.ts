@@ -5,6 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 
 export const CONTROL_SOCKET_NAME = 'control.sock';
+/** The longest unix socket path: sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
 /** The places a packaged switch uses (the systemd unit's RuntimeDirectory, StateDirectory, ConfigurationDirectory). */
 export const SYSTEM_RUN_DIR = '/run/vhost-switch';
 export const SYSTEM_STATE_DIR = '/var/lib/vhost-switch';

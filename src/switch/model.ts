@@ -1,120 +1,36 @@
 // VSwitch: the control plane's model of the switch. It owns the native data plane and one vhost-user endpoint per
 // port, keeps names ↔ native port ids, and is the single place that validates a change before making it, so a
-// rejected request (API, config, restored state) leaves the data plane exactly as it was.
+// rejected request (API, config, restored state) leaves the data plane exactly as it was. A port and its views are
+// port.ts, the static entries of the forwarding table fdb.ts, what the switch reports views.ts.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import {
-  queueThreads,
-  fdbSpecSchema,
-  fdbVlanMismatch,
-  formatRangeList,
-  lookupId,
-  MAX_SOCKET_PATH_BYTES,
-  parseWith,
-  portSpecSchema,
-  resolveSocketPath,
-  ValidationError,
-  type FdbSpec,
-  type PortSpec,
-} from '../config.js';
+import { issuesOf, lookupId, parseWith, portSpecSchema, queueThreads, switchRunSchema, ValidationError, type FdbSpec, type PortSpec } from '../config.js';
 import type { Logger } from '../log.js';
-import type { CaptureDirection, CaptureRead, FdbEntry, NativeAddon, NativeSwitch, PortSecurityOptions, PortStats, ThreadStats, VlanOptions } from '../dataplane/native.js';
-import type { EndpointOptions } from '../vhost/endpoint.js';
-import { socketIsAlive } from '../host/runDir.js';
-import { changedFields, planFdb, planPorts } from './reconcile.js';
+import type { CaptureDirection, NativeAddon, NativeSwitch, PortStats, ThreadStats } from '../dataplane/native.js';
+import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './errors.js';
+import { ForwardingTable } from './fdb.js';
+import {
+  DEFAULT_NIC_BACKEND,
+  LIVE_PORT_FIELDS,
+  normalizePortSpec,
+  portInfo,
+  securityOf,
+  vlanLog,
+  vlanOptions,
+  type EndpointFactory,
+  type EndpointLike,
+  type EndpointState,
+  type Port,
+  type PortInfo,
+  type PortOrigin,
+} from './port.js';
+import { hostPortUp, vhostUserPortUp, type PortUpContext } from './port-up.js';
+import { changedFields } from './reconcile.js';
+import { reloadPorts, type ConfigChange } from './reload.js';
+import { checkNewSocket } from './socket-path.js';
 import type { PersistedState } from './state.js';
 import { STATE_VERSION } from './state.js';
-import { Conflict, fromNative, Internal, Invalid, NotFound, Unavailable } from './errors.js';
-
-export { SwitchError, Conflict, Internal, Invalid, NotFound, Unavailable } from './errors.js';
-
-export type EndpointState = 'listening' | 'connecting' | 'connected' | 'ready' | 'closed';
-
-/** What VSwitch needs from a vhost-user endpoint (src/vhost/endpoint.ts provides the real one). */
-export interface EndpointLike {
-  readonly state: EndpointState;
-  readonly protocolErrors?: number;
-  /** vhost-user: the connected frontend's memory map, null with none connected. */
-  readonly frontend?: { memRegions: number } | null;
-  start(): void | Promise<void>;
-  close(): void | Promise<void>;
-  on(event: 'state', listener: (state: EndpointState, previous: EndpointState) => void): unknown;
-}
-
-/**
- * Everything an endpoint needs: VhostUserEndpoint's own options, less the knobs VSwitch leaves at their defaults,
- * with the data plane under its VSwitch name. The daemon's factory maps it onto VhostUserEndpoint's constructor.
- */
-export type EndpointParams = Pick<
-  EndpointOptions,
-  'portId' | 'name' | 'mode' | 'socketPath' | 'queuePairs' | 'mtu' | 'offloads' | 'socketMode' | 'socketUid' | 'socketGid'
-> & {
-  addon: NativeAddon;
-  dataPlane: NativeSwitch;
-  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
-};
-export type EndpointFactory = (params: EndpointParams) => EndpointLike;
-
-/**
- * `auto`: AF_XDP where the interface allows it, else AF_PACKET with the reason in the port's info.
- * Checksums a local sender left pending cross AF_XDP as NEEDS_CSUM (native/core/csum.h).
- */
-export const DEFAULT_NIC_BACKEND = 'auto' as const;
-
-/** Where a port came from; decides whether it is persisted and whether the API may delete it. */
-export type PortOrigin = 'config' | 'api';
-
-export interface PortInfo extends PortSpec {
-  id: number;
-  /** Absolute socket path. */
-  socket: string;
-  origin: PortOrigin;
-  state: EndpointState;
-  protocolErrors: number;
-  /** nic and tap ports: the backend in use (a nic port's `backend` is what was asked for). */
-  activeBackend?: 'af_packet' | 'af_xdp' | 'tap';
-  /** AF_XDP: native (driver) or generic XDP. */
-  xdpMode?: 'native' | 'generic';
-  /** backend auto on AF_PACKET: why AF_XDP was not used. */
-  backendNote?: string;
-  /** vhost-user with a frontend: guest memory regions mapped (SET_MEM_TABLE, or ADD/REM_MEM_REG for DIMMs). */
-  memRegions?: number;
-  /** vhost-user: the frontend is migrating the guest (the switch logs the pages it writes). */
-  dirtyLogging?: boolean;
-}
-
-/** Port fields a running port takes without its frontend renegotiating (VSwitch.updatePort). */
-export const LIVE_PORT_FIELDS = ['vlan', 'vlanMode', 'trunk', 'allowedVlans', 'portSecurity', 'mac', 'allowedMacs', 'allowedIps', 'queueAffinity'] as const;
-
-/** Bytes moved from a capture ring per read: a little over 14 full-size GSO frames. */
-export const CAPTURE_READ_BYTES = 1 << 20;
-
-export interface CaptureSession {
-  /** Records captured since the last read; null once the port or the capture is gone. */
-  read(maxRecords?: number): CaptureRead | null;
-  stop(): void;
-}
-
-export interface ThreadView {
-  thread: number;
-  cpu: number | null;
-  sleeping: boolean;
-  busyPercent: number;
-  packets: bigint;
-  busyCycles: bigint;
-  idleCycles: bigint;
-  cyclesPerPacket: number;
-  queues: Array<{ port: string; queue: number; pinned: boolean }>;
-}
-
-export interface FdbView {
-  mac: string;
-  vlan: number;
-  port: string;
-  static: boolean;
-  ageSeconds: number;
-}
-
+import { fdbViews, openCapture, threadViews, type CaptureSession, type FdbView, type PortNames, type ThreadView } from './views.js';
 
 export interface VSwitchOptions {
   native: NativeAddon;
@@ -134,59 +50,31 @@ export interface VSwitchOptions {
   onPortRemoved?: () => void;
 }
 
-/**
- * A port's spec as it runs and is stored: a vhost-user port's socket as an absolute path, a host port without one.
- * Config ports are compared in this form on reload, so "vm1.sock" and "RUN_DIR/vm1.sock" are the same port.
- */
-export function normalizePortSpec(spec: PortSpec, runDir: string): PortSpec {
-  if (spec.type === 'vhost-user') return { ...spec, socket: resolveSocketPath(runDir, spec.name, spec.socket) };
-  const { socket: _none, ...host } = spec;
-  return host;
-}
-
-/** The data plane's port-security table for a spec, or undefined when port security is off. */
-export function securityOf(spec: PortSpec): PortSecurityOptions | undefined {
-  return spec.portSecurity && spec.mac ? { macs: [spec.mac, ...spec.allowedMacs], ips: spec.allowedIps } : undefined;
-}
-
-/** What a config reload did, port by port. */
-export interface ConfigChange {
-  added: string[];
-  removed: string[];
-  /** Changed in the file: taken down and brought up with the new spec. */
-  replaced: string[];
-  unchanged: string[];
-  /** Ports and entries of the file that could not be applied, and why (a changed port keeps its previous spec). */
-  failed: Array<{ what: string; reason: string }>;
-  fdbAdded: number;
-  fdbRemoved: number;
-  /** API ports a new config port took the name of (the config wins), with their API FDB entries. */
-  dropped: { ports: PortSpec[]; fdb: FdbSpec[] };
-  /** The API ports or entries changed: state.json must be written. */
-  apiChanged: boolean;
-}
-
-interface Port {
-  spec: PortSpec;
-  id: number;
-  origin: PortOrigin;
-  endpoint: EndpointLike;
-}
-
 export class VSwitch {
   readonly dataPlane: NativeSwitch;
   private readonly ports = new Map<string, Port>();
-  private apiFdb: FdbSpec[] = [];
+  private readonly fdb: ForwardingTable;
   private threadBaseline = new Map<number, ThreadStats>();
-  /** The config file's static entries as installed (entries of a port that is down are not). */
-  private configFdb: FdbSpec[] = [];
   private chain: Promise<unknown> = Promise.resolve();
   private closed = false;
   private readonly allowedDirs: string[];
 
+  /** Throws Invalid when the threads, CPUs or aging time are outside what the data plane takes (limits.ts). */
   constructor(private readonly opts: VSwitchOptions) {
+    const run = switchRunSchema.safeParse({ threads: opts.threads, cpus: opts.cpus, agingSeconds: opts.agingSeconds });
+    if (!run.success) {
+      const issues = issuesOf(run.error);
+      throw issues.length === 1 ? new Invalid(issues[0]!.field, issues[0]!.reason) : new Invalid(undefined, new ValidationError(issues).message);
+    }
     this.dataPlane = new opts.native.Switch({ threads: opts.threads, cpus: opts.cpus, agingSeconds: opts.agingSeconds });
     this.allowedDirs = [opts.runDir, ...opts.socketDirs].map((d) => path.resolve(d));
+    this.fdb = new ForwardingTable({
+      dataPlane: this.dataPlane,
+      log: opts.log,
+      port: (name) => this.ports.get(name),
+      ports: () => this.ports.values(),
+      saveOrReport: (what) => this.saveOrReport(what),
+    });
   }
 
   get runDir(): string {
@@ -228,7 +116,7 @@ export class VSwitch {
     if (!p) return undefined;
     const differ = changedFields(p.spec, wanted);
     if (differ.length) throw new Conflict('name', `port "${wanted.name}" exists with a different ${differ.join(', ')}`);
-    return this.info(p);
+    return portInfo(this.dataPlane, p);
   }
 
   private async addPortNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<PortInfo> {
@@ -239,94 +127,38 @@ export class VSwitch {
     await this.checkNewPort(spec);
     const uid = spec.socketOwner === undefined ? undefined : await this.lookup('user', spec.socketOwner, 'socketOwner');
     const gid = spec.socketGroup === undefined ? undefined : await this.lookup('group', spec.socketGroup, 'socketGroup');
-    // A server socket's directory is created if missing (inside an allowed directory, checked above), and
-    // removed again if the port does not come up: a refused request leaves nothing behind.
-    const madeDir = spec.mode === 'server' ? await fs.mkdir(path.dirname(spec.socket), { recursive: true, mode: 0o755 }) : undefined;
-    const undoDir = () => (madeDir ? fs.rm(madeDir, { recursive: true, force: true }) : Promise.resolve());
-
-    let id: number;
-    try {
-      id = this.dataPlane.addPort({ name: spec.name, ...vlanOptions(spec), queuePairs: spec.queues, mtu: spec.mtu, security: securityOf(spec), queueThreads: queueThreads(spec) });
-    } catch (err) {
-      await undoDir();
-      throw fromNative(err, undefined, 'data plane refused the port');
-    }
-    const log = this.opts.log.child({ port: spec.name });
-    let endpoint: EndpointLike | undefined;
-    try {
-      endpoint = this.opts.endpointFactory({
-        addon: this.opts.native,
-        dataPlane: this.dataPlane,
-        portId: id,
-        name: spec.name,
-        mode: spec.mode,
-        socketPath: spec.socket,
-        queuePairs: spec.queues,
-        mtu: spec.mtu,
-        offloads: spec.offloads,
-        socketMode: spec.mode === 'server' ? spec.socketMode : undefined,
-        socketUid: uid,
-        socketGid: gid,
-        log: (level, msg, fields) => log[level](msg, fields),
-      });
-      endpoint.on('state', (state, previous) => log.info('port state', { state, previous }));
-      await endpoint.start();
-      if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
-    } catch (err) {
-      await Promise.resolve(endpoint?.close()).catch(() => {});
-      this.dataPlane.removePort(id);
-      await undoDir();
-      throw new Unavailable('socket', `cannot open ${spec.socket}: ${(err as Error).message}`);
-    }
-    this.ports.set(spec.name, { spec, id, origin, endpoint });
-    log.info('port added', { id, origin, mode: spec.mode, socket: spec.socket, queues: spec.queues, ...vlanLog(spec), mtu: spec.mtu, portSecurity: spec.portSecurity });
-    if (origin === 'api' && opts.persist !== false) {
-      try {
-        await this.save();
-      } catch (err) {
-        await this.teardown(spec.name);
-        await undoDir();
-        throw new Internal(undefined, `port not added: could not save state: ${(err as Error).message}`);
-      }
-    }
-    return this.info(this.ports.get(spec.name)!);
+    const { port, undoDir } = await vhostUserPortUp(this.portUp(), spec, origin, { uid, gid });
+    this.ports.set(spec.name, port);
+    if (origin === 'api' && opts.persist !== false) await this.saveNewPort(spec.name, undoDir);
+    return portInfo(this.dataPlane, port);
   }
 
-  // A port on a host interface (nic: AF_PACKET; tap: a device we create): no socket, no frontend; it is
-  // up as soon as the data plane has opened the interface.
+  // nic and tap ports: no socket, no frontend; the interface is theirs alone.
   private async addHostPort(spec: PortSpec, origin: PortOrigin, opts: { persist?: boolean }): Promise<PortInfo> {
     if (this.ports.has(spec.name)) throw new Conflict('name', `port "${spec.name}" already exists`);
     this.checkAffinity(spec);
     for (const p of this.ports.values()) {
       if (p.spec.iface && p.spec.iface === spec.iface) throw new Conflict('iface', `${spec.iface} is already used by port "${p.spec.name}"`);
     }
-    let id: number;
+    const port = hostPortUp(this.portUp(), spec, origin);
+    this.ports.set(spec.name, port);
+    if (origin === 'api' && opts.persist !== false) await this.saveNewPort(spec.name);
+    return portInfo(this.dataPlane, port);
+  }
+
+  private portUp(): PortUpContext {
+    return { native: this.opts.native, dataPlane: this.dataPlane, log: this.opts.log, endpointFactory: this.opts.endpointFactory };
+  }
+
+  // A new API port that cannot be stored is not added: it goes down again, with what `undo` removes.
+  private async saveNewPort(name: string, undo: () => Promise<unknown> = () => Promise.resolve()): Promise<void> {
     try {
-      id = this.dataPlane.addNicPort({
-        name: spec.name, kind: spec.type === 'tap' ? 'tap' : 'nic', iface: spec.iface!, queues: spec.queues,
-        ...vlanOptions(spec), mtu: spec.mtu, security: securityOf(spec), queueThreads: queueThreads(spec),
-        ...(spec.type === 'nic' ? { backend: spec.backend ?? DEFAULT_NIC_BACKEND } : {}),
-      });
+      await this.save();
     } catch (err) {
-      throw fromNative(err, 'iface');
+      await this.teardown(name);
+      await undo();
+      throw new Internal(undefined, `port not added: could not save state: ${(err as Error).message}`);
     }
-    const endpoint: EndpointLike = { state: 'ready', start() {}, close() {}, on: () => endpoint };
-    if (spec.mac) this.dataPlane.fdbAdd(spec.mac, spec.vlan, id);
-    this.ports.set(spec.name, { spec, id, origin, endpoint });
-    const { backend, xdpMode, backendNote } = this.dataPlane.portStats(id);
-    const plog = this.opts.log.child({ port: spec.name });
-    // backend auto that could not have AF_XDP says why (the port works, over AF_PACKET).
-    if (backendNote) plog.info('AF_XDP not used, AF_PACKET instead', { iface: spec.iface, reason: backendNote });
-    plog.info('port added', { id, origin, type: spec.type, iface: spec.iface, queues: spec.queues, ...vlanLog(spec), backend, xdpMode, portSecurity: spec.portSecurity });
-    if (origin === 'api' && opts.persist !== false) {
-      try {
-        await this.save();
-      } catch (err) {
-        await this.teardown(spec.name);
-        throw new Internal(undefined, `port not added: could not save state: ${(err as Error).message}`);
-      }
-    }
-    return this.info(this.ports.get(spec.name)!);
   }
 
   /** queueAffinity names threads this switch runs (the schema only knows the largest count there can be). */
@@ -339,43 +171,8 @@ export class VSwitch {
   private async checkNewPort(spec: PortSpec & { socket: string }): Promise<void> {
     if (this.ports.has(spec.name)) throw new Conflict('name', `port "${spec.name}" already exists`);
     this.checkAffinity(spec);
-    const sock = spec.socket;
-    if (Buffer.byteLength(sock) > MAX_SOCKET_PATH_BYTES) {
-      throw new Invalid('socket', `path is ${Buffer.byteLength(sock)} bytes; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`);
-    }
-    for (const p of this.ports.values()) {
-      if (p.spec.socket === sock) throw new Conflict('socket', `${sock} is already used by port "${p.spec.name}"`);
-    }
-    if (!(await this.isAllowed(sock))) {
-      throw new Invalid('socket', `${sock} is outside the allowed socket directories (${this.allowedDirs.join(', ')})`);
-    }
-    let st;
-    try {
-      st = await fs.lstat(sock);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Invalid('socket', `cannot check ${sock}: ${(err as Error).message}`);
-    }
-    if (!st.isSocket()) throw new Invalid('socket', `${sock} exists and is not a socket; refusing to replace it`);
-    // A socket left by a previous (killed) daemon is stale and is replaced; one that something still listens on is not ours.
-    if (spec.mode === 'server' && (await socketIsAlive(sock))) {
-      throw new Conflict('socket', `another process is listening on ${sock}`);
-    }
-  }
-
-  // Lexically inside an allowed directory, and its parent (once symlinks are resolved) too, so a symlinked
-  // directory cannot carry a socket out of the allowed tree.
-  private async isAllowed(sock: string): Promise<boolean> {
-    const inside = (p: string, dirs: string[]) =>
-      dirs.some((d) => {
-        const rel = path.relative(d, p);
-        return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-      });
-    if (!inside(sock, this.allowedDirs)) return false;
-    const realParent = await fs.realpath(path.dirname(sock)).catch(() => undefined);
-    if (realParent === undefined) return true;
-    const realDirs = await Promise.all(this.allowedDirs.map((d) => fs.realpath(d).catch(() => d)));
-    return inside(path.join(realParent, path.basename(sock)), realDirs);
+    const usedBy = [...this.ports.values()].find((p) => p.spec.socket === spec.socket)?.spec.name;
+    await checkNewSocket(spec.socket, spec.mode, usedBy, this.allowedDirs);
   }
 
   private async lookup(kind: 'user' | 'group', who: string | number, field: string): Promise<number> {
@@ -396,7 +193,7 @@ export class VSwitch {
       await this.teardown(name);
       this.opts.log.info('port removed', { port: name });
       if (port.origin === 'api') {
-        this.apiFdb = this.apiFdb.filter((e) => e.port !== name);
+        this.fdb.dropApi(name);
         await this.saveOrReport('port removed');
       }
     });
@@ -407,7 +204,7 @@ export class VSwitch {
     if (!port) return;
     this.ports.delete(name);
     // Its static entries went with it in the data plane (API entries stay listed: the port may come back, see applyConfig).
-    this.configFdb = this.configFdb.filter((e) => e.port !== name);
+    this.fdb.portDown(name);
     try {
       await port.endpoint.close();
     } catch (err) {
@@ -444,16 +241,13 @@ export class VSwitch {
       }
       const next = normalizePortSpec(parseWith(portSpecSchema, merged), this.opts.runDir);
       const fields = changedFields(p.spec, next);
-      if (fields.length === 0) return { port: this.info(p), live: [], restarted: [] };
+      if (fields.length === 0) return { port: portInfo(this.dataPlane, p), live: [], restarted: [] };
       const slow = fields.filter((f) => !LIVE_PORT_FIELDS.includes(f as (typeof LIVE_PORT_FIELDS)[number]));
       if (slow.length && !opts.restart)
         throw new Conflict(slow[0], `${slow.join(', ')} cannot change while the port runs (the frontend negotiated ${slow.length > 1 ? 'them' : 'it'}, or ${slow.length > 1 ? 'they say' : 'it says'} what the port is): pass restart to bring the port up again (its guest reconnects)`);
       this.checkAffinity(next);
       // Static entries must stay deliverable: refuse a VLAN change that would strand one.
-      for (const e of [...this.apiFdb, ...this.configFdb].filter((e) => e.port === name)) {
-        const why = fdbVlanMismatch(next, e.vlan);
-        if (why) throw new Conflict('vlan', `static entry ${e.mac} vlan ${e.vlan} would be stranded: ${why}; remove it first (fdb del)`);
-      }
+      this.fdb.checkVlans(next);
       if (slow.length) {
         this.opts.log.info('port changed: bringing it up again', { port: name, fields: fields.join(',') });
         await this.teardown(name);
@@ -463,9 +257,9 @@ export class VSwitch {
           await this.addPortNow(p.spec, 'api', { persist: false }).catch((e: Error) => this.opts.log.error('could not bring the old port back', { port: name, err: e }));
           throw err;
         }
-        for (const e of this.apiFdb.filter((e) => e.port === name)) this.dataPlane.fdbAdd(e.mac, e.vlan, this.ports.get(name)!.id);
+        this.fdb.restoreApi(name);
         await this.saveOrReport('port changed');
-        return { port: this.info(this.ports.get(name)!), live: [], restarted: fields };
+        return { port: portInfo(this.dataPlane, this.ports.get(name)!), live: [], restarted: fields };
       }
       if (p.spec.mac && (p.spec.mac !== next.mac || p.spec.vlan !== next.vlan)) this.dataPlane.fdbRemove(p.spec.mac, p.spec.vlan);
       try {
@@ -478,7 +272,7 @@ export class VSwitch {
       p.spec = next;
       this.opts.log.info('port changed', { port: name, fields: fields.join(','), ...vlanLog(next), portSecurity: next.portSecurity });
       await this.saveOrReport('port changed');
-      return { port: this.info(p), live: fields, restarted: [] };
+      return { port: portInfo(this.dataPlane, p), live: fields, restarted: [] };
     });
   }
 
@@ -488,28 +282,17 @@ export class VSwitch {
     return port;
   }
 
-  private info(p: Port): PortInfo {
-    const info: PortInfo = { ...p.spec, socket: p.spec.socket ?? '', id: p.id, origin: p.origin, state: p.endpoint.state, protocolErrors: p.endpoint.protocolErrors ?? 0 };
-    if (p.spec.type === 'nic' || p.spec.type === 'tap') {
-      const { backend, xdpMode, backendNote } = this.dataPlane.portStats(p.id);
-      if (backend) info.activeBackend = backend;
-      if (xdpMode) info.xdpMode = xdpMode;
-      if (backendNote) info.backendNote = backendNote;
-    }
-    const fe = p.endpoint.frontend;
-    if (p.spec.type === 'vhost-user' && fe) {
-      info.memRegions = fe.memRegions;
-      info.dirtyLogging = this.dataPlane.logInfo(p.id).logging;
-    }
-    return info;
+  /** Port names by data-plane id, for what the data plane reports by id. */
+  private portNames(): PortNames {
+    return new Map([...this.ports.values()].map((p) => [p.id, p.spec.name]));
   }
 
   listPorts(): PortInfo[] {
-    return [...this.ports.values()].map((p) => this.info(p));
+    return [...this.ports.values()].map((p) => portInfo(this.dataPlane, p));
   }
 
   getPort(name: string): PortInfo {
-    return this.info(this.mustGet(name));
+    return portInfo(this.dataPlane, this.mustGet(name));
   }
 
   portStats(name: string): PortStats & { state: EndpointState; protocolErrors: number } {
@@ -527,25 +310,8 @@ export class VSwitch {
 
   /** Starts capturing the port's frames (one capture per port: 409 while one runs). */
   startCapture(name: string, opts: { direction: CaptureDirection; snaplen: number }): CaptureSession {
-    const p = this.mustGet(name);
-    const id = p.id;
-    try {
-      this.dataPlane.startCapture(id, { direction: opts.direction, snaplen: opts.snaplen });
-    } catch (err) {
-      throw fromNative(err, undefined, `capture on ${name}`);
-    }
-    this.opts.log.info('capture started', { port: name, direction: opts.direction, snaplen: opts.snaplen });
-    let stopped = false;
-    return {
-      read: (maxRecords) => (stopped || this.ports.get(name)?.id !== id ? null : this.dataPlane.readCapture(id, CAPTURE_READ_BYTES, maxRecords)),
-      stop: () => {
-        if (stopped) return;
-        stopped = true;
-        // The port may have gone (and its capture with it) while the capture ran.
-        if (this.ports.get(name)?.id === id) this.dataPlane.stopCapture(id);
-        this.opts.log.info('capture stopped', { port: name });
-      },
-    };
+    const { id } = this.mustGet(name);
+    return openCapture(this.dataPlane, this.opts.log, { name, id, current: () => this.ports.get(name)?.id === id }, opts);
   }
 
   /**
@@ -554,24 +320,7 @@ export class VSwitch {
    * on kicks counts as neither).
    */
   threads(): ThreadView[] {
-    const names = new Map([...this.ports.values()].map((p) => [p.id, p.spec.name]));
-    return this.dataPlane.threadStats().map((t) => {
-      const base = this.threadBaseline.get(t.thread);
-      const busy = t.busyCycles - (base?.busyCycles ?? 0n);
-      const idle = t.idleCycles - (base?.idleCycles ?? 0n);
-      const packets = t.packets - (base?.packets ?? 0n);
-      return {
-        thread: t.thread,
-        cpu: t.cpu,
-        sleeping: t.sleeping,
-        busyPercent: busy + idle > 0n ? Number((busy * 10000n) / (busy + idle)) / 100 : 0,
-        packets,
-        busyCycles: busy,
-        idleCycles: idle,
-        cyclesPerPacket: packets > 0n ? Number(busy / packets) : 0,
-        queues: t.queues.map((q) => ({ port: names.get(q.portId) ?? `#${q.portId}`, queue: q.queue, pinned: q.pinned })),
-      };
-    });
+    return threadViews(this.dataPlane.threadStats(), this.threadBaseline, this.portNames());
   }
 
   /** Starts the counters of threads() from zero (the data plane's own counters, and the metrics, go on). */
@@ -585,63 +334,17 @@ export class VSwitch {
   }
 
   fdbList(): FdbView[] {
-    const names = new Map([...this.ports.values()].map((p) => [p.id, p.spec.name]));
-    return this.dataPlane.fdbList().map((e: FdbEntry) => ({
-      mac: e.mac,
-      vlan: e.vlan,
-      port: names.get(e.portId) ?? `#${e.portId}`,
-      static: e.static,
-      ageSeconds: e.ageSeconds,
-    }));
+    return fdbViews(this.dataPlane.fdbList(), this.portNames());
   }
 
   /** Adds a static entry. API entries are persisted; an entry for the same MAC+VLAN replaces the old one. */
   fdbAdd(input: unknown, origin: PortOrigin = 'api', opts: { persist?: boolean } = {}): Promise<FdbSpec> {
-    return this.serial(() => this.fdbAddNow(input, origin, opts));
+    return this.serial(() => this.fdb.add(input, origin, opts));
   }
 
-  private async fdbAddNow(input: unknown, origin: PortOrigin, opts: { persist?: boolean } = {}): Promise<FdbSpec> {
-    const entry = parseWith(fdbSpecSchema, input);
-    const port = this.ports.get(entry.port);
-    if (!port) throw new Invalid('port', `no port named "${entry.port}"`);
-    // The data plane would not deliver through such an entry (native/switch/vlan.h); refusing it says why.
-    const mismatch = fdbVlanMismatch(port.spec, entry.vlan);
-    if (mismatch) throw new Invalid('vlan', mismatch);
-    try {
-      this.dataPlane.fdbAdd(entry.mac, entry.vlan, port.id);
-    } catch (err) {
-      throw fromNative(err, undefined, 'data plane refused the entry');
-    }
-    this.opts.log.info('fdb entry added', { port: entry.port, mac: entry.mac, vlan: entry.vlan, origin });
-    const others = (list: FdbSpec[]) => list.filter((e) => !(e.mac === entry.mac && e.vlan === entry.vlan));
-    if (origin === 'config') this.configFdb = [...others(this.configFdb), entry];
-    if (origin === 'api') {
-      this.apiFdb = [...others(this.apiFdb), entry];
-      if (opts.persist !== false) await this.saveOrReport('fdb entry added');
-    }
-    return entry;
-  }
-
-  /**
-   * Removes the entry for mac+vlan: a learned one, or a static one added through the API (then stored). A config
-   * entry is refused (the config file declares it) and so is a port's own `mac` entry (it goes with the port).
-   */
+  /** Removes a learned entry or an API one (ForwardingTable.remove says which are refused). */
   fdbRemove(macInput: unknown, vlanInput: unknown = 0): Promise<{ mac: string; vlan: number; static: boolean }> {
-    return this.serial(async () => {
-      const { mac, vlan } = parseWith(fdbSpecSchema.pick({ mac: true, vlan: true }), { mac: macInput, vlan: vlanInput });
-      const same = (e: { mac: string; vlan: number }) => e.mac === mac && e.vlan === vlan;
-      if (this.configFdb.some(same)) throw new Conflict('mac', `${mac} vlan ${vlan} is declared in the config file; remove it there and reload`);
-      const owner = [...this.ports.values()].find((p) => p.spec.mac === mac && p.spec.vlan === vlan);
-      if (owner) throw new Conflict('mac', `${mac} vlan ${vlan} is port ${owner.spec.name}'s own MAC; it goes with the port`);
-      const wasStatic = this.apiFdb.some(same);
-      if (!this.dataPlane.fdbRemove(mac, vlan) && !wasStatic) throw new NotFound('mac', `no entry for ${mac} vlan ${vlan}`);
-      this.opts.log.info('fdb entry removed', { mac, vlan, static: wasStatic });
-      if (wasStatic) {
-        this.apiFdb = this.apiFdb.filter((e) => !same(e));
-        await this.saveOrReport('fdb entry removed');
-      }
-      return { mac, vlan, static: wasStatic };
-    });
+    return this.serial(() => this.fdb.remove(macInput, vlanInput));
   }
 
   /**
@@ -649,12 +352,7 @@ export class VSwitch {
    * `mac`) stay: they are configuration, and go away with their port.
    */
   fdbFlush(portName?: string): Promise<void> {
-    return this.serial(async () => {
-      const port = portName === undefined ? undefined : this.ports.get(portName);
-      if (portName !== undefined && !port) throw new NotFound('port', `no port named "${portName}"`);
-      this.dataPlane.fdbFlush(port?.id);
-      this.opts.log.info('fdb flushed', { port: portName });
-    });
+    return this.serial(async () => this.fdb.flush(portName));
   }
 
   /**
@@ -667,84 +365,17 @@ export class VSwitch {
   applyConfig(ports: readonly PortSpec[], fdb: readonly FdbSpec[]): Promise<ConfigChange> {
     return this.serial(async () => {
       if (this.closed) throw new Conflict(undefined, 'switch is shutting down');
-      const log = this.opts.log;
-      const wanted = ports.map((p) => normalizePortSpec(p, this.opts.runDir));
-      const running = [...this.ports.values()].filter((p) => p.origin === 'config').map((p) => p.spec);
-      const plan = planPorts(running, wanted);
-      const change: ConfigChange = {
-        added: [], removed: [], replaced: [], unchanged: plan.keep.map((p) => p.name), failed: [],
-        fdbAdded: 0, fdbRemoved: 0, dropped: { ports: [], fdb: [] }, apiChanged: false,
-      };
-      const dropApiFdb = (name: string) => {
-        const gone = this.apiFdb.filter((e) => e.port === name);
-        this.apiFdb = this.apiFdb.filter((e) => e.port !== name);
-        if (gone.length) change.apiChanged = true;
-        return gone;
-      };
-      for (const to of plan.add) {
-        const api = this.ports.get(to.name);
-        if (api?.origin !== 'api') continue;
-        log.warn('API port has the name of a new config port: the config wins, the API port is dropped', { port: to.name, apiSocket: api.spec.socket });
-        change.dropped.ports.push(api.spec);
-        change.dropped.fdb.push(...dropApiFdb(to.name));
-        change.apiChanged = true;
-        await this.teardown(to.name);
-      }
-      // Everything that goes down goes first, so that names, sockets and interfaces are free for what comes up.
-      for (const p of plan.remove) {
-        await this.teardown(p.name);
-        for (const e of dropApiFdb(p.name)) log.warn('fdb entry of a port removed from the config is dropped', { port: p.name, mac: e.mac, vlan: e.vlan });
-        log.info('port removed', { port: p.name, reason: 'no longer in the config' });
-        change.removed.push(p.name);
-      }
-      for (const { from, to } of plan.replace) {
-        log.info('config port changed: bringing it up again', { port: to.name, fields: changedFields(from, to).join(',') });
-        await this.teardown(from.name);
-      }
-      const bringUp = async (spec: PortSpec, what: string): Promise<boolean> => {
-        try {
-          await this.addPortNow(spec, 'config');
-          return true;
-        } catch (err) {
-          log.error(`${what} could not be brought up`, { port: spec.name, err: err as Error });
-          change.failed.push({ what: `port ${spec.name}`, reason: (err as Error).message });
-          return false;
-        }
-      };
-      for (const { from, to } of plan.replace) {
-        if (await bringUp(to, 'changed config port')) change.replaced.push(to.name);
-        else if (await bringUp(from, 'previous spec of the config port')) log.warn('config port kept its previous spec', { port: to.name });
-      }
-      for (const to of plan.add) if (await bringUp(to, 'new config port')) change.added.push(to.name);
-
-      // Entries of ports that went down went with them: they are no longer in configFdb, so the plan brings them back.
-      const fdbPlan = planFdb(this.configFdb, fdb);
-      const removedKeys = new Set(fdbPlan.remove.map((e) => `${e.mac}/${e.vlan}`));
-      for (const e of fdbPlan.remove) {
-        this.dataPlane.fdbRemove(e.mac, e.vlan);
-        log.info('fdb entry removed', { port: e.port, mac: e.mac, vlan: e.vlan, reason: 'no longer in the config' });
-        change.fdbRemoved++;
-      }
-      this.configFdb = this.configFdb.filter((e) => !removedKeys.has(`${e.mac}/${e.vlan}`));
-      for (const e of fdbPlan.add) {
-        try {
-          await this.fdbAddNow(e, 'config');
-          change.fdbAdded++;
-        } catch (err) {
-          log.error('config fdb entry could not be installed', { port: e.port, mac: e.mac, vlan: e.vlan, err: err as Error });
-          change.failed.push({ what: `fdb ${e.mac} vlan ${e.vlan}`, reason: (err as Error).message });
-        }
-      }
-      // Static entries that a port going down took along, or that a removed config entry had replaced: put back.
-      const installed = new Set(this.dataPlane.fdbList().filter((x) => x.static).map((x) => `${x.mac}/${x.vlan}`));
-      const reinstall = (mac: string, vlan: number, port: string) => {
-        const p = this.ports.get(port);
-        if (!p || installed.has(`${mac}/${vlan}`)) return;
-        this.dataPlane.fdbAdd(mac, vlan, p.id);
-        installed.add(`${mac}/${vlan}`);
-      };
-      for (const e of this.apiFdb) reinstall(e.mac, e.vlan, e.port);
-      for (const p of this.ports.values()) if (p.spec.mac && removedKeys.has(`${p.spec.mac}/${p.spec.vlan}`)) reinstall(p.spec.mac, p.spec.vlan, p.spec.name);
+      const change = await reloadPorts(
+        {
+          log: this.opts.log,
+          ports: this.ports,
+          teardown: (name) => this.teardown(name),
+          bringUp: (spec) => this.addPortNow(spec, 'config'),
+          dropApiFdb: (name) => this.fdb.dropApi(name),
+        },
+        ports.map((p) => normalizePortSpec(p, this.opts.runDir)),
+      );
+      await this.fdb.applyConfig(fdb, change);
       return change;
     });
   }
@@ -752,7 +383,7 @@ export class VSwitch {
   /** The API-created ports and entries, as state.json stores them. */
   snapshot(): PersistedState {
     const ports = [...this.ports.values()].filter((p) => p.origin === 'api').map((p) => ({ ...p.spec }));
-    return { version: STATE_VERSION, ports, fdb: [...this.apiFdb] };
+    return { version: STATE_VERSION, ports, fdb: this.fdb.apiEntries() };
   }
 
   /** Writes state now (after a restore that dropped entries, for instance). */
@@ -779,14 +410,4 @@ export class VSwitch {
       this.dataPlane.close();
     });
   }
-}
-
-export { ValidationError };
-
-function vlanOptions(spec: PortSpec): VlanOptions {
-  return { vlan: spec.vlan, trunk: spec.vlanMode === 'trunk', ...(spec.allowedVlans ? { allowedVlans: spec.allowedVlans } : {}) };
-}
-function vlanLog(spec: PortSpec): Record<string, unknown> {
-  if (spec.vlanMode !== 'trunk') return { vlan: spec.vlan };
-  return { vlanMode: 'trunk', nativeVlan: spec.vlan, allowedVlans: spec.allowedVlans ? formatRangeList(spec.allowedVlans) : 'all' };
 }

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import type { NativeAddon, NativeSwitch, FdWatcher } from '../dataplane/native.js';
+import { MAX_SOCKET_PATH_BYTES } from '../host/runDir.js';
 import { native as loadAddon } from '../dataplane/native.js';
 import { bindBackend, VhostUserBackend, type BackendInfo } from './backend.js';
 import { VhostUserChannel, type ChannelOptions } from './channel.js';
@@ -60,8 +61,6 @@ interface Connection {
 }
 
 const ACCEPT_PAUSE_MS = 500;
-/** sockaddr_un.sun_path is 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH_BYTES = 107;
 
 export class VhostUserEndpoint extends EventEmitter<EndpointEvents> {
   readonly name: string;

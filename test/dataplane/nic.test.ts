@@ -211,7 +211,7 @@ describe('NIC ports', () => {
     ip('link', 'add', a, 'type', 'veth', 'peer', 'name', `vscy${process.pid % 10000}`);
     try {
       const dflt = await vs.addPort({ name: 'up', type: 'nic', iface: a });
-      expect(dflt.activeBackend).toBe('af_xdp');  // the default, auto (src/switch/model.ts DEFAULT_NIC_BACKEND)
+      expect(dflt.activeBackend).toBe('af_xdp');  // the default, auto (src/switch/port.ts DEFAULT_NIC_BACKEND)
       await vs.removePort('up');
       const auto = await vs.addPort({ name: 'up', type: 'nic', iface: a, backend: 'auto' });
       expect(auto.activeBackend).toBe('af_xdp');

@@ -20,7 +20,8 @@ import { guestImage } from '../support/qemu.js';
 import { cli, DaemonProcess } from '../integration/support/daemon.js';
 import { Libvirtd, pingReceived, qemuVersion, splitVifLibvirt, testDomainXml, type Domain, type VifLibvirt } from './lib-libvirt.js';
 import { portCounters, portState, waitPortState } from './switch-daemon.js';
-import { libvirtDomainXml, type PortInfo } from '../../src/attach/vif.js';
+import { libvirtDomainXml } from '../../src/attach/libvirt.js';
+import type { PortInfo } from '../../src/attach/vif-port.js';
 
 const execFileP = promisify(execFile);
 
@@ -236,7 +237,7 @@ describe('libvirt domains from `vhost-switch vif --format libvirt`', () => {
     }
   }, 900_000);
 
-  it("src/attach/vif.ts libvirtDomainXml (hotplug: true): libvirt accepts the whole domain, the guest boots, its NIC gets ready", async () => {
+  it("src/attach/libvirt.ts libvirtDomainXml (hotplug: true): libvirt accepts the whole domain, the guest boots, its NIC gets ready", async () => {
     needSetup();
     // After the client-mode pair: one guest at a time.
     await lv.destroyAndUndefine('vs-c');

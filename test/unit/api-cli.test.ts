@@ -6,7 +6,7 @@ import { main } from '../../src/cli/main.js';
 import { computeRates, renderRates, type StatsSample } from '../../src/cli/stats.js';
 import { human, table } from '../../src/cli/format.js';
 import { attachHints, qemuPortArgs } from '../../src/cli/attach.js';
-import type { PortInfo } from '../../src/switch/model.js';
+import type { PortInfo } from '../../src/switch/port.js';
 import { startInProcessApi, type InProcessApi } from '../integration/support/inproc.js';
 
 let api: InProcessApi;

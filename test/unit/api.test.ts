@@ -11,7 +11,8 @@ import { createApiServer, listenUnix } from '../../src/api/server.js';
 import { ApiClient } from '../../src/cli/client.js';
 import { createLogger } from '../../src/log.js';
 import type { NativeAddon } from '../../src/dataplane/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../src/switch/model.js';
+import { VSwitch } from '../../src/switch/model.js';
+import type { EndpointParams, EndpointState } from '../../src/switch/port.js';
 import type { PersistedState } from '../../src/switch/state.js';
 // @ts-expect-error plain JS test helper
 import { FakeNativeSwitch } from '../support/fake-native-switch.js';

@@ -15,13 +15,10 @@ import {
   parseQemuHelpList,
   parseQemuVersion,
   resolveQemuIdentity,
-  runDoctor,
   selinuxType,
-  type DoctorCheck,
-  type ExecResult,
-  type FileStat,
-  type HostProbe,
-} from '../../src/host/doctor.js';
+} from '../../src/host/doctor-parse.js';
+import { runDoctor, type DoctorCheck } from '../../src/host/doctor.js';
+import type { ExecResult, FileStat, HostProbe } from '../../src/host/probe.js';
 
 describe('parsers', () => {
   it('QEMU and libvirt versions', () => {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { portSpecSchema } from '../../src/config.js';
-import type { PortInfo } from '../../src/switch/model.js';
+import type { PortInfo } from '../../src/switch/port.js';
 import { formatVif } from '../../src/attach/vif.js';
 import { repoRoot, requireTool } from '../../harness/env.js';
 

@@ -7,31 +7,12 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  attr,
-  canonicalXml,
-  childElements,
-  defaultMacFor,
-  describeVif,
-  domainSharedMemory,
-  firstChild,
-  formatVif,
-  libvirtDomainXml,
-  libvirtInterfaceElement,
-  libvirtOverrideProps,
-  needsTcgMsixWorkaround,
-  parseXml,
-  parseXmlElement,
-  qemuArgs,
-  qemuNicArgs,
-  renderXml,
-  validatePort,
-  vifOptionsFromFlags,
-  type PortInfo,
-  type VifFormat,
-  type VifOptions,
-  type XmlElement,
-} from '../../src/attach/vif.js';
+import { attr, canonicalXml, childElements, firstChild, parseXml, parseXmlElement, renderXml, type XmlElement } from '../../src/attach/xml.js';
+import { defaultMacFor, needsTcgMsixWorkaround, validatePort, type PortInfo, type VifFormat, type VifOptions } from '../../src/attach/vif-port.js';
+import { domainSharedMemory, libvirtDomainXml, libvirtInterfaceElement, libvirtOverrideProps } from '../../src/attach/libvirt.js';
+import { qemuArgs, qemuNicArgs } from '../../src/attach/qemu.js';
+import { vifOptionsFromFlags } from '../../src/attach/vif-flags.js';
+import { describeVif, formatVif } from '../../src/attach/vif.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.join(here, '..', 'fixtures', 'vif');

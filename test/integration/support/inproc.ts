@@ -8,7 +8,8 @@ import path from 'node:path';
 import { createApiServer, listenUnix } from '../../../src/api/server.js';
 import { createLogger } from '../../../src/log.js';
 import type { NativeAddon } from '../../../src/dataplane/native.js';
-import { VSwitch, type EndpointParams, type EndpointState } from '../../../src/switch/model.js';
+import { VSwitch } from '../../../src/switch/model.js';
+import type { EndpointParams, EndpointState } from '../../../src/switch/port.js';
 // @ts-expect-error plain JS helper
 import { FakeNativeSwitch } from '../../support/fake-native-switch.js';
 
