@@ -11,7 +11,7 @@ import {
   VHOST_USER_F_PROTOCOL_FEATURES,
   VHOST_USER_PROTOCOL_F_CONFIG,
   VHOST_USER_PROTOCOL_F_REPLY_ACK,
-  VIRTIO_F_IN_ORDER,
+  VIRTIO_F_NOTIFICATION_DATA,
   VIRTIO_F_RING_PACKED,
   VIRTIO_F_VERSION_1,
   VIRTIO_NET_F_MRG_RXBUF,
@@ -102,10 +102,10 @@ describe('VhostUserBackend: feature negotiation', () => {
     expect(h.replies).toHaveLength(0);
     expect(h.closed()).toBeNull();
 
-    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_IN_ORDER)));
+    h.send(P.VHOST_USER_SET_FEATURES, P.encodeU64(bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_NOTIFICATION_DATA)));
     expect(h.sw.callsTo('setFeatures')).toHaveLength(1);
     expect(h.backend.protocolErrors).toBe(1);
-    expect(h.backend.lastError).toContain('VIRTIO_F_IN_ORDER');
+    expect(h.backend.lastError).toContain('VIRTIO_F_NOTIFICATION_DATA');
     expect(h.closed()).toContain('feature bits not offered');
   });
 
