@@ -63,6 +63,7 @@ class FakeNeutron:
         self.status = {}
         self.detail_calls = []
         self.down = False
+        self.fail_details = set()  # port ids whose details the next get_details call fails (once)
 
     def add_network(self, net_id, network_type='vlan', segmentation_id=100, physical_network='physnet1', mtu=1500):
         self.networks[net_id] = {'network_type': network_type, 'segmentation_id': segmentation_id,
@@ -91,8 +92,12 @@ class FakeNeutron:
     def get_details(self, port_ids, agent_id, host):
         self._check()
         self.detail_calls.append(sorted(port_ids))
-        out = []
+        out, failed = [], []
         for pid in port_ids:
+            if pid in self.fail_details:
+                self.fail_details.discard(pid)
+                failed.append(pid)
+                continue
             p = self.ports.get(pid)
             if p is None:
                 out.append({'device': pid})
@@ -105,7 +110,7 @@ class FakeNeutron:
             d.update(net)
             out.append(d)
             self.status[pid] = 'BUILD' if p['admin_state_up'] else 'DOWN'
-        return out, []
+        return out, failed
 
     def update_devices(self, up, down, agent_id, host):
         self._check()

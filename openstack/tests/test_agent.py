@@ -224,3 +224,40 @@ def test_network_update_refetches_only_that_networks_ports(env):
     assert switch.calls == [('delete', 'vhu7c1d0e2f-3a'), ('create', 'vhu7c1d0e2f-3a')]
     assert switch.ports['vhu7c1d0e2f-3a']['mtu'] == 1400 and up == [P2]
     assert neutron.status == {P1: 'ACTIVE', P2: 'ACTIVE'}
+
+
+def test_details_neutron_could_not_give_are_asked_again_next_pass(env, caplog):
+    # A network's MTU changed, but Neutron failed the details call for its port (e.g. its database was busy): the
+    # port's own dict did not change, so only the agent remembers that it still has to ask.
+    neutron, switch, a = env
+    neutron.add_port(P2, 'net2', 'fa:16:3e:00:00:02')
+    a.sync_once()
+    neutron.networks['net2']['mtu'] = 1400
+    neutron.fail_details.add(P2)
+    a.stale_networks.add('net2')
+    neutron.detail_calls.clear()
+    a.sync_once()
+    assert 'could not give the details of port %s' % P2 in caplog.text
+    assert switch.ports['vhu7c1d0e2f-3a']['mtu'] == 1500
+    a.sync_once()
+    assert neutron.detail_calls == [[P2], [P2]]
+    assert switch.ports['vhu7c1d0e2f-3a']['mtu'] == 1400
+    a.sync_once()
+    assert neutron.detail_calls == [[P2], [P2]]  # asked again once, not every pass
+
+
+def test_network_update_survives_a_failed_details_call(env):
+    neutron, switch, a = env
+    neutron.add_port(P2, 'net2', 'fa:16:3e:00:00:02')
+    a.sync_once()
+    neutron.networks['net2']['mtu'] = 1400
+    a.stale_networks.add('net2')
+    real = neutron.get_details
+
+    def down(*args):
+        raise RuntimeError('MessagingTimeout')
+    neutron.get_details = down
+    assert a.sync_once() == ([], [])
+    neutron.get_details = real
+    a.sync_once()
+    assert switch.ports['vhu7c1d0e2f-3a']['mtu'] == 1400

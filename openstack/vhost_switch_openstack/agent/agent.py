@@ -43,6 +43,7 @@ class VhostSwitchAgent:
         self.switch_version = None
         self.fullsync = True
         self.stale_networks = set()  # networks whose MTU or segments changed: their ports' details are refetched
+        self.retry = set()      # port ids whose details Neutron failed to give: asked again next pass
         self.seen = {}          # port id -> fingerprint of the port dict whose details we hold
         self.details = {}       # port id -> Neutron device details
         self.up = set()         # port ids reported up
@@ -79,8 +80,10 @@ class VhostSwitchAgent:
         ports = [p for p in self.neutron.get_ports(self.host) if self._bound_here(p)]
         current = {p['id']: fingerprint(p) for p in ports}
         networks, self.stale_networks = self.stale_networks, set()
+        self.retry &= set(current)
         stale = [p['id'] for p in ports
-                 if self.fullsync or self.seen.get(p['id']) != current[p['id']] or p.get('network_id') in networks]
+                 if self.fullsync or self.seen.get(p['id']) != current[p['id']] or p.get('network_id') in networks
+                 or p['id'] in self.retry]
         for pid in list(self.seen):
             if pid not in current:
                 del self.seen[pid]
@@ -89,7 +92,11 @@ class VhostSwitchAgent:
                 self.up.discard(pid)
                 self.down.discard(pid)
         if stale:
-            got, failed = self.neutron.get_details(stale, self.agent_id, self.host)
+            try:
+                got, failed = self.neutron.get_details(stale, self.agent_id, self.host)
+            except Exception:
+                self.stale_networks |= networks  # the call failed as a whole: those networks are still stale
+                raise
             for d in got:
                 pid = d.get('port_id') or d.get('device')
                 if pid in current:
@@ -98,8 +105,11 @@ class VhostSwitchAgent:
                     # the details call moved the port to BUILD: it must be reported up (or down) again
                     self.up.discard(pid)
                     self.down.discard(pid)
+                    self.retry.discard(pid)
+            # A failed port's own dict may not have changed (its network did): only this set brings it back.
             for pid in failed:
                 LOG.warning('Neutron could not give the details of port %s; retrying', pid)
+                self.retry.add(pid)
         self.fullsync = False
         return {pid for pid, d in self.details.items() if not d.get('admin_state_up', True)}
 
