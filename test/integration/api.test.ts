@@ -22,6 +22,9 @@ function raw(method: string, url: string, body?: string | Buffer, headers: Recor
       res.on('end', () => resolve({ status: res.statusCode!, text: Buffer.concat(chunks).toString(), headers: res.headers }));
     });
     req.on('error', reject);
+    // The daemon may answer (413, 400) and close before a large body is all written: the write then fails with
+    // EPIPE on the socket after the response has been read, where the request no longer listens.
+    req.on('socket', (s) => s.on('error', () => {}));
     req.end(body);
   });
 }
