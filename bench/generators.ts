@@ -24,19 +24,20 @@ export class TestpmdGen implements TrafficGen {
   readonly name: GenName = 'testpmd';
   private t: Testpmd | undefined;
 
-  constructor(private readonly o: { cpu: number; inFlight?: number }) {}
+  constructor(private readonly o: { cpu: number; inFlight?: number; inOrder?: boolean }) {}
 
   async start(sockets: [string, string], size: SizeLabel): Promise<void> {
     const bursts = this.o.inFlight ?? 1;
     // More than one burst in flight per port needs room for them in every ring on the way.
     const queueSize = bursts > 1 ? 1024 : undefined;
     const imix = size === 'imix';
+    const inOrder = this.o.inOrder;
     this.t = await startTestpmd({
       name: 'gen',
       cpu: this.o.cpu,
       ports: [
-        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0, queueSize },
-        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1, queueSize },
+        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0, queueSize, inOrder },
+        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1, queueSize, inOrder },
       ],
       memMiB: 256,
       mbufs: 16384,
@@ -101,6 +102,6 @@ export class OurGen implements TrafficGen {
   }
 }
 
-export function makeGen(name: GenName, cpu: number, inFlight = 1): TrafficGen {
-  return name === 'testpmd' ? new TestpmdGen({ cpu, inFlight }) : new OurGen({ cpu });
+export function makeGen(name: GenName, cpu: number, inFlight = 1, inOrder = true): TrafficGen {
+  return name === 'testpmd' ? new TestpmdGen({ cpu, inFlight, inOrder }) : new OurGen({ cpu });
 }

@@ -42,6 +42,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Bursts of 32 frames the testpmd generator primes per port (its rings grow to 1024 entries above 1). */
   inFlight: number;
+  /** false: the testpmd generator does not ask for VIRTIO_F_IN_ORDER (of any DUT). */
+  inOrder: boolean;
 }
 
 export interface ThroughputResult {
@@ -121,6 +123,7 @@ const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js aft
                         the kernel bridge between veths (default 64,1518; "none" skips)
   --in-flight N         bursts of 32 frames testpmd primes per port (default 1; above 1 its rings get 1024
                         entries): with 1, two clumps of 32 circulate and the rate depends on their phase
+  --no-in-order         the testpmd generator does not ask for VIRTIO_F_IN_ORDER (in_order=0), from any DUT
   --gen-cpu N           generator CPU (default 0)
   --dut-cpu N           DUT CPU (default 1)
   --out DIR             results directory (default bench/results)
@@ -156,6 +159,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'fdb-macs': { type: 'string' },
       'nic-sizes': { type: 'string' },
       'in-flight': { type: 'string' },
+      'no-in-order': { type: 'boolean' },
       'gen-cpu': { type: 'string' },
       'dut-cpu': { type: 'string' },
       out: { type: 'string' },
@@ -195,6 +199,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     outDir: path.resolve(v.out ?? path.join(repoRoot, 'bench', 'results')),
     quick,
     inFlight: Math.round(num(v['in-flight'], '--in-flight', 1, 1)),
+    inOrder: !v['no-in-order'],
   };
 }
 
@@ -213,7 +218,7 @@ function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {
 
 /** One throughput window: the generator loops frames through the DUT; rates from the generator's receive counters. */
 async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOptions, c2cNs?: number): Promise<ThroughputSample> {
-  const gen = makeGen(genName, o.genCpu, o.inFlight);
+  const gen = makeGen(genName, o.genCpu, o.inFlight, o.inOrder);
   try {
     await gen.start([dut.sockets[0]!, dut.sockets[1]!], size);
     await sleep(o.warmupS * 1000);

@@ -37,6 +37,8 @@ export interface VirtioUserPort {
   queueSize?: number;
   /** Packed virtqueues (packed_vq=1) instead of split ones. */
   packed?: boolean;
+  /** false: in_order=0, so VIRTIO_F_IN_ORDER is not asked for (DPDK's default asks for it). */
+  inOrder?: boolean;
 }
 
 export interface VhostPort {
@@ -119,6 +121,7 @@ export function vdevArg(p: TestpmdPort, i: number): string {
   if (p.server) a += ',server=1';
   if (p.queueSize) a += `,queue_size=${p.queueSize}`;
   if (p.packed) a += ',packed_vq=1';
+  if (p.inOrder === false) a += ',in_order=0';
   return a;
 }
 
