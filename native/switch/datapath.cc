@@ -225,7 +225,7 @@ VS_INLINE bool frame_from_chain(Port& src, Vring& txq, const Buf* bufs, int nbuf
   return true;
 }
 
-// forward(), inlined into the guests' poll loop.
+// What forward() does: the guests' poll loop below has it inline, the NIC receive path calls forward().
 VS_INLINE void forward_frame(PollContext& c, Port& src, VringCounters& in, FwdCache& cache, Frame& f) {
   in.packets.inc();
   in.bytes.add(f.len);
