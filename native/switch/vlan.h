@@ -41,7 +41,8 @@ inline void vlan_shift_offsets(VirtioNetHdr& h, int delta) {
 // f.eth (its first bytes) are set. offloaded_tci is the tag the kernel already took off (-1: none). A tag in
 // the frame is cut out of the pieces by pointing around it (no copy), and f.len, f.eth, f.nbufs and the
 // offload offsets follow. Sets f.vlan and returns -1, or returns the drop reason (kDropVlanFilter).
-// An untagged frame (the usual one) is classified inline; a tag, in the frame or offloaded, out of line.
+// An untagged frame (the usual one) is classified inline; a tag, in the frame or offloaded, out of line by
+// vlan_classify_tagged, which is only for what vlan_classify did not take (it reads a frame tag as there).
 int vlan_classify_tagged(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci);
 inline int vlan_classify(const PortConfig& c, Frame& f, Buf* pieces, int cap, int offloaded_tci) {
   if (offloaded_tci < 0) {
