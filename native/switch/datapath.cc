@@ -180,7 +180,7 @@ void deliver_to(PollContext& c, Port& dst, typename Ops::Ring& rxq, const Frame&
   }
 }
 
-// The flooding copy of deliver(): out of line, so that the unicast path is one function.
+// The flooding copy of deliver(): out of line, so that the poll loop inlines only the unicast delivery.
 __attribute__((noinline)) void flood_to(PollContext& c, Port& dst, const Frame& f, VringCounters& in) {
   deliver(c, dst, f, in, true);
 }
