@@ -54,9 +54,22 @@ double Generator::quantile(const GenPortStats& s, double q) {
   return bucket_ns(kLatBuckets - 1);
 }
 
+uint32_t Pacer::due(uint64_t now, uint32_t max) {
+  if (interval_ <= 0) return max;
+  const double ahead = 2 * interval_ + 1;  // one interval, and rounding
+  if (next_ == 0 || static_cast<double>(next_) > static_cast<double>(now) + ahead) next_ = now;  // started, or the clock went back
+  if (now < next_) return 0;
+  const double owed = static_cast<double>(now - next_) / interval_;
+  if (owed > static_cast<double>(depth_)) next_ = now - static_cast<uint64_t>(depth_ * interval_);
+  const uint64_t d = static_cast<uint64_t>(static_cast<double>(now - next_) / interval_) + 1;
+  return d < max ? static_cast<uint32_t>(d) : max;
+}
+
 void Generator::add_port(const GenPortConfig& c) {
   PortState p;
   p.cfg = c;
+  // A second of frames owed at most: a ring full for longer, or a clock that leapt, is not made up at full speed.
+  if (c.rate_pps) p.pacer = Pacer(tsc_per_ns() * 1e9 / static_cast<double>(c.rate_pps), c.rate_pps);
   if (p.cfg.sizes.empty()) p.cfg.sizes.push_back(64);
   for (uint32_t& s : p.cfg.sizes) s = s < 60 ? 60 : (s > 9000 ? 9000 : s);
   p.stats = std::make_unique<GenPortStats>();
@@ -83,14 +96,7 @@ void Generator::stop() {
 
 void Generator::send_generated(PortState& p, uint64_t now) {
   const GenPortConfig& c = p.cfg;
-  uint32_t want = kBurstMax;
-  if (c.rate_pps) {
-    if (p.next_tsc == 0) p.next_tsc = now;
-    if (now < p.next_tsc) return;
-    double per = tsc_per_ns() * 1e9 / static_cast<double>(c.rate_pps);
-    uint64_t due = static_cast<uint64_t>((now - p.next_tsc) / per) + 1;
-    if (due < want) want = static_cast<uint32_t>(due);
-  }
+  uint32_t want = p.pacer.due(now, kBurstMax);
   if (c.count && p.seq + want > c.count) want = static_cast<uint32_t>(c.count - p.seq);
   if (!want) return;
   const uint8_t* frames[kBurstMax];
@@ -122,7 +128,7 @@ void Generator::send_generated(PortState& p, uint64_t now) {
   if (sent < want) p.stats->tx_ring_full.add(want - sent);
   p.seq += sent;
   p.size_i += sent;
-  if (c.rate_pps && sent) p.next_tsc += static_cast<uint64_t>(sent * tsc_per_ns() * 1e9 / c.rate_pps);
+  p.pacer.sent(sent);
 }
 
 void Generator::run() {

@@ -27,6 +27,28 @@ struct GenPortConfig {
   uint32_t first_burst = 0;          // io: frames to inject once at start (testpmd's tx_first)
 };
 
+// Paces one sender on the TSC: a token bucket whose due time moves one interval per frame sent. The TSC is
+// read without a syscall, but on a VM whose kernel marks it unstable (restored from a snapshot, moved to
+// another host; the kernel keeps time on kvm-clock there) it can jump by seconds or hours. The due time is never
+// more than one interval ahead of the clock when the frames due were sent, so a due time further ahead means
+// the clock went back: the bucket starts again from now, instead of stopping the sender until the TSC catches
+// up. A clock that leapt forward, or a ring that stayed full, leaves at most `depth` frames owed, not a burst
+// at full speed for hours.
+class Pacer {
+ public:
+  // interval: TSC ticks per frame (0: unpaced, every call may send max); depth: frames the bucket may owe.
+  Pacer(double interval, uint64_t depth) : interval_(interval), depth_(depth) {}
+  // Frames due at now, at most max.
+  uint32_t due(uint64_t now, uint32_t max);
+  // n of them were sent.
+  void sent(uint32_t n) { next_ += static_cast<uint64_t>(n * interval_); }
+
+ private:
+  double interval_;
+  uint64_t depth_;
+  uint64_t next_ = 0;  // TSC at which the next frame is due; 0: not started
+};
+
 // Latency histogram: 8 sub-buckets per power of two of nanoseconds.
 constexpr int kLatBuckets = 64 * 8;
 
@@ -56,7 +78,7 @@ class Generator {
     GenPortConfig cfg;
     std::unique_ptr<GenPortStats> stats;
     uint64_t seq = 0;
-    uint64_t next_tsc = 0;  // token bucket: time the next frame is due
+    Pacer pacer{0, 0};  // set in add_port from rate_pps
     size_t size_i = 0;
     std::vector<std::vector<uint8_t>> scratch;  // frames being built for one burst
   };
