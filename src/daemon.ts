@@ -13,6 +13,7 @@ import { healthReport, PollThreadWatch } from './switch/health.js';
 import { createLogger, type Level, type LogFormat, type Logger } from './log.js';
 import { native, type NativeAddon } from './dataplane/native.js';
 import { ServiceNotifier } from './host/notify.js';
+import { recordCollection } from './host/procmem.js';
 import { claimSocketPath, controlSocketPath, defaultStateDir, prepareRunDir, resolveRunDir, socketIsAlive, STATE_FILE_NAME } from './host/runDir.js';
 import { changedFields } from './switch/reconcile.js';
 import { restoreState } from './switch/restore.js';
@@ -371,6 +372,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<number> {
       process.on('SIGUSR2', () => {
         gc();
         daemon.releaseMemory();
+        recordCollection();
       });
   });
 }

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { ethFrame, VirtioUserPort } from '../../src/gen/virtio-user.js';
 import type { TrimStats } from '../../src/host/memtrim.js';
 import { native, type NativeGenerator } from '../../src/dataplane/native.js';
-import type { ProcessMemory } from '../../src/host/procmem.js';
+import type { Collected, ProcessMemory } from '../../src/host/procmem.js';
 import { DaemonProcess } from '../integration/support/daemon.js';
 import { sleep } from '../../harness/env.js';
 
@@ -154,28 +154,34 @@ async function daemonProcess(d: DaemonProcess): Promise<(Partial<ProcessMemory> 
   return (r.body as { process?: Partial<ProcessMemory> & { trims?: TrimStats } }).process;
 }
 
-/** The daemon's memory (GET /v1/stats `process`), in KiB. */
-async function daemonMemory(d: DaemonProcess): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB' | 'heapTotalKiB' | 'mallocHeldKiB'>> {
+/**
+ * The daemon's memory in KiB: V8's heap and malloc in use as they were right after the collection `c` (so that what
+ * the daemon allocated since, the stats request's own work among it, is not counted), what it holds as it is now.
+ */
+async function daemonMemory(d: DaemonProcess, c: Collected): Promise<Pick<Sample, 'heapKiB' | 'mallocKiB' | 'heapTotalKiB' | 'mallocHeldKiB'>> {
   const p = await daemonProcess(d);
   const kib = (x: number | undefined) => (x === undefined ? undefined : Math.round(x / 1024));
-  return { heapKiB: kib(p?.heapUsedBytes), mallocKiB: kib(p?.mallocInUseBytes), heapTotalKiB: kib(p?.heapTotalBytes), mallocHeldKiB: kib(p?.mallocHeldBytes) };
-}
-
-/** SIGUSR2: the daemon (started with --expose-gc) collects its garbage and gives freed memory back (src/daemon.ts). */
-async function collect(pid: number): Promise<void> {
-  process.kill(pid, 'SIGUSR2');
-  await sleep(300);
+  return { heapKiB: kib(c.heapUsedBytes), mallocKiB: kib(c.mallocInUseBytes), heapTotalKiB: kib(p?.heapTotalBytes), mallocHeldKiB: kib(p?.mallocHeldBytes) };
 }
 
 /**
- * Live JavaScript heap of the daemon in KiB: SIGUSR2 makes a daemon started with --expose-gc run a full garbage
- * collection (src/daemon.ts); V8's heap in use right after it, from GET /v1/stats, is what is alive.
+ * SIGUSR2: the daemon (started with --expose-gc) collects its garbage, gives freed memory back and records what
+ * was in use right after (src/daemon.ts); returns that record, from GET /v1/stats `process.collected`.
  */
+async function collect(pid: number, d: DaemonProcess): Promise<Collected> {
+  const asked = Date.now();
+  process.kill(pid, 'SIGUSR2');
+  for (;;) {
+    await sleep(50);
+    const c = (await daemonProcess(d))?.collected;
+    if (c && c.atMs >= asked) return c;
+    if (Date.now() - asked > 5000) throw new Error('no collection reported 5 s after SIGUSR2 (is the daemon running with --expose-gc?)');
+  }
+}
+
+/** Live JavaScript heap of the daemon in KiB: V8's heap in use right after a full collection (collect). */
 export async function liveHeapKiB(pid: number, d: DaemonProcess): Promise<number> {
-  await collect(pid);
-  const mem = await daemonMemory(d);
-  if (mem.heapKiB === undefined) throw new Error('GET /v1/stats has no process.heapUsedBytes');
-  return mem.heapKiB;
+  return Math.round((await collect(pid, d)).heapUsedBytes / 1024);
 }
 
 interface Stats {
@@ -377,7 +383,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const cycleStart = Date.now();
       cycles++;
       try {
-        const r = await churnCycle(d, dir, cycles, cycleMs);
+        const r = await churnCycle(d, dir, cycles, cycleMs, () => steadyState(d, gen!));
         churnUnicastsToA += r.unicasts;
         churnBroadcasts += r.broadcasts;
         for (const [k, v] of Object.entries(r.drops)) removedPortDrops[k] = (removedPortDrops[k] ?? 0) + v;
@@ -388,8 +394,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const now = Date.now();
       if (now - lastSample >= sampleEveryMs && d.alive()) {
         lastSample = now;
-        await collect(pid);
-        const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d)) };
+        const c = await collect(pid, d);
+        const s: Sample = { tMs: now - t0, cycle: cycles, ...processFootprint(pid), ...(await daemonMemory(d, c)) };
         samples.push(s);
         log(`soak: t=${Math.round(s.tMs / 1000)}s cycle=${s.cycle} rss=${s.rssKiB}KiB anon=${s.rssAnonKiB}KiB fds=${s.fds} maps=${s.maps} heap=${s.heapKiB ?? '?'}/${s.heapTotalKiB ?? '?'}KiB malloc=${s.mallocKiB ?? '?'}/${s.mallocHeldKiB ?? '?'}KiB`);
         if (!rssAtBaseline && s.tMs >= warmupMs) rssAtBaseline = residentByMapping(pid);
@@ -462,7 +468,25 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 }
 
 /** One churn port's life: add, attach, exchange frames, remove. Returns what it sent and the drops it counted. */
-async function churnCycle(d: DaemonProcess, dir: string, k: number, cycleMs: number): Promise<{ unicasts: number; broadcasts: number; drops: Record<string, number> }> {
+/** The steady traffic as it is now, for a failure's message: what each generator sent and met, what s0 and s1 counted. */
+async function steadyState(d: DaemonProcess, gen: NativeGenerator): Promise<string> {
+  const [ga, gb] = gen.stats();
+  const g = (x: typeof ga) => `tx ${x!.txPackets} rx ${x!.rxPackets} ring full ${x!.txRingFull}`;
+  const p = async (name: string) => {
+    const s = await portStats(d, name);
+    const drops = Object.entries(s.drops).filter(([, v]) => v !== 0).map(([k, v]) => `${k} ${v}`).join(', ');
+    return `${name} rx ${s.rxPackets} tx ${s.txPackets}${drops ? ` drops ${drops}` : ''}`;
+  };
+  return `generator A ${g(ga)}; generator B ${g(gb)}; ${await p('s0')}; ${await p('s1')}`;
+}
+
+async function churnCycle(
+  d: DaemonProcess,
+  dir: string,
+  k: number,
+  cycleMs: number,
+  steady: () => Promise<string>,
+): Promise<{ unicasts: number; broadcasts: number; drops: Record<string, number> }> {
   const name = `churn-${k}`;
   const mode: 'server' | 'client' = k % 2 ? 'server' : 'client';
   const socket = path.join(dir, `${name}.sock`);
@@ -482,7 +506,11 @@ async function churnCycle(d: DaemonProcess, dir: string, k: number, cycleMs: num
 
     // Flooding reaches the new port: a broadcast from generator B arrives.
     const got = await fe.recvSome(1, 3000);
-    if (got.length < 1) throw new Error(`${name}: no broadcast from the steady traffic arrived`);
+    if (got.length < 1) {
+      const st = await portStats(d, name);
+      const port = (await d.api.request('GET', `/v1/ports/${name}`)).body;
+      throw new Error(`${name}: no broadcast from the steady traffic arrived (${name}: ${JSON.stringify({ ...st, port })}; ${await steady()})`);
+    }
     const frames = Array.from({ length: CHURN_UNICASTS }, () => ethFrame(MAC_A, mac, 128));
     let unicasts = 0;
     for (let tries = 0; unicasts < frames.length && tries < 100; tries++) {
