@@ -20,24 +20,34 @@ import { sleep } from './lib/util.js';
 export const GEN_MAC0 = '02:00:00:00:00:a0';
 export const GEN_MAC1 = '02:00:00:00:00:b1';
 
+export interface GenOptions {
+  cpu: number;
+  /** testpmd: bursts of 32 frames primed per port (default 1). */
+  inFlight?: number;
+  /** testpmd: false asks no DUT for VIRTIO_F_IN_ORDER (in_order=0). */
+  inOrder?: boolean;
+  /** Packed virtqueues (VIRTIO_F_RING_PACKED; testpmd's packed_vq=1) instead of split ones. */
+  packed?: boolean;
+}
+
 export class TestpmdGen implements TrafficGen {
   readonly name: GenName = 'testpmd';
   private t: Testpmd | undefined;
 
-  constructor(private readonly o: { cpu: number; inFlight?: number; inOrder?: boolean }) {}
+  constructor(private readonly o: GenOptions) {}
 
   async start(sockets: [string, string], size: SizeLabel): Promise<void> {
     const bursts = this.o.inFlight ?? 1;
     // More than one burst in flight per port needs room for them in every ring on the way.
     const queueSize = bursts > 1 ? 1024 : undefined;
     const imix = size === 'imix';
-    const inOrder = this.o.inOrder;
+    const { inOrder, packed } = this.o;
     this.t = await startTestpmd({
       name: 'gen',
       cpu: this.o.cpu,
       ports: [
-        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0, queueSize, inOrder },
-        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1, queueSize, inOrder },
+        { type: 'virtio_user', path: sockets[0], mac: GEN_MAC0, queueSize, inOrder, packed },
+        { type: 'virtio_user', path: sockets[1], mac: GEN_MAC1, queueSize, inOrder, packed },
       ],
       memMiB: 256,
       mbufs: 16384,
@@ -81,10 +91,10 @@ export class OurGen implements TrafficGen {
   readonly name: GenName = 'gen';
   private s: GenSession | undefined;
 
-  constructor(private readonly o: { cpu: number }) {}
+  constructor(private readonly o: GenOptions) {}
 
   async start(sockets: [string, string], size: SizeLabel): Promise<void> {
-    this.s = await GenSession.attach(sockets, { timeoutMs: 10_000 });
+    this.s = await GenSession.attach(sockets, { timeoutMs: 10_000, packed: this.o.packed });
     await sleep(100);
     this.s.start({ role: 'io', sizes: parseSize(size), cpu: this.o.cpu });
   }
@@ -102,6 +112,6 @@ export class OurGen implements TrafficGen {
   }
 }
 
-export function makeGen(name: GenName, cpu: number, inFlight = 1, inOrder = true): TrafficGen {
-  return name === 'testpmd' ? new TestpmdGen({ cpu, inFlight, inOrder }) : new OurGen({ cpu });
+export function makeGen(name: GenName, o: GenOptions): TrafficGen {
+  return name === 'testpmd' ? new TestpmdGen(o) : new OurGen(o);
 }

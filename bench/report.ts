@@ -36,7 +36,8 @@ export function markdown(r: BenchResults): string {
       `\`start tx_first\`), DUT on CPU ${o.dutCpu} with two vhost-user ports. ${o.samples} sample(s) per figure, ` +
       `${o.durationS} s windows after ${o.warmupS} s of warm-up; DUTs alternate within each sample. ` +
       (o.samples > 1 ? 'Cells show the median (min–max).' : 'One sample: no spread.') +
-      (o.inOrder === false ? ' The testpmd generator ran with in_order=0 (no VIRTIO_F_IN_ORDER with any DUT).' : ''),
+      (o.inOrder === false ? ' The testpmd generator ran with in_order=0 (no VIRTIO_F_IN_ORDER with any DUT).' : '') +
+      (o.packed ? ' Packed virtqueues (VIRTIO_F_RING_PACKED) on every port.' : ''),
   );
   if (Object.keys(r.versions).length) {
     lines.push('');

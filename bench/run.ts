@@ -44,6 +44,8 @@ export interface BenchOptions {
   inFlight: number;
   /** false: the testpmd generator does not ask for VIRTIO_F_IN_ORDER (of any DUT). */
   inOrder: boolean;
+  /** The generators drive packed virtqueues (every DUT's rings are packed). */
+  packed: boolean;
 }
 
 export interface ThroughputResult {
@@ -124,6 +126,7 @@ const USAGE = `usage: npm run bench -- [options]     (node dist/bench/run.js aft
   --in-flight N         bursts of 32 frames testpmd primes per port (default 1; above 1 its rings get 1024
                         entries): with 1, two clumps of 32 circulate and the rate depends on their phase
   --no-in-order         the testpmd generator does not ask for VIRTIO_F_IN_ORDER (in_order=0), from any DUT
+  --packed              the throughput, latency and idle runs drive packed virtqueues (testpmd packed_vq=1)
   --gen-cpu N           generator CPU (default 0)
   --dut-cpu N           DUT CPU (default 1)
   --out DIR             results directory (default bench/results)
@@ -160,6 +163,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'nic-sizes': { type: 'string' },
       'in-flight': { type: 'string' },
       'no-in-order': { type: 'boolean' },
+      packed: { type: 'boolean' },
       'gen-cpu': { type: 'string' },
       'dut-cpu': { type: 'string' },
       out: { type: 'string' },
@@ -200,6 +204,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     quick,
     inFlight: Math.round(num(v['in-flight'], '--in-flight', 1, 1)),
     inOrder: !v['no-in-order'],
+    packed: !!v.packed,
   };
 }
 
@@ -218,7 +223,7 @@ function makeDut(name: DutName, o: BenchOptions, ports = 2): Dut {
 
 /** One throughput window: the generator loops frames through the DUT; rates from the generator's receive counters. */
 async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOptions, c2cNs?: number): Promise<ThroughputSample> {
-  const gen = makeGen(genName, o.genCpu, o.inFlight, o.inOrder);
+  const gen = makeGen(genName, { cpu: o.genCpu, inFlight: o.inFlight, inOrder: o.inOrder, packed: o.packed });
   try {
     await gen.start([dut.sockets[0]!, dut.sockets[1]!], size);
     await sleep(o.warmupS * 1000);
@@ -238,7 +243,7 @@ async function throughput(dut: Dut, genName: GenName, size: string, o: BenchOpti
 
 /** Latency at a fixed rate: our generator sends on port 0 and receives on port 1 (which announced its MAC first). */
 async function latency(dut: Dut, size: string, ratePps: number, o: BenchOptions): Promise<LatencySample> {
-  const s = await GenSession.attach([dut.sockets[0]!, dut.sockets[1]!], { timeoutMs: 10_000 });
+  const s = await GenSession.attach([dut.sockets[0]!, dut.sockets[1]!], { timeoutMs: 10_000, packed: o.packed });
   try {
     const run = { role: 'source' as const, sizes: parseSize(size), ratePps, cpu: o.genCpu };
     s.start(run);
@@ -263,7 +268,7 @@ async function latency(dut: Dut, size: string, ratePps: number, o: BenchOptions)
 
 /** DUT CPU use with two of our virtio ports attached but no traffic. */
 async function idleCpu(dut: Dut, o: BenchOptions): Promise<number> {
-  const s = await GenSession.attach([dut.sockets[0]!, dut.sockets[1]!], { timeoutMs: 10_000 });
+  const s = await GenSession.attach([dut.sockets[0]!, dut.sockets[1]!], { timeoutMs: 10_000, packed: o.packed });
   try {
     await sleep(1000); // let the DUT notice there is nothing to do (vhost-switch parks its thread after 200 µs)
     return await cpuShare(dut.pid, o.idleS);
