@@ -107,8 +107,23 @@ void PackedVring::log_used() const {
   if (n > head) log_host(&ring()[0], (n - head) * sizeof(VringPackedDesc));
 }
 
+void PackedVring::write_used() {
+  const uint32_t n = shadow_n;
+  shadow_n = 0;
+  shadow_batch = false;
+  if (!n) return;
+  using Word = uint64_t __attribute__((may_alias));
+  VringPackedDesc* r = ring();
+  // SAFETY: each slot was used_idx when put, below num (advance keeps it so): bytes 8-15 of a descriptor of the
+  // translated ring. Release: the first descriptor, stored last, is seen after every other of the burst.
+  for (uint32_t i = n - 1; i > 0; i--)
+    __atomic_store_n(reinterpret_cast<Word*>(&r[shadow_used[i].slot].len), shadow_used[i].word, __ATOMIC_RELEASE);
+  __atomic_store_n(reinterpret_cast<Word*>(&r[shadow_used[0].slot].len), shadow_used[0].word, __ATOMIC_RELEASE);
+}
+
 void PackedVring::publish() {
   dirty = false;
+  write_used();
   if (!unsignalled) return;
   if (__builtin_expect(log.log != nullptr, 0)) log_used();
   // The used descriptors' flags must be visible before we read the driver's event suppression structure
@@ -147,6 +162,8 @@ void PackedVring::start() {
   used_idx = published_used = last_avail_idx;
   used_wrap = published_wrap = avail_wrap;
   unsignalled = 0;
+  shadow_n = 0;
+  shadow_batch = false;
 }
 
 bool PackedVring::set_base(uint32_t base) {

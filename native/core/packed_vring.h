@@ -73,18 +73,44 @@ struct PackedVring : Vring {
   ChainStatus walk_slow(const GuestMemory& mem, uint16_t idx, bool wrap, bool want_write, Buf* bufs, int* nbufs,
                         uint64_t* total, int max_bufs, PackedChain* chain) const;
 
-  // Writes the used descriptor of a chain at used_idx and moves past the chain's slots. Visible to the driver at
-  // once (its flags go last); publish() decides whether to notify. written: a receive chain (len is meaningful).
+  // Puts the used descriptor of a chain at used_idx and moves past the chain's slots. It reaches the ring with
+  // the burst's others at publish() (or when the shadow is full); publish() also decides whether to notify.
+  // written: a receive chain (len is meaningful).
   void put_used(uint16_t id, uint32_t len, uint16_t ndesc, bool written) {
-    // SAFETY: used_idx < num (advance keeps it so): the slot is inside the translated ring.
-    VringPackedDesc* d = &ring()[used_idx];
-    __atomic_store_n(&d->id, id, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->len, len, __ATOMIC_RELAXED);
+    if (shadow_n == kShadowUsed) write_used();
     uint16_t f = used_wrap ? (VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED) : 0;
     if (written) f |= VRING_DESC_F_WRITE;
-    __atomic_store_n(&d->flags, f, __ATOMIC_RELEASE);  // flags last: the driver sees id and len with them
+    shadow_used[shadow_n++] = {used_idx, used_word(len, id, f)};
+    shadow_batch = false;
     advance(&used_idx, &used_wrap, ndesc);
     unsignalled += ndesc;
+  }
+  // A transmit chain done. With VIRTIO_F_IN_ORDER a run of them is given back as one used descriptor, in the slot
+  // of the run's first chain with the buffer id of its last (virtio 1.1 2.7.9): the driver, which made them available
+  // in ring order, takes back every buffer up to that id, and reads one descriptor instead of one per frame.
+  void put_tx_used(uint16_t id, uint16_t ndesc) {
+    if (!in_order || !shadow_batch) {
+      put_used(id, 0, ndesc, false);
+      shadow_batch = in_order;
+      return;
+    }
+    ShadowUsed& last = shadow_used[shadow_n - 1];
+    last.word = (last.word & ~(uint64_t{0xffff} << 32)) | static_cast<uint64_t>(id) << 32;
+    advance(&used_idx, &used_wrap, ndesc);
+    unsignalled += ndesc;
+  }
+  // Bytes 8-15 of a used descriptor (len, id, flags; little-endian, as virtio is), stored at once: a driver
+  // that sees the flags sees the len and id they came with.
+  static uint64_t used_word(uint32_t len, uint16_t id, uint16_t flags) {
+    return len | static_cast<uint64_t>(id) << 32 | static_cast<uint64_t>(flags) << 48;
+  }
+  // Writes the used descriptors put since the last call into the ring, the first one last, so that the driver,
+  // which looks at that one first, finds the burst whole.
+  void write_used();
+  // A fault took the ring's memory: what was put is not written.
+  void forget_used() {
+    shadow_n = 0;
+    shadow_batch = false;
   }
   // While the frontend migrates: marks [p, p+len), host memory inside this ring's guest memory, in the dirty log.
   // The used descriptors are marked by publish() whenever the ring logs (they live in the descriptor ring, whose

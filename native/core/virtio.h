@@ -77,6 +77,7 @@ constexpr int VIRTIO_RING_F_INDIRECT_DESC = 28;
 constexpr int VIRTIO_RING_F_EVENT_IDX = 29;
 constexpr int VIRTIO_F_VERSION_1 = 32;
 constexpr int VIRTIO_F_RING_PACKED = 34;
+constexpr int VIRTIO_F_IN_ORDER = 35;
 
 inline bool has_feature(uint64_t features, int bit) { return (features >> bit) & 1; }
 

@@ -50,6 +50,7 @@ struct Vring {
   bool started = false;  // SET_VRING_KICK received, not yet stopped by GET_VRING_BASE
   bool enabled = false;  // SET_VRING_ENABLE (or implied when protocol features are off)
   bool event_idx = false;
+  bool in_order = false;  // VIRTIO_F_IN_ORDER: the driver makes buffers available in ring order
   bool packed = false;  // VIRTIO_F_RING_PACKED: the ring is a PackedVring (packed_vring.h), not split
 
   // --- translated ring parts, valid for the current GuestMemory ---
@@ -72,6 +73,16 @@ struct Vring {
   // descriptors used since then.
   bool avail_wrap = true, used_wrap = true, published_wrap = true;
   uint32_t unsignalled = 0;
+  // Used descriptors put but not written into the descriptor ring yet: publish() writes them together, so that
+  // the ring's cache lines, which the driver polls, change hands once per burst instead of once per frame.
+  struct ShadowUsed {
+    uint16_t slot;
+    uint64_t word;  // the used descriptor's len, id and flags (PackedVring::used_word)
+  };
+  static constexpr uint32_t kShadowUsed = 64;
+  ShadowUsed shadow_used[kShadowUsed];
+  uint32_t shadow_n = 0;
+  bool shadow_batch = false;  // the last shadow entry stands for a run of transmit chains (PackedVring::put_tx_used)
 
   VringCounters counters;
   FwdCache fwd;

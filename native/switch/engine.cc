@@ -260,6 +260,7 @@ void Engine::recover_from_fault(PollContext& c, uintptr_t addr) {
       if (!v->broken) v->counters.drops[kDropBadDescriptor].inc();
       v->mark_broken();
       v->dirty = false;
+      if (v->packed) as_packed(*v).forget_used();
     }
     c.dirty.erase(std::remove_if(c.dirty.begin(), c.dirty.end(), [](Vring* v) { return v->broken; }), c.dirty.end());
     c.dirty_packed.erase(std::remove_if(c.dirty_packed.begin(), c.dirty_packed.end(),

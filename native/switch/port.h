@@ -73,6 +73,7 @@ struct Port {
     for (auto& v : vrings) {
       v->event_idx = has(VIRTIO_RING_F_EVENT_IDX);
       v->packed = packed();
+      v->in_order = has(VIRTIO_F_IN_ORDER);
     }
   }
   // Frontend gone or RESET_OWNER: everything back to the state of a fresh connection.

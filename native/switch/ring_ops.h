@@ -202,8 +202,8 @@ struct PackedOps {
     return !fatal(txq, *st);
   }
   static void tx_done(Ring& txq, const Chain& ch) {
-    // SAFETY: put_used writes the slot used_idx < num.
-    txq.put_used(ch.id, 0, ch.ndesc, false);
+    // SAFETY: the used descriptor goes to a slot used_idx < num when the burst is published.
+    txq.put_tx_used(ch.id, ch.ndesc);
     txq.take(ch);
   }
   // SAFETY: as for split rings, only on a ring not broken, under the guard; the chain is walked again from its
