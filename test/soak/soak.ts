@@ -467,7 +467,6 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   }
 }
 
-/** One churn port's life: add, attach, exchange frames, remove. Returns what it sent and the drops it counted. */
 /** The steady traffic as it is now, for a failure's message: what each generator sent and met, what s0 and s1 counted. */
 async function steadyState(d: DaemonProcess, gen: NativeGenerator): Promise<string> {
   const [ga, gb] = gen.stats();
@@ -480,6 +479,7 @@ async function steadyState(d: DaemonProcess, gen: NativeGenerator): Promise<stri
   return `generator A ${g(ga)}; generator B ${g(gb)}; ${await p('s0')}; ${await p('s1')}`;
 }
 
+/** One churn port's life: add, attach, exchange frames, remove. Returns what it sent and the drops it counted. */
 async function churnCycle(
   d: DaemonProcess,
   dir: string,
