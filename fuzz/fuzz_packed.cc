@@ -257,6 +257,7 @@ int one_input(const uint8_t* data, size_t size) {
         const uint16_t used_at = v.used_idx;
         const bool used_wrap = v.used_wrap;
         v.put_used(ch.id, static_cast<uint32_t>(st == vs::ChainStatus::kOk ? total : 0), ch.ndesc, true);
+        v.write_used();  // a burst of one: the shadow reaches the ring, as at publish()
         v.take(ch);
         taken_slots += ch.ndesc;
         // The used descriptor is where the chain began, and says so with the used wrap counter.
