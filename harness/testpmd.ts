@@ -204,6 +204,8 @@ export class Testpmd {
 
   private readonly child: ChildProcess;
   private text = '';
+  // stdout alone: a stderr line written while the prompt was half out would split it in `text`.
+  private stdoutText = '';
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly log: fs.WriteStream;
   private waiters = new Set<() => void>();
@@ -223,13 +225,15 @@ export class Testpmd {
     const argv = [...deathSigPrefix(), ...(stdbuf ? [stdbuf, '-oL', '-eL'] : []), binary, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     trackChild(this.child, `testpmd:${name}`, () => this.removeRuntimeFiles());
-    const onData = (b: Buffer) => {
+    const onData = (b: Buffer, fromStdout: boolean) => {
       this.log.write(b);
-      this.text += b.toString('latin1').replace(/\r/g, '');
+      const t = b.toString('latin1').replace(/\r/g, '');
+      this.text += t;
+      if (fromStdout) this.stdoutText += t;
       this.wake();
     };
-    this.child.stdout!.on('data', onData);
-    this.child.stderr!.on('data', onData);
+    this.child.stdout!.on('data', (b: Buffer) => onData(b, true));
+    this.child.stderr!.on('data', (b: Buffer) => onData(b, false));
     this.child.stdin!.on('error', () => {
       /* EPIPE after exit */
     });
@@ -268,10 +272,11 @@ export class Testpmd {
   }
 
   /** Resolves with the index of `needle` at or after `from`. */
-  private waitText(needle: string, from: number, timeoutMs: number, what: string): Promise<number> {
+  /** Resolves with the needle's index in the output (in stdout alone when stdoutOnly). */
+  private waitText(needle: string, from: number, timeoutMs: number, what: string, stdoutOnly = false): Promise<number> {
     return new Promise((resolve, reject) => {
       const check = () => {
-        const i = this.text.indexOf(needle, from);
+        const i = (stdoutOnly ? this.stdoutText : this.text).indexOf(needle, from);
         if (i >= 0) return done(() => resolve(i));
         if (this.exitInfo) return done(() => reject(this.error(`exited (${JSON.stringify(this.exitInfo)}) while waiting for ${what}`)));
       };
@@ -292,7 +297,7 @@ export class Testpmd {
 
   /** Waits for the first prompt: EAL up, ports configured (vhost sockets bound, virtio-user connected). */
   async ready(timeoutMs = 60_000): Promise<void> {
-    await this.waitText(PROMPT, 0, timeoutMs, 'the testpmd> prompt');
+    await this.waitText(PROMPT, 0, timeoutMs, 'the testpmd> prompt', true);
   }
 
   /**
