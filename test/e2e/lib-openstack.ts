@@ -172,7 +172,7 @@ export class Neutron {
     const svc = startService(
       'neutron-server-stdio',
       PYTHON,
-      ['-c', 'import sys; from neutron.cmd.eventlet.server import main; sys.exit(main())', '--config-file', conf],
+      [path.join(HELPERS, 'neutron_server.py'), '--config-file', conf],
       { ...process.env, PYTHONPATH: site },
     );
     const n = new Neutron(url, nd, svc, logFile, conf, site);
