@@ -90,12 +90,20 @@ export class OvsDut implements Dut {
   private vswitchd: ChildProcess | undefined;
   private readonly binary: string;
 
-  constructor(private readonly o: { cpu: number; baseDir?: string; logDir: string; socketMemMiB?: number }) {
+  private readonly ports: string[];
+
+  /**
+   * `ports` names the dpdkvhostuser ports (default vhu0, vhu1); `learning` replaces the port-to-port rules of the
+   * two-port benchmark by one NORMAL flow (an L2 learning switch, as a migration needs: the RARP that DPDK's vhost
+   * library sends for a migrated guest moves its MAC to the new port).
+   */
+  constructor(private readonly o: { cpu: number; baseDir?: string; logDir: string; socketMemMiB?: number; ports?: string[]; learning?: boolean }) {
     const found = findOvsDpdk();
     if (!found.binary) throw new Error(found.missing);
     this.binary = found.binary;
     this.dir = fs.mkdtempSync(path.join(o.baseDir ?? os.tmpdir(), 'vsb-ovs-'));
-    this.sockets = [path.join(this.dir, 'vhu0'), path.join(this.dir, 'vhu1')];
+    this.ports = o.ports ?? ['vhu0', 'vhu1'];
+    this.sockets = this.ports.map((p) => path.join(this.dir, p));
     this.env = { ...process.env, OVS_RUNDIR: this.dir, OVS_DBDIR: this.dir, OVS_LOGDIR: this.dir };
   }
 
@@ -157,13 +165,16 @@ export class OvsDut implements Dut {
       }, 30_000, 'ovs-vswitchd');
       this.vsctl(
         '--timeout=60', 'add-br', 'br0', '--', 'set', 'bridge', 'br0', 'datapath_type=netdev',
-        '--', 'add-port', 'br0', 'vhu0', '--', 'set', 'Interface', 'vhu0', 'type=dpdkvhostuser', 'ofport_request=1',
-        '--', 'add-port', 'br0', 'vhu1', '--', 'set', 'Interface', 'vhu1', 'type=dpdkvhostuser', 'ofport_request=2',
+        ...this.ports.flatMap((p, i) => ['--', 'add-port', 'br0', p, '--', 'set', 'Interface', p, 'type=dpdkvhostuser', `ofport_request=${i + 1}`]),
       );
       await waitFor(() => fs.existsSync(path.join(d, 'br0.mgmt')) && this.sockets.every((s) => fs.existsSync(s)), 30_000, 'OVS vhost-user sockets');
       this.ofctl('del-flows');
-      this.ofctl('add-flow', 'in_port=1,actions=output:2');
-      this.ofctl('add-flow', 'in_port=2,actions=output:1');
+      if (this.o.learning) {
+        this.ofctl('add-flow', 'actions=NORMAL');
+      } else {
+        this.ofctl('add-flow', 'in_port=1,actions=output:2');
+        this.ofctl('add-flow', 'in_port=2,actions=output:1');
+      }
     } catch (e) {
       const tail = this.logTail();
       await this.stop();
