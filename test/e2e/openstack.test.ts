@@ -456,6 +456,15 @@ describe('OpenStack: Neutron ML2 vhost_switch driver and agent', () => {
   it('Neutron restart: the agent keeps going and wires ports created afterwards', async () => {
     await neutron.service.stop();
     neutron = await Neutron.restart(neutron);
+    // The restart outlasts this test's 9 s agent_down_time, so Neutron comes back counting the agent dead until
+    // its next state report lands: the agent keeping going is that report, and a port bound before it would be
+    // binding_failed (the next test shows that case on purpose).
+    await waitUntil(
+      async () => (await neutron.ok<{ agents: { host: string; alive: boolean }[] }>('GET', '/agents')).agents.find((a) => a.host === HOST)?.alive,
+      60_000,
+      'agent alive again after the Neutron restart',
+      500,
+    );
     const p = await port('net2');
     await waitStatus(p.id, 'ACTIVE', 90_000);
     expect((await switchPort(p.id))!.vlan).toBe(102);
